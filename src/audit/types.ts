@@ -1,0 +1,86 @@
+/**
+ * What the proxy hands to the audit trail. The proxy describes each call as a CallEvent
+ * (plain data, raw key bytes, no values ever); src/audit turns it into an ECS JSON record
+ * and delivers it to the configured sink. Values, passwords and tokens are never part of
+ * a CallEvent, so they cannot reach the audit log.
+ */
+import type { Decision } from '../policy/types.js';
+import type { Identity } from '../tls/identity.js';
+
+/** A key operation inside a request, for the record (Txn lists one per compare/op). */
+export interface KeySummary {
+  /** "range" | "put" | "delete_range" | "txn" | "compare" | "watch" | ... */
+  readonly op: string;
+  readonly key?: Buffer;
+  readonly rangeEnd?: Buffer;
+  /** Extra scalar details: lease id, revision, limit, compare target/result, flags. */
+  readonly details?: Readonly<Record<string, string | number | boolean>>;
+  /** Txn only: the nested operations of each branch and the compares. */
+  readonly compare?: readonly KeySummary[];
+  readonly success?: readonly KeySummary[];
+  readonly failure?: readonly KeySummary[];
+}
+
+/** Who called and over what connection. */
+export interface Peer {
+  readonly address: string;
+  readonly port: number;
+  readonly tlsVersion: string;
+  readonly identity: Identity;
+}
+
+export type CallEventKind =
+  | 'call'              // a unary RPC (and a whole server stream other than snapshot)
+  | 'watch.create'      // a watcher was created or refused
+  | 'watch.end'         // a watcher ended
+  | 'keepalive.open'
+  | 'keepalive.close'
+  | 'keepalive.deny'
+  | 'snapshot.start'
+  | 'snapshot.end';
+
+export interface CallEvent {
+  readonly kind: CallEventKind;
+  /** gRPC service and method, e.g. "etcdserverpb.KV" and "Put". */
+  readonly service: string;
+  readonly method: string;
+  /** Wall-clock start. */
+  readonly start: Date;
+  readonly durationNs: bigint;
+  readonly peer: Peer;
+  readonly roles: readonly string[];
+  readonly request: KeySummary;
+  readonly decision: Decision;
+  readonly result: {
+    readonly code: number;
+    readonly message: string;
+    readonly revision?: string;
+    /** Keys returned (Range), deleted (DeleteRange), events delivered (watch.end), keepalives (keepalive.close). */
+    readonly count?: number;
+    /** Snapshot bytes sent. */
+    readonly bytes?: number;
+  };
+  readonly watchId?: string;
+  readonly traceId?: string;
+}
+
+/** Refused TLS handshake: what could be learned of the peer. */
+export interface HandshakeEvent {
+  readonly start: Date;
+  readonly address: string;
+  readonly port: number;
+  readonly reason: string;
+  readonly error: string;
+  readonly identity?: Identity;
+}
+
+/** The audit trail as the proxy sees it. Implementations never throw from record(). */
+export interface Auditor {
+  record(event: CallEvent): void;
+  handshakeRefused(event: HandshakeEvent): void;
+  /** False while the sink cannot take records and onFailure is "deny": new calls are refused. */
+  readonly accepting: boolean;
+  /** Flushes everything recorded so far; resolves when it is durable in the sink. */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,82 @@
+/**
+ * The typed, validated and deep-frozen configuration. Produced only by loadConfig()
+ * (src/config/load.ts); every other module receives a Config and never reads YAML,
+ * the environment or argv itself. Paths are resolved relative to the config file.
+ */
+
+export interface ServerTlsConfig {
+  readonly cert: string;
+  readonly key: string;
+  /** CA bundle that client certificates must chain to. */
+  readonly clientCA: string;
+  /** Optional CRL (PEM) checked at the handshake. */
+  readonly crl?: string;
+  /** Minimum TLS version; default TLSv1.2. */
+  readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
+}
+
+export interface ServerConfig {
+  readonly listen: { readonly host: string; readonly port: number };
+  /** URLs MemberList answers with, so clients that sync endpoints keep using the proxy. */
+  readonly advertiseClientUrls: readonly string[];
+  readonly tls: ServerTlsConfig;
+  /** Largest request message accepted, bytes (default 10 MiB; etcd's is 1.5 MiB). */
+  readonly maxRecvBytes: number;
+  /** Largest response message sent, bytes (default unlimited = Number.MAX_SAFE_INTEGER -> -1 to grpc). */
+  readonly maxSendBytes: number;
+  /** Bound on graceful shutdown, ms (default 10000). */
+  readonly shutdownTimeoutMs: number;
+}
+
+export interface UpstreamConfig {
+  /** https:// URLs of etcd members; tried in order, failing over when one is down. */
+  readonly endpoints: readonly string[];
+  readonly tls: {
+    readonly ca: string;
+    readonly cert?: string;
+    readonly key?: string;
+    /** Override the TLS server name checked on the etcd certificate. */
+    readonly serverName?: string;
+  };
+  /** Keepalive ping interval to etcd, ms (default 30000; etcd refuses pings more often than 5 s). */
+  readonly keepaliveTimeMs: number;
+  readonly keepaliveTimeoutMs: number;
+  /** Timeout for connection establishment and for etcdgate's own lookups (e.g. lease keys), ms. */
+  readonly dialTimeoutMs: number;
+  /** Largest response accepted from etcd, bytes (default unlimited). */
+  readonly maxRecvBytes: number;
+}
+
+export interface AdminConfig {
+  readonly listen: { readonly host: string; readonly port: number };
+}
+
+export type AuditSinkConfig =
+  | { readonly kind: 'stdout' }
+  | { readonly kind: 'file'; readonly path: string }
+  | { readonly kind: 'syslog'; readonly host: string; readonly port: number };
+
+export interface AuditConfig {
+  readonly sink: AuditSinkConfig;
+}
+
+export interface LogConfig {
+  readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export interface Config {
+  /** Absolute path of the file this config was read from ("" for an in-memory config). */
+  readonly source: string;
+  readonly server: ServerConfig;
+  readonly upstream: UpstreamConfig;
+  readonly admin: AdminConfig;
+  readonly audit: AuditConfig;
+  readonly log: LogConfig;
+  /**
+   * The policy (required): a file path (absolute after loading, reloadable) or the policy
+   * document inline. Its contents are validated by src/policy, not here.
+   */
+  readonly policy:
+    | { readonly kind: 'file'; readonly path: string }
+    | { readonly kind: 'inline'; readonly document: unknown };
+}

@@ -1,0 +1,60 @@
+/**
+ * What the rest of etcdgate reports to its metrics. Modules receive a Metrics object
+ * (injected, never imported as a global); NOOP_METRICS lets tests and the hot path pay
+ * nothing when metrics are off. Labels are bounded: never a key, never a certificate name.
+ */
+
+export type StreamKind = 'watch' | 'keepalive' | 'snapshot' | 'observe';
+export type Outcome = 'allow' | 'deny';
+export type CertificateRole = 'server' | 'client-ca' | 'upstream-client' | 'upstream-ca';
+export type HandshakeFailure = 'no_certificate' | 'unknown_ca' | 'expired' | 'not_yet_valid' | 'revoked' | 'bad_usage' | 'protocol' | 'timeout' | 'other';
+
+export interface Metrics {
+  /** One finished RPC (unary) or stream. `code` is the gRPC status code sent to the client. */
+  requestFinished(service: string, method: string, outcome: Outcome, code: number, seconds: number): void;
+  /** Message bytes received from clients / sent to clients (gRPC message payloads). */
+  bytes(direction: 'in' | 'out', count: number): void;
+  connectionOpened(): void;
+  connectionClosed(): void;
+  streamOpened(kind: StreamKind): void;
+  streamClosed(kind: StreamKind): void;
+  /** Active watchers changed by `delta`. */
+  watchers(delta: number): void;
+  upstreamUp(endpoint: string, up: boolean): void;
+  upstreamCall(method: string, seconds: number): void;
+  upstreamFailover(): void;
+  /** A denial; `role` is the deciding role or "none". Bounded by the policy's role count. */
+  denied(role: string): void;
+  policyReload(result: 'success' | 'failure'): void;
+  policyInfo(version: string, ruleCount: number): void;
+  auditWritten(): void;
+  auditFailure(): void;
+  auditQueueDepth(depth: number): void;
+  /** Not-after time of a certificate etcdgate relies on; `subject` is the certificate's CN or fingerprint prefix. */
+  certificateNotAfter(role: CertificateRole, subject: string, notAfter: Date): void;
+  handshakeRefused(reason: HandshakeFailure): void;
+}
+
+const noop = (): void => {};
+
+/** A Metrics that records nothing. */
+export const NOOP_METRICS: Metrics = Object.freeze({
+  requestFinished: noop,
+  bytes: noop,
+  connectionOpened: noop,
+  connectionClosed: noop,
+  streamOpened: noop,
+  streamClosed: noop,
+  watchers: noop,
+  upstreamUp: noop,
+  upstreamCall: noop,
+  upstreamFailover: noop,
+  denied: noop,
+  policyReload: noop,
+  policyInfo: noop,
+  auditWritten: noop,
+  auditFailure: noop,
+  auditQueueDepth: noop,
+  certificateNotAfter: noop,
+  handshakeRefused: noop,
+});
