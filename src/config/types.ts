@@ -49,15 +49,35 @@ export interface UpstreamConfig {
 
 export interface AdminConfig {
   readonly listen: { readonly host: string; readonly port: number };
+  /** Optional TLS for the admin listener (plain HTTP when absent). */
+  readonly tls?: { readonly cert: string; readonly key: string };
 }
 
 export type AuditSinkConfig =
   | { readonly kind: 'stdout' }
+  /** `file:/path/audit.jsonl`: appended, mode 0600, reopened on SIGHUP/SIGUSR1. */
   | { readonly kind: 'file'; readonly path: string }
+  /** `syslog+tls://host:port`: RFC 5424 over TCP+TLS with octet-counted framing. */
   | { readonly kind: 'syslog'; readonly host: string; readonly port: number };
+
+/** Kubernetes-style audit levels: `none` writes nothing, `metadata` writes the record without values (there is never a value). */
+export type AuditLevel = 'none' | 'metadata';
 
 export interface AuditConfig {
   readonly sink: AuditSinkConfig;
+  /** What to do when the sink cannot take records: refuse new calls (default) or run unaudited. */
+  readonly onFailure: 'deny' | 'allow';
+  /** Level per method group; default `metadata` for all. */
+  readonly level: {
+    readonly read: AuditLevel;
+    readonly write: AuditLevel;
+    readonly admin: AuditLevel;
+    readonly auth: AuditLevel;
+  };
+  /** syslog+tls only: CA that the syslog server's certificate must chain to, optional client cert/key. */
+  readonly syslog?: { readonly ca: string; readonly cert?: string; readonly key?: string; readonly appName: string };
+  /** Records buffered in memory while the sink is slow or down, before onFailure applies (default 100000). */
+  readonly bufferRecords: number;
 }
 
 export interface LogConfig {
