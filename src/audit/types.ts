@@ -44,6 +44,11 @@ export interface CallEvent {
   /** gRPC service and method, e.g. "etcdserverpb.KV" and "Put". */
   readonly service: string;
   readonly method: string;
+  /** Audit action from the method table, e.g. "etcd.kv.put". */
+  readonly action: string;
+  /** ECS event.category and event.type from the method table. */
+  readonly category: 'database' | 'iam';
+  readonly eventType: 'access' | 'change' | 'admin' | 'info';
   /** Wall-clock start. */
   readonly start: Date;
   readonly durationNs: bigint;

@@ -1,0 +1,192 @@
+/**
+ * The composition root: builds every part of etcdgate from one Config, wires them
+ * together, and owns start, reload and stop. Nothing here touches `process` (argv,
+ * signals, exit): src/main.ts does that.
+ */
+import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type * as tls from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+import { createAuditor } from './audit/auditor.js';
+import type { Config } from './config/types.js';
+import { startAdminServer, type AdminServer } from './observability/admin-server.js';
+import { createLogger, type Logger } from './observability/logger.js';
+import { createPromMetrics, reportCertificateBundle } from './observability/metrics.js';
+import { loadConfiguredPolicy } from './policy/load-file.js';
+import type { Connection } from './tls/client-listener.js';
+import { createClientListener, serverContextOptions } from './tls/client-listener.js';
+import type { OpenStream, ProxyContext } from './proxy/context.js';
+import { PolicyState } from './proxy/policy-state.js';
+import { createGrpcServer } from './proxy/server.js';
+import { SHUTTING_DOWN } from './proxy/status.js';
+import { UpstreamPool } from './upstream/pool.js';
+import { VERSION } from './version.js';
+
+export interface Gateway {
+  /** The client-facing port (useful when the config asked for port 0). */
+  readonly port: number;
+  readonly adminPort: number;
+  readonly version: string;
+  /** Re-reads the policy; an invalid one keeps the old. Returns whether the new one is in force. */
+  reloadPolicy(): boolean;
+  /** Re-reads the server certificate, client CA bundle and CRL for new handshakes; a broken set keeps the old. */
+  reloadTls(): boolean;
+  /** Reopens the audit file (log rotation). */
+  reopenAudit(): void;
+  /** Graceful stop: no new connections, streams ended with UNAVAILABLE, unary calls finished, audit flushed. */
+  stop(): Promise<void>;
+}
+
+export interface GatewayOptions {
+  readonly logger?: Logger;
+}
+
+function listen(server: tls.Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.removeListener('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+function reportCertificates(config: Config, metrics: ReturnType<typeof createPromMetrics>['metrics']): void {
+  reportCertificateBundle(metrics, 'server', readFileSync(config.server.tls.cert, 'utf8'));
+  reportCertificateBundle(metrics, 'client-ca', readFileSync(config.server.tls.clientCA, 'utf8'));
+  reportCertificateBundle(metrics, 'upstream-ca', readFileSync(config.upstream.tls.ca, 'utf8'));
+  if (config.upstream.tls.cert !== undefined) reportCertificateBundle(metrics, 'upstream-client', readFileSync(config.upstream.tls.cert, 'utf8'));
+}
+
+/** Starts etcdgate. Rejects (and leaves nothing running) if any part cannot start. */
+export async function startGateway(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
+  const logger = options.logger ?? createLogger(config.log.level);
+  const { metrics, registry } = createPromMetrics({ version: VERSION });
+  const policy = new PolicyState(loadConfiguredPolicy(config.policy));
+  metrics.policyInfo(policy.current.version, policy.current.ruleCount);
+  const auditor = await createAuditor(config.audit, { metrics, logger, version: VERSION, policyVersion: () => policy.current.version });
+  const pool = new UpstreamPool(config.upstream, metrics);
+  const connections = new Map<string, Connection>();
+  const streams = new Set<OpenStream>();
+  const context: ProxyContext = {
+    pool,
+    policy,
+    auditor,
+    metrics,
+    logger,
+    advertiseClientUrls: config.server.advertiseClientUrls,
+    connections,
+    streams,
+    state: { shuttingDown: false },
+    lookupTimeoutMs: config.upstream.dialTimeoutMs,
+  };
+  policy.onChange(() => {
+    for (const stream of streams) stream.revalidate?.();
+  });
+
+  const grpcServer = createGrpcServer(context, config.server);
+  const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const listener = createClientListener({
+    tls: config.server.tls,
+    onConnection: (socket, connection) => {
+      // The key is what grpc-js's call.getPeer() prints for this socket.
+      connections.set(`${connection.address}:${connection.port}`, connection);
+      metrics.connectionOpened();
+      injector.injectConnection(socket);
+    },
+    onClosed: (connection) => {
+      connections.delete(`${connection.address}:${connection.port}`);
+      metrics.connectionClosed();
+    },
+    onRefused: (refused) => {
+      metrics.handshakeRefused(refused.reason);
+      auditor.handshakeRefused({ start: new Date(), ...refused });
+    },
+  });
+
+  let admin: AdminServer | undefined;
+  let port: number;
+  try {
+    port = await listen(listener, config.server.listen.host, config.server.listen.port);
+    admin = await startAdminServer({
+      host: config.admin.listen.host,
+      port: config.admin.listen.port,
+      registry,
+      logger,
+      ...(config.admin.tls === undefined ? {} : { tls: config.admin.tls }),
+      readiness: () => {
+        const checks = { listening: listener.listening && !context.state.shuttingDown, policy: true, upstream: pool.healthy(), audit: auditor.accepting };
+        return { ready: Object.values(checks).every(Boolean), checks };
+      },
+    });
+  } catch (error: unknown) {
+    listener.close();
+    pool.close();
+    grpcServer.forceShutdown();
+    await auditor.close();
+    throw error;
+  }
+  reportCertificates(config, metrics);
+
+  const reloadPolicy = (): boolean => {
+    try {
+      const next = loadConfiguredPolicy(config.policy);
+      if (next.version === policy.current.version) return true;
+      policy.replace(next);
+      metrics.policyReload('success');
+      metrics.policyInfo(next.version, next.ruleCount);
+      logger.info({ version: next.version, rules: next.ruleCount }, 'policy reloaded');
+      return true;
+    } catch (error: unknown) {
+      metrics.policyReload('failure');
+      logger.error({ err: error }, 'policy reload failed; the previous policy stays in force');
+      return false;
+    }
+  };
+  const policyFile = config.policy.kind === 'file' ? config.policy.path : undefined;
+  if (policyFile !== undefined) watchFile(policyFile, { interval: 1000 }, () => reloadPolicy());
+
+  logger.info({ port, adminPort: admin.port, upstream: config.upstream.endpoints, policyVersion: policy.current.version, version: VERSION }, 'etcdgate listening');
+
+  let stopping: Promise<void> | undefined;
+  const stop = async (): Promise<void> => {
+    context.state.shuttingDown = true;
+    if (policyFile !== undefined) unwatchFile(policyFile);
+    listener.close();
+    for (const stream of [...streams]) stream.abort(SHUTTING_DOWN);
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        grpcServer.forceShutdown();
+        resolve();
+      }, config.server.shutdownTimeoutMs);
+      grpcServer.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    pool.close();
+    await admin?.close();
+    await auditor.close();
+    logger.info('etcdgate stopped');
+  };
+
+  return {
+    port,
+    adminPort: admin.port,
+    version: VERSION,
+    reloadPolicy,
+    reloadTls: () => {
+      try {
+        listener.setSecureContext(serverContextOptions(config.server.tls));
+        reportCertificates(config, metrics);
+        logger.info('TLS material reloaded');
+        return true;
+      } catch (error: unknown) {
+        logger.error({ err: error }, 'TLS reload failed; the previous certificates stay in use');
+        return false;
+      }
+    },
+    reopenAudit: () => auditor.reopen(),
+    stop: () => (stopping ??= stop()),
+  };
+}

@@ -1,0 +1,48 @@
+/**
+ * A minimal protobuf encoder for the few messages etcdgate writes itself: its lookups
+ * (LeaseTimeToLive), in-band watch answers, and the MemberList it rewrites. Everything
+ * else is forwarded as the bytes the peer sent.
+ */
+import { WIRE_LEN, WIRE_VARINT } from './wire.js';
+
+export class WireWriter {
+  private readonly chunks: Buffer[] = [];
+
+  private varint(value: bigint): void {
+    let v = BigInt.asUintN(64, value);
+    const bytes: number[] = [];
+    while (v >= 0x80n) {
+      bytes.push(Number(v & 0x7fn) | 0x80);
+      v >>= 7n;
+    }
+    bytes.push(Number(v));
+    this.chunks.push(Buffer.from(bytes));
+  }
+
+  private tag(field: number, wireType: number): void {
+    this.varint(BigInt(field * 8 + wireType));
+  }
+
+  /** An int64/uint64/bool/enum field; zero values are omitted, as proto3 does. */
+  int(field: number, value: bigint | number | boolean): this {
+    const v = typeof value === 'bigint' ? value : BigInt(Number(value));
+    if (v === 0n) return this;
+    this.tag(field, WIRE_VARINT);
+    this.varint(v);
+    return this;
+  }
+
+  /** A bytes/string/sub-message field. `always` writes it even when empty (a present, empty message). */
+  bytes(field: number, value: Buffer | string, always = false): this {
+    const buf = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
+    if (buf.length === 0 && !always) return this;
+    this.tag(field, WIRE_LEN);
+    this.varint(BigInt(buf.length));
+    this.chunks.push(buf);
+    return this;
+  }
+
+  finish(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * Everything a forwarding handler needs, built once by the composition root (src/app.ts)
+ * and shared by every handler. Handlers hold no global state of their own.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { Auditor, CallEvent } from '../audit/types.js';
+import type { DecodedRequest, MethodSpec } from '../etcd/types.js';
+import type { Metrics } from '../observability/metrics-types.js';
+import type { Decision, Permissions } from '../policy/types.js';
+import type { Connection } from '../tls/client-listener.js';
+import type { UpstreamPool } from '../upstream/pool.js';
+import type { PolicyState } from './policy-state.js';
+import { UNAUTHENTICATED, type Status } from './status.js';
+
+/** An open stream that shutdown or a policy reload may need to end. */
+export interface OpenStream {
+  /** Ends the stream with the given status (UNAVAILABLE on shutdown so clients reconnect elsewhere). */
+  abort(status: Status): void;
+  /** Re-checks the stream's standing grants against the current policy (watchers). */
+  revalidate?(): void;
+}
+
+export interface ProxyContext {
+  readonly pool: UpstreamPool;
+  readonly policy: PolicyState;
+  readonly auditor: Auditor;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly advertiseClientUrls: readonly string[];
+  /** Verified connections by peer address ("ip:port" as grpc-js's getPeer() prints it). */
+  readonly connections: ReadonlyMap<string, Connection>;
+  readonly streams: Set<OpenStream>;
+  readonly state: { shuttingDown: boolean };
+  /** Timeout of etcdgate's own lookups upstream (lease keys), ms. */
+  readonly lookupTimeoutMs: number;
+}
+
+/** What a handler knows about the caller once the connection is identified. */
+export interface Caller {
+  readonly connection: Connection;
+  readonly permissions: Permissions;
+}
+
+/** Resolves the caller of a call, or the status to refuse it with. */
+export function callerOf(context: ProxyContext, call: { getPeer(): string }): Caller | Status {
+  const connection = context.connections.get(call.getPeer());
+  if (connection === undefined) return UNAUTHENTICATED;
+  return { connection, permissions: context.policy.permissionsFor(connection.identity) };
+}
+
+/** Builds the audit event for one call (or stream milestone). */
+export function callEvent(
+  spec: MethodSpec,
+  caller: Caller,
+  kind: CallEvent['kind'],
+  start: { date: Date; ns: bigint },
+  request: DecodedRequest['summary'],
+  decision: Decision,
+  result: CallEvent['result'],
+  extra?: { watchId?: string; traceId?: string | undefined },
+): CallEvent {
+  const { connection } = caller;
+  return {
+    kind,
+    service: spec.service,
+    method: spec.method,
+    action: spec.action,
+    category: spec.category,
+    eventType: spec.eventType,
+    start: start.date,
+    durationNs: process.hrtime.bigint() - start.ns,
+    peer: { address: connection.address, port: connection.port, tlsVersion: connection.tlsVersion, identity: connection.identity },
+    roles: caller.permissions.roles,
+    request,
+    decision,
+    result,
+    ...(extra?.watchId === undefined ? {} : { watchId: extra.watchId }),
+    ...(extra?.traceId === undefined ? {} : { traceId: extra.traceId }),
+  };
+}
+
+/** The start of a call, in wall-clock and monotonic time. */
+export function startClock(): { date: Date; ns: bigint } {
+  return { date: new Date(), ns: process.hrtime.bigint() };
+}
+
+/** Deadline option for an upstream call, propagated from the client's. */
+export function deadlineOf(call: { getDeadline(): grpc.Deadline }): { deadline?: grpc.Deadline } {
+  const deadline = call.getDeadline();
+  return deadline === Infinity ? {} : { deadline };
+}

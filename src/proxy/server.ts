@@ -1,0 +1,49 @@
+/**
+ * The gRPC server: one handler per etcd RPC in the method table, registered with
+ * identity (de)serializers so messages stay the bytes they were on the wire. Methods not
+ * in the table are not registered, and grpc-js answers them UNIMPLEMENTED (kube-apiserver
+ * falls back from etcd 3.7's RangeStream on exactly that).
+ */
+import * as grpc from '@grpc/grpc-js';
+import { METHODS } from '../etcd/methods.js';
+import type { MethodSpec } from '../etcd/types.js';
+import type { ServerConfig } from '../config/types.js';
+import type { ProxyContext } from './context.js';
+import { leaseKeepAliveHandler } from './lease-keepalive.js';
+import { serverStreamHandler } from './server-stream.js';
+import { unaryHandler } from './unary.js';
+import { watchHandler } from './watch.js';
+
+const passThrough = (buffer: Buffer): Buffer => buffer;
+
+const WATCH = '/etcdserverpb.Watch/Watch';
+const KEEPALIVE = '/etcdserverpb.Lease/LeaseKeepAlive';
+
+function register(server: grpc.Server, context: ProxyContext, spec: MethodSpec): void {
+  switch (spec.shape) {
+    case 'unary':
+      server.register(spec.path, unaryHandler(context, spec), passThrough, passThrough, 'unary');
+      return;
+    case 'serverStream':
+      server.register(spec.path, serverStreamHandler(context, spec), passThrough, passThrough, 'serverStream');
+      return;
+    case 'bidi':
+      if (spec.path === WATCH) server.register(spec.path, watchHandler(context, spec), passThrough, passThrough, 'bidi');
+      else if (spec.path === KEEPALIVE) server.register(spec.path, leaseKeepAliveHandler(context, spec), passThrough, passThrough, 'bidi');
+      else throw new Error(`no handler for bidi method ${spec.path}`);
+      return;
+    case 'clientStream':
+      throw new Error(`no handler for client-streaming method ${spec.path}`);
+  }
+}
+
+/** Builds the gRPC server with every etcd method registered (connections are injected by the TLS listener). */
+export function createGrpcServer(context: ProxyContext, config: ServerConfig): grpc.Server {
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': config.maxRecvBytes,
+    'grpc.max_send_message_length': config.maxSendBytes,
+    'grpc.enable_channelz': 0,
+  });
+  for (const spec of METHODS.values()) register(server, context, spec);
+  return server;
+}

@@ -1,0 +1,37 @@
+/**
+ * The one place where etcdgate's own refusals become gRPC statuses. etcd clients match
+ * errors by their exact text and retry only on UNAVAILABLE, so denials use etcd's own
+ * wording and are never UNAVAILABLE.
+ */
+import * as grpc from '@grpc/grpc-js';
+
+/** etcd's text for ErrGRPCPermissionDenied; clients compare against it. */
+export const PERMISSION_DENIED_MESSAGE = 'etcdserver: permission denied';
+
+export interface Status {
+  readonly code: grpc.status;
+  readonly details: string;
+  readonly metadata?: grpc.Metadata;
+}
+
+export const PERMISSION_DENIED: Status = { code: grpc.status.PERMISSION_DENIED, details: PERMISSION_DENIED_MESSAGE };
+export const UNAUTHENTICATED: Status = { code: grpc.status.UNAUTHENTICATED, details: 'etcdgate: no verified client certificate' };
+export const MALFORMED: Status = { code: grpc.status.INVALID_ARGUMENT, details: 'etcdgate: malformed request message' };
+export const NO_UPSTREAM: Status = { code: grpc.status.UNAVAILABLE, details: 'etcdgate: no etcd endpoint available' };
+export const SHUTTING_DOWN: Status = { code: grpc.status.UNAVAILABLE, details: 'etcdgate: shutting down' };
+export const AUDIT_UNAVAILABLE: Status = { code: grpc.status.UNAVAILABLE, details: 'etcdgate: audit sink unavailable' };
+
+/** A Status from whatever an upstream call failed with (keeps code, message and trailers). */
+export function statusFromError(error: unknown): Status {
+  if (typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'number') {
+    const details = 'details' in error && typeof error.details === 'string' ? error.details : '';
+    const metadata = 'metadata' in error && error.metadata instanceof grpc.Metadata ? error.metadata : undefined;
+    return { code: error.code, details, ...(metadata === undefined ? {} : { metadata }) };
+  }
+  return { code: grpc.status.UNAVAILABLE, details: 'etcdgate: upstream call failed' };
+}
+
+/** The name of a gRPC code ("PERMISSION_DENIED"), for logs and audit records. */
+export function codeName(code: number): string {
+  return grpc.status[code] ?? String(code);
+}

@@ -1,0 +1,119 @@
+/**
+ * Unary calls: identify, decode, authorize, forward, audit. The request buffer the client
+ * sent is the buffer etcd receives; etcd's response buffer is the one the client gets
+ * (MemberList is the single exception: its client URLs become etcdgate's own).
+ */
+import type * as grpc from '@grpc/grpc-js';
+import { rewriteMemberListUrls, summarizeResponse } from '../etcd/responses.js';
+import { DecodeError, type DecodedRequest, type MethodSpec } from '../etcd/types.js';
+import type { Decision } from '../policy/types.js';
+import { authorize } from './authorize.js';
+import { callerOf, callEvent, deadlineOf, startClock, type ProxyContext } from './context.js';
+import { forwardUnary } from './forward.js';
+import { traceIdOf, upstreamMetadata } from './metadata.js';
+import { AUDIT_UNAVAILABLE, MALFORMED, PERMISSION_DENIED, SHUTTING_DOWN, statusFromError, type Status } from './status.js';
+
+const MEMBER_LIST = '/etcdserverpb.Cluster/MemberList';
+
+/** Reads that etcd answers the same however often they are asked: safe to repeat on another endpoint. */
+const IDEMPOTENT = new Set([
+  '/etcdserverpb.KV/Range',
+  MEMBER_LIST,
+  '/etcdserverpb.Maintenance/Status',
+  '/etcdserverpb.Maintenance/Hash',
+  '/etcdserverpb.Maintenance/HashKV',
+  '/etcdserverpb.Lease/LeaseTimeToLive',
+  '/etcdserverpb.Lease/LeaseLeases',
+  '/etcdserverpb.Auth/AuthStatus',
+  '/v3electionpb.Election/Leader',
+]);
+
+const NOT_DECIDED: Decision = { allowed: false, reason: 'not decided' };
+const MALFORMED_DECISION: Decision = { allowed: false, reason: 'malformed request' };
+
+/** Builds the grpc-js handler for one unary method. */
+export function unaryHandler(context: ProxyContext, spec: MethodSpec): grpc.handleUnaryCall<Buffer, Buffer> {
+  return (call, callback) => {
+    void handleUnary(context, spec, call, callback);
+  };
+}
+
+async function handleUnary(
+  context: ProxyContext,
+  spec: MethodSpec,
+  call: grpc.ServerUnaryCall<Buffer, Buffer>,
+  callback: grpc.sendUnaryData<Buffer>,
+): Promise<void> {
+  const start = startClock();
+  const request = call.request;
+  context.metrics.bytes('in', request.length);
+  const caller = callerOf(context, call);
+  if ('code' in caller) {
+    callback(caller);
+    context.metrics.requestFinished(spec.service, spec.method, 'deny', caller.code, 0);
+    return;
+  }
+  const traceId = traceIdOf(call.metadata);
+
+  let decoded: DecodedRequest | undefined;
+  let decision = NOT_DECIDED;
+  const finish = (status: Status | undefined, response?: Buffer, trailers?: grpc.Metadata): void => {
+    if (status === undefined && response !== undefined) {
+      callback(null, response, trailers);
+      context.metrics.bytes('out', response.length);
+    } else {
+      callback(status ?? MALFORMED);
+    }
+    const code = status?.code ?? 0;
+    const seconds = Number(process.hrtime.bigint() - start.ns) / 1e9;
+    context.metrics.requestFinished(spec.service, spec.method, decision.allowed ? 'allow' : 'deny', code, seconds);
+    if (!decision.allowed) context.metrics.denied(decision.role ?? 'none');
+    const summary = status === undefined && response !== undefined ? summarizeResponse(spec.path, response) : {};
+    context.auditor.record(
+      callEvent(spec, caller, 'call', start, decoded?.summary ?? { op: spec.method }, decision, {
+        code,
+        message: status?.details ?? '',
+        ...summary,
+      }, { traceId }),
+    );
+  };
+
+  try {
+    decoded = spec.decode(request);
+  } catch (error: unknown) {
+    if (!(error instanceof DecodeError)) throw error;
+    decision = MALFORMED_DECISION;
+    finish(MALFORMED);
+    return;
+  }
+  if (context.state.shuttingDown) return finish(SHUTTING_DOWN);
+  if (!context.auditor.accepting) return finish(AUDIT_UNAVAILABLE);
+
+  try {
+    decision = await authorize(context, caller, decoded);
+  } catch (error: unknown) {
+    return finish(statusFromError(error));
+  }
+  if (!decision.allowed) return finish(PERMISSION_DENIED);
+
+  let cancel: (() => void) | undefined;
+  const onCancelled = (): void => cancel?.();
+  call.once('cancelled', onCancelled);
+  try {
+    const reply = await forwardUnary(context, spec.path, request, {
+      metadata: upstreamMetadata(call.metadata),
+      ...deadlineOf(call),
+      idempotent: IDEMPOTENT.has(spec.path),
+      onCancel: (fn) => {
+        cancel = fn;
+      },
+    });
+    if (reply.headers !== undefined) call.sendMetadata(reply.headers);
+    const response = spec.path === MEMBER_LIST ? rewriteMemberListUrls(reply.response, context.advertiseClientUrls) : reply.response;
+    finish(undefined, response, reply.trailers);
+  } catch (error: unknown) {
+    finish(statusFromError(error));
+  } finally {
+    call.removeListener('cancelled', onCancelled);
+  }
+}
