@@ -33,6 +33,8 @@ export interface Gateway {
   reloadTls(): boolean;
   /** Reopens the audit file (log rotation). */
   reopenAudit(): void;
+  /** Resolves once every audit record so far is written to the sink. */
+  flushAudit(): Promise<void>;
   /** Graceful stop: no new connections, streams ended with UNAVAILABLE, unary calls finished, audit flushed. */
   stop(): Promise<void>;
 }
@@ -187,6 +189,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       }
     },
     reopenAudit: () => auditor.reopen(),
+    flushAudit: () => auditor.flush(),
     stop: () => (stopping ??= stop()),
   };
 }
