@@ -1,0 +1,38 @@
+/**
+ * Calls every method of the Metrics contract once, so that every metric family etcdgate
+ * can export has at least one series. The table is keyed by `keyof Metrics`: a method
+ * added to the contract fails to compile here until it is exercised too.
+ */
+import type { Metrics } from '../../src/observability/metrics-types.js';
+
+const CALLS: { readonly [K in keyof Metrics]: (metrics: Metrics) => void } = {
+  requestFinished: (m) => m.requestFinished('etcdserverpb.KV', 'Range', 'allow', 0, 0.002),
+  bytes: (m) => {
+    m.bytes('in', 10);
+    m.bytes('out', 20);
+  },
+  connectionOpened: (m) => m.connectionOpened(),
+  connectionClosed: (m) => m.connectionClosed(),
+  streamOpened: (m) => m.streamOpened('watch'),
+  streamClosed: (m) => m.streamClosed('watch'),
+  watchers: (m) => m.watchers(1),
+  upstreamUp: (m) => m.upstreamUp('https://127.0.0.1:2379', true),
+  upstreamCall: (m) => m.upstreamCall('Range', 0.001),
+  upstreamFailover: (m) => m.upstreamFailover(),
+  denied: (m) => m.denied('reader'),
+  policyReload: (m) => m.policyReload('failure'),
+  policyInfo: (m) => m.policyInfo('test-policy-1', 4),
+  auditWritten: (m) => m.auditWritten(),
+  auditFailure: (m) => m.auditFailure(),
+  auditQueueDepth: (m) => m.auditQueueDepth(2),
+  certificateNotAfter: (m) => m.certificateNotAfter('server', 'etcdgate-test', new Date('2031-01-01T00:00:00Z')),
+  handshakeRefused: (m) => m.handshakeRefused('unknown_ca'),
+};
+
+/** Names of every Metrics method, in contract order. */
+export const METRICS_METHODS = Object.keys(CALLS) as (keyof Metrics)[];
+
+/** Calls each Metrics method once with plausible arguments. */
+export function exerciseEveryMetric(metrics: Metrics): void {
+  for (const call of Object.values(CALLS)) call(metrics);
+}
