@@ -11,11 +11,8 @@ import { METHODS, snakeCase } from '../src/etcd/methods.js';
 
 const protoRoot = fileURLToPath(new URL('../protos/', import.meta.url));
 
-/**
- * RPCs in the table that protos/ does not declare. AuthStatus came with etcd 3.5; the
- * table serves it (auth capability) so newer clients work when the etcd behind has it.
- */
-const EXTRAS = new Set(['/etcdserverpb.Auth/AuthStatus']);
+/** RPCs in the table that protos/ does not declare (none today). */
+const EXTRAS = new Set<string>();
 
 function declaredMethods(): Map<string, MethodDefinition<object, object>> {
   const pkg = loadSync(

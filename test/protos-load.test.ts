@@ -38,7 +38,7 @@ const expected: Record<string, { methods: string[]; streaming?: Record<string, S
   },
   'etcdserverpb.Auth': {
     methods: [
-      'AuthEnable', 'AuthDisable', 'Authenticate',
+      'AuthEnable', 'AuthDisable', 'AuthStatus', 'Authenticate',
       'UserAdd', 'UserGet', 'UserList', 'UserDelete', 'UserChangePassword', 'UserGrantRole', 'UserRevokeRole',
       'RoleAdd', 'RoleGet', 'RoleList', 'RoleDelete', 'RoleGrantPermission', 'RoleRevokePermission',
     ],

@@ -1,0 +1,43 @@
+/**
+ * Decoders of etcd's lock service (v3lockpb.Lock). Locking `name` creates the key
+ * `name/<lease in hex>` with the caller's lease and reads the whole `name/` prefix to
+ * find its turn, so it needs read and write on that prefix; unlocking deletes the key it
+ * names.
+ */
+import { decoded, Details, EMPTY, keyAccess, keySummary } from './decoded.js';
+import { prefixEnd, recipePrefix } from './keys.js';
+import type { DecodedRequest } from './types.js';
+import { WireReader } from './wire.js';
+
+/** Lock.Lock: read and write on the prefix `name/`; a lease adds a write check on its keys. */
+export function decodeLockRequest(message: Buffer): DecodedRequest {
+  let name = EMPTY;
+  let lease = '0';
+  const r = new WireReader(message);
+  while (r.next()) {
+    switch (r.field) {
+      case 1: name = r.bytes(); break;
+      case 2: lease = r.int64(); break;
+      default: r.skip();
+    }
+  }
+  const key = recipePrefix(name);
+  const end = prefixEnd(key);
+  // The lock key is put with the lease attached, so the lease rule of KV.Put applies too.
+  return decoded(
+    [keyAccess('read', key, end), keyAccess('write', key, end)],
+    keySummary('lock', key, end, new Details().int('lease', lease)),
+    lease !== '0' ? [{ leaseId: lease, kind: 'write' }] : [],
+  );
+}
+
+/** Lock.Unlock: write on the key it names (the key Lock returned). */
+export function decodeUnlockRequest(message: Buffer): DecodedRequest {
+  let key = EMPTY;
+  const r = new WireReader(message);
+  while (r.next()) {
+    if (r.field === 1) key = r.bytes();
+    else r.skip();
+  }
+  return decoded([keyAccess('write', key, EMPTY)], keySummary('unlock', key));
+}
