@@ -62,6 +62,7 @@ function callOnce(endpoint: Endpoint, path: string, request: Buffer, options: Up
 
 /** Forwards a unary call; rejects with the Status to return to the client. */
 export async function forwardUnary(context: ProxyContext, path: string, request: Buffer, options: UpstreamCallOptions): Promise<UpstreamReply> {
+  const method = path.slice(path.lastIndexOf('/') + 1);
   const tried = new Set<Endpoint>();
   let lastStatus: Status = NO_UPSTREAM;
   for (;;) {
@@ -71,11 +72,11 @@ export async function forwardUnary(context: ProxyContext, path: string, request:
     const started = process.hrtime.bigint();
     try {
       const reply = await callOnce(endpoint, path, request, options);
-      context.metrics.upstreamCall(path, Number(process.hrtime.bigint() - started) / 1e9);
+      context.metrics.upstreamCall(method, Number(process.hrtime.bigint() - started) / 1e9);
       return reply;
     } catch (error: unknown) {
       lastStatus = statusFromError(error);
-      context.metrics.upstreamCall(path, Number(process.hrtime.bigint() - started) / 1e9);
+      context.metrics.upstreamCall(method, Number(process.hrtime.bigint() - started) / 1e9);
       const retry = lastStatus.code === grpc.status.UNAVAILABLE && (options.idempotent || isConnectionFailure(lastStatus));
       if (!retry || tried.size >= context.pool.endpoints.length) throw lastStatus;
       context.metrics.upstreamFailover();

@@ -1,0 +1,341 @@
+/**
+ * Observability: the Prometheus implementation of the Metrics contract, the JSON logger
+ * and the admin HTTP server (/metrics, /healthz, /readyz). Everything here is built
+ * from explicit arguments: the registry is a fresh one per gateway (never prom-client's
+ * global), and nothing registers or starts anything at import time.
+ *
+ * Every metric is named `etcdgate_*`, and every label is bounded: service/method by the
+ * etcd method table, codes by gRPC's 17 names, roles by the policy, endpoints and
+ * certificate subjects by the configuration. Label children whose set is known in
+ * advance are resolved once so the request path only looks up a cached child.
+ */
+import { createHash, X509Certificate } from 'node:crypto';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { CertificateRole, HandshakeFailure, Metrics, Outcome, StreamKind } from './metrics-types.js';
+
+/** gRPC status code names indexed by their number (grpc/doc/statuscodes.md). */
+const GRPC_CODE_NAMES: readonly string[] = [
+  'OK',
+  'CANCELLED',
+  'UNKNOWN',
+  'INVALID_ARGUMENT',
+  'DEADLINE_EXCEEDED',
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'PERMISSION_DENIED',
+  'RESOURCE_EXHAUSTED',
+  'FAILED_PRECONDITION',
+  'ABORTED',
+  'OUT_OF_RANGE',
+  'UNIMPLEMENTED',
+  'INTERNAL',
+  'UNAVAILABLE',
+  'DATA_LOSS',
+  'UNAUTHENTICATED',
+];
+
+/** The gRPC name of a numeric status code; anything outside the table counts as UNKNOWN so the label stays bounded. */
+export function grpcCodeName(code: number): string {
+  return GRPC_CODE_NAMES[code] ?? 'UNKNOWN';
+}
+
+/** Request latency buckets, seconds: 100 µs (a cached local denial) up to 10 s (a slow etcd). */
+export const LATENCY_BUCKETS: readonly number[] = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
+
+const STREAM_KINDS: readonly StreamKind[] = ['watch', 'keepalive', 'snapshot', 'observe'];
+const HANDSHAKE_FAILURES: readonly HandshakeFailure[] = [
+  'no_certificate',
+  'unknown_ca',
+  'expired',
+  'not_yet_valid',
+  'revoked',
+  'bad_usage',
+  'protocol',
+  'timeout',
+  'other',
+];
+
+const LINT_FAILING_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
+/** Options for createPromMetrics. */
+export interface PromMetricsOptions {
+  /** Registry to fill; a fresh one is created when absent. */
+  readonly registry?: Registry;
+  /** etcdgate's version, reported by etcdgate_build_info. */
+  readonly version: string;
+}
+
+/**
+ * Looks a child up in `cache`, creating it with `make(key)` the first time a key is seen.
+ * `make` is a function built once per metric, so a hit allocates nothing.
+ */
+function cached<T>(cache: Map<string, T>, key: string, make: (key: string) => T): T {
+  let child = cache.get(key);
+  if (child === undefined) {
+    child = make(key);
+    cache.set(key, child);
+  }
+  return child;
+}
+
+/**
+ * Builds the Prometheus-backed Metrics and the registry that exposes it. The registry
+ * also carries prom-client's default process/Node metrics (unprefixed, as exporters
+ * conventionally name them).
+ */
+export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metrics; registry: Registry } {
+  const registry = options?.registry ?? new Registry();
+  const registers = [registry];
+  collectDefaultMetrics({ register: registry });
+  // prom-client exports these three as gauges with a `_total` suffix, which Prometheus
+  // naming rules (and `promtool check metrics`) reject; the per-type
+  // nodejs_active_handles/requests/resources gauges carry the same information.
+  for (const misnamed of LINT_FAILING_DEFAULTS) registry.removeSingleMetric(misnamed);
+
+  const requests = new Counter({
+    name: 'etcdgate_requests_total',
+    help: 'Finished etcd RPCs and streams, by service, method, policy decision and gRPC status code name.',
+    labelNames: ['service', 'method', 'decision', 'code'] as const,
+    registers,
+  });
+  const requestDuration = new Histogram({
+    name: 'etcdgate_request_duration_seconds',
+    help: 'Time from receiving an RPC to finishing it (for streams: the stream lifetime), by method.',
+    labelNames: ['method'] as const,
+    buckets: [...LATENCY_BUCKETS],
+    registers,
+  });
+  const receivedBytes = new Counter({
+    name: 'etcdgate_received_bytes_total',
+    help: 'gRPC message payload bytes received from clients.',
+    registers,
+  });
+  const sentBytes = new Counter({
+    name: 'etcdgate_sent_bytes_total',
+    help: 'gRPC message payload bytes sent to clients.',
+    registers,
+  });
+  const connections = new Gauge({
+    name: 'etcdgate_client_connections',
+    help: 'Client TLS connections currently open.',
+    registers,
+  });
+  const streams = new Gauge({
+    name: 'etcdgate_streams',
+    help: 'Client streams currently open, by kind.',
+    labelNames: ['kind'] as const,
+    registers,
+  });
+  const watchers = new Gauge({
+    name: 'etcdgate_watchers',
+    help: 'Watchers currently active across all watch streams.',
+    registers,
+  });
+  const upstreamUp = new Gauge({
+    name: 'etcdgate_upstream_up',
+    help: 'Whether an etcd endpoint is reachable (1) or not (0).',
+    labelNames: ['endpoint'] as const,
+    registers,
+  });
+  const upstreamDuration = new Histogram({
+    name: 'etcdgate_upstream_request_duration_seconds',
+    help: 'Time etcd took to answer a forwarded unary RPC, by method.',
+    labelNames: ['method'] as const,
+    buckets: [...LATENCY_BUCKETS],
+    registers,
+  });
+  const upstreamFailovers = new Counter({
+    name: 'etcdgate_upstream_failovers_total',
+    help: 'Times etcdgate switched to another etcd endpoint.',
+    registers,
+  });
+  const denials = new Counter({
+    name: 'etcdgate_denials_total',
+    help: 'Requests denied by the policy, by deciding role ("none" when no role matched).',
+    labelNames: ['role'] as const,
+    registers,
+  });
+  const policyReloads = new Counter({
+    name: 'etcdgate_policy_reloads_total',
+    help: 'Policy reload attempts, by result.',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  const policyRules = new Gauge({
+    name: 'etcdgate_policy_rules',
+    help: 'Rules in the policy currently enforced.',
+    registers,
+  });
+  const policyInfo = new Gauge({
+    name: 'etcdgate_policy_info',
+    help: 'Always 1; the version label names the policy currently enforced.',
+    labelNames: ['version'] as const,
+    registers,
+  });
+  const auditRecords = new Counter({
+    name: 'etcdgate_audit_records_total',
+    help: 'Audit records handed to the sink.',
+    registers,
+  });
+  const auditFailures = new Counter({
+    name: 'etcdgate_audit_sink_failures_total',
+    help: 'Failures of the audit sink to take or write records.',
+    registers,
+  });
+  const auditQueueDepth = new Gauge({
+    name: 'etcdgate_audit_queue_depth',
+    help: 'Audit records buffered in memory, waiting for the sink.',
+    registers,
+  });
+  const certificateNotAfter = new Gauge({
+    name: 'etcdgate_certificate_not_after_seconds',
+    help: 'Expiry (not-after) of a certificate etcdgate uses, seconds since the Unix epoch, by role and subject.',
+    labelNames: ['role', 'subject'] as const,
+    registers,
+  });
+  const handshakeFailures = new Counter({
+    name: 'etcdgate_tls_handshake_failures_total',
+    help: 'Client TLS handshakes refused, by reason.',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  const buildInfo = new Gauge({
+    name: 'etcdgate_build_info',
+    help: 'Always 1; labels name the etcdgate and Node.js versions.',
+    labelNames: ['version', 'node_version'] as const,
+    registers,
+  });
+  buildInfo.labels(options?.version ?? 'unknown', process.versions.node).set(1);
+
+  // Children with a fixed label set are resolved now; they also make every series exist
+  // at 0 from the first scrape, so rate()/increase() see the first event.
+  const streamChildren = new Map(STREAM_KINDS.map((kind) => [kind, streams.labels(kind)] as const));
+  for (const child of streamChildren.values()) child.set(0);
+  const handshakeChildren = new Map(HANDSHAKE_FAILURES.map((reason) => [reason, handshakeFailures.labels(reason)] as const));
+  for (const child of handshakeChildren.values()) child.inc(0);
+  const reloadSuccess = policyReloads.labels('success');
+  const reloadFailure = policyReloads.labels('failure');
+  reloadSuccess.inc(0);
+  reloadFailure.inc(0);
+
+  // Children whose labels come from bounded but open sets (method table, policy roles,
+  // configured endpoints) are cached on first use.
+  const requestChildren = new Map<string, ReturnType<typeof requests.labels>>();
+  const durationChildren = new Map<string, ReturnType<typeof requestDuration.labels>>();
+  const upstreamDurationChildren = new Map<string, ReturnType<typeof upstreamDuration.labels>>();
+  const upstreamUpChildren = new Map<string, ReturnType<typeof upstreamUp.labels>>();
+  const denialChildren = new Map<string, ReturnType<typeof denials.labels>>();
+  const durationChild = (method: string): ReturnType<typeof requestDuration.labels> => requestDuration.labels(method);
+  const upstreamDurationChild = (method: string): ReturnType<typeof upstreamDuration.labels> => upstreamDuration.labels(method);
+  const upstreamUpChild = (endpoint: string): ReturnType<typeof upstreamUp.labels> => upstreamUp.labels(endpoint);
+  const denialChild = (role: string): ReturnType<typeof denials.labels> => denials.labels(role);
+  let currentPolicyVersion: string | undefined;
+
+  const metrics: Metrics = {
+    requestFinished(service: string, method: string, outcome: Outcome, code: number, seconds: number): void {
+      const codeName = grpcCodeName(code);
+      const key = `${service}\u0000${method}\u0000${outcome}\u0000${codeName}`;
+      let child = requestChildren.get(key);
+      if (child === undefined) {
+        child = requests.labels(service, method, outcome, codeName);
+        requestChildren.set(key, child);
+      }
+      child.inc();
+      // A negative or NaN duration (clock oddity) is dropped rather than thrown on the hot path.
+      if (seconds >= 0) cached(durationChildren, method, durationChild).observe(seconds);
+    },
+    bytes(direction: 'in' | 'out', count: number): void {
+      if (!(count > 0) || !Number.isFinite(count)) return;
+      (direction === 'in' ? receivedBytes : sentBytes).inc(count);
+    },
+    connectionOpened(): void {
+      connections.inc();
+    },
+    connectionClosed(): void {
+      connections.dec();
+    },
+    streamOpened(kind: StreamKind): void {
+      streamChildren.get(kind)?.inc();
+    },
+    streamClosed(kind: StreamKind): void {
+      streamChildren.get(kind)?.dec();
+    },
+    watchers(delta: number): void {
+      if (Number.isFinite(delta)) watchers.inc(delta);
+    },
+    upstreamUp(endpoint: string, up: boolean): void {
+      cached(upstreamUpChildren, endpoint, upstreamUpChild).set(up ? 1 : 0);
+    },
+    upstreamCall(method: string, seconds: number): void {
+      if (seconds >= 0) cached(upstreamDurationChildren, method, upstreamDurationChild).observe(seconds);
+    },
+    upstreamFailover(): void {
+      upstreamFailovers.inc();
+    },
+    denied(role: string): void {
+      cached(denialChildren, role, denialChild).inc();
+    },
+    policyReload(result: 'success' | 'failure'): void {
+      (result === 'success' ? reloadSuccess : reloadFailure).inc();
+    },
+    policyInfo(version: string, ruleCount: number): void {
+      // Only the enforced version has a series; dropping the old one keeps
+      // `etcdgate_policy_info == 1` answering "which policy is live" unambiguously.
+      if (version !== currentPolicyVersion) {
+        policyInfo.reset();
+        policyInfo.labels(version).set(1);
+        currentPolicyVersion = version;
+      }
+      policyRules.set(ruleCount);
+    },
+    auditWritten(): void {
+      auditRecords.inc();
+    },
+    auditFailure(): void {
+      auditFailures.inc();
+    },
+    auditQueueDepth(depth: number): void {
+      if (Number.isFinite(depth)) auditQueueDepth.set(depth);
+    },
+    certificateNotAfter(role: CertificateRole, subject: string, notAfter: Date): void {
+      const seconds = notAfter.getTime() / 1000;
+      if (Number.isFinite(seconds)) certificateNotAfter.labels(role, subject).set(seconds);
+    },
+    handshakeRefused(reason: HandshakeFailure): void {
+      (handshakeChildren.get(reason) ?? handshakeChildren.get('other'))?.inc();
+    },
+  };
+  return { metrics, registry };
+}
+
+/** The label a certificate is reported under: its subject CN, else the first 16 hex digits of its SHA-256 fingerprint. */
+export function certificateLabel(cert: X509Certificate): string {
+  for (const line of cert.subject.split('\n')) {
+    if (line.startsWith('CN=') && line.length > 3) return line.slice(3);
+  }
+  return createHash('sha256').update(cert.raw).digest('hex').slice(0, 16);
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/**
+ * Reports the not-after time of every certificate in a PEM bundle under `role`.
+ * Returns how many certificates were reported; a block that does not parse is skipped
+ * (the TLS loader, not the metrics, is what rejects a broken file).
+ */
+export function reportCertificateBundle(metrics: Metrics, role: CertificateRole, pem: string): number {
+  let reported = 0;
+  for (const block of pem.match(PEM_CERTIFICATE) ?? []) {
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(block);
+    } catch {
+      continue;
+    }
+    metrics.certificateNotAfter(role, certificateLabel(cert), new Date(cert.validTo));
+    reported += 1;
+  }
+  return reported;
+}
