@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { createAuditor } from '../src/audit/auditor.js';
 import { AUDIT_SCHEMA_VERSION, buildCallRecord, buildHandshakeRecord, ECS_VERSION, serializeRecord } from '../src/audit/record.js';
 import type { JsonObject, JsonValue, RecordContext } from '../src/audit/record.js';
+import type { CallEventKind } from '../src/audit/types.js';
 import type { AuditConfig } from '../src/config/types.js';
 import { NOOP_METRICS } from '../src/observability/metrics-types.js';
 import { callEvent, fakeIdentity, handshakeEvent, putSummary } from './support/audit-events.js';
@@ -118,7 +119,7 @@ describe('call records', () => {
   });
 
   it('stream events add "start"/"end", and the IAM category shows for the Auth service', () => {
-    const stream = (kind: Parameters<typeof callEvent>[0]['kind'], allowed = true): JsonObject =>
+    const stream = (kind: CallEventKind, allowed = true): JsonObject =>
       buildCallRecord(
         callEvent({
           kind,

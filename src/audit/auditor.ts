@@ -1,0 +1,175 @@
+/**
+ * The audit trail. The proxy describes every call as a CallEvent (src/audit/types.ts);
+ * this folder turns it into one ECS JSON record (record.ts, key-render.ts), queues it in
+ * a bounded buffer (delivery-queue.ts) and delivers it to the configured sink
+ * (sinks/: stdout, an append-only file, or syslog over TLS). record() never throws and
+ * never blocks; `accepting` tells the proxy when the trail cannot keep up and
+ * onFailure is "deny". createAuditor() is the only entry point the rest of etcdgate uses.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { hostname as osHostname } from 'node:os';
+import type { AuditConfig } from '../config/types.js';
+import type { Metrics } from '../observability/metrics-types.js';
+import { DeliveryQueue } from './delivery-queue.js';
+import type { AuditLogger, RetryOptions, Transport } from './delivery-queue.js';
+import { buildCallRecord, buildHandshakeRecord, serializeRecord } from './record.js';
+import { FileTransport } from './sinks/file.js';
+import { StreamTransport } from './sinks/stdout.js';
+import { SEVERITY, SyslogTransport, syslogFrame, syslogHeader } from './sinks/syslog.js';
+import type { Auditor, CallEvent, HandshakeEvent } from './types.js';
+
+export type { AuditLogger } from './delivery-queue.js';
+
+/** The method groups AuditConfig.level is set per. */
+export type AuditGroup = 'read' | 'write' | 'admin' | 'auth';
+
+/** What createAuditor needs besides the config. */
+export interface AuditorDeps {
+  readonly metrics: Metrics;
+  readonly logger?: AuditLogger | undefined;
+  /** etcdgate's version, written into every record. */
+  readonly version: string;
+  /** Current policy version (read per record, so reloads show up at once). */
+  readonly policyVersion: () => string;
+  /** Backoff after a failed write (default 100 ms doubling to 5 s). */
+  readonly retry?: RetryOptions | undefined;
+  /** Stream of the stdout sink (default process.stdout). */
+  readonly stdout?: NodeJS.WritableStream | undefined;
+  /** HOSTNAME of syslog headers (default the machine's host name). */
+  readonly hostname?: string | undefined;
+}
+
+/** An Auditor whose file sink can be reopened after log rotation (SIGHUP/SIGUSR1). */
+export interface ReopenableAuditor extends Auditor {
+  /** Makes the file sink write to a freshly opened file at its path; a no-op for other sinks. */
+  reopen(): void;
+}
+
+/**
+ * The group a call's level is set by: the Auth service is "auth", reads "read", writes
+ * "write", everything else (leases, maintenance, cluster) "admin".
+ */
+export function auditGroup(event: Pick<CallEvent, 'category' | 'eventType'>): AuditGroup {
+  if (event.category === 'iam') return 'auth';
+  if (event.eventType === 'access') return 'read';
+  if (event.eventType === 'change') return 'write';
+  return 'admin';
+}
+
+/** How a record becomes bytes for the sink. */
+type Encoder = (json: string, severity: number, msgId: string) => Buffer;
+
+const lineEncoder: Encoder = (json) => Buffer.from(`${json}\n`, 'utf8');
+
+/**
+ * A process-unique prefix plus a counter: ids that are unique and sortable per process,
+ * shaped like a UUID, at the cost of one increment per record.
+ */
+function eventIdGenerator(): () => string {
+  const prefix = randomUUID().slice(0, 23);
+  let counter = 0;
+  return () => {
+    counter += 1;
+    return `${prefix}-${counter.toString(16).padStart(12, '0')}`;
+  };
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+async function makeTransport(config: AuditConfig, deps: AuditorDeps): Promise<{ transport: Transport; encode: Encoder }> {
+  const sink = config.sink;
+  switch (sink.kind) {
+    case 'stdout':
+      return { transport: new StreamTransport(deps.stdout ?? process.stdout), encode: lineEncoder };
+    case 'file': {
+      const transport = new FileTransport(sink.path, deps.logger);
+      try {
+        await transport.open();
+      } catch (err: unknown) {
+        // Not fatal: the queue buffers and retries, and onFailure decides once the buffer is full.
+        deps.logger?.warn({ sink: transport.description, error: errorText(err) }, 'audit file cannot be opened yet; will retry');
+      }
+      return { transport, encode: lineEncoder };
+    }
+    case 'syslog': {
+      const tls = config.syslog;
+      if (tls === undefined) throw new Error('audit.syslog (ca, appName) is required for a syslog+tls sink');
+      const [ca, cert, key] = await Promise.all([
+        readFile(tls.ca),
+        tls.cert !== undefined ? readFile(tls.cert) : undefined,
+        tls.key !== undefined ? readFile(tls.key) : undefined,
+      ]);
+      const transport = new SyslogTransport({ host: sink.host, port: sink.port, ca, cert, key });
+      const header = syslogHeader(deps.hostname ?? osHostname(), tls.appName, process.pid);
+      const encode: Encoder = (json, severity, msgId) => syslogFrame(header, severity, msgId, new Date(), json);
+      return { transport, encode };
+    }
+  }
+}
+
+/**
+ * Builds the auditor for `config`. Rejects only on configuration it cannot use (syslog
+ * without CA, unreadable CA/cert/key); an unreachable sink is buffered and retried.
+ */
+export async function createAuditor(config: AuditConfig, deps: AuditorDeps): Promise<ReopenableAuditor> {
+  const { transport, encode } = await makeTransport(config, deps);
+  const queue = new DeliveryQueue(transport, {
+    capacity: config.bufferRecords,
+    onFailure: config.onFailure,
+    metrics: deps.metrics,
+    logger: deps.logger,
+    retry: deps.retry,
+  });
+  const enabled: Readonly<Record<AuditGroup, boolean>> = {
+    read: config.level.read !== 'none',
+    write: config.level.write !== 'none',
+    admin: config.level.admin !== 'none',
+    auth: config.level.auth !== 'none',
+  };
+  const nextId = eventIdGenerator();
+  const { metrics, logger } = deps;
+
+  const context = (): { eventId: string; version: string; policyVersion: string } => ({
+    eventId: nextId(),
+    version: deps.version,
+    policyVersion: deps.policyVersion(),
+  });
+
+  /** A record that could not be built is a failure of the trail, never of the call. */
+  const failed = (err: unknown): void => {
+    metrics.auditFailure();
+    logger?.error({ error: errorText(err) }, 'audit record could not be built');
+  };
+
+  return {
+    get accepting(): boolean {
+      return config.onFailure === 'allow' || queue.accepting;
+    },
+    record(event: CallEvent): void {
+      try {
+        if (!enabled[auditGroup(event)]) return;
+        const json = serializeRecord(buildCallRecord(event, context()));
+        const denied = !event.decision.allowed || event.kind === 'keepalive.deny';
+        queue.push(encode(json, denied ? SEVERITY.notice : SEVERITY.info, event.kind));
+      } catch (err: unknown) {
+        failed(err);
+      }
+    },
+    handshakeRefused(event: HandshakeEvent): void {
+      try {
+        // A refused handshake is an authentication event: recorded unless the auth group is off.
+        if (!enabled.auth) return;
+        const json = serializeRecord(buildHandshakeRecord(event, context()));
+        queue.push(encode(json, SEVERITY.warning, 'handshake.refused'));
+      } catch (err: unknown) {
+        failed(err);
+      }
+    },
+    flush: () => queue.flush(),
+    close: () => queue.close(),
+    reopen: () => queue.reopen(),
+  };
+}

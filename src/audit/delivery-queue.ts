@@ -1,0 +1,311 @@
+/**
+ * The bounded in-memory queue between record() and a sink. Records wait here while the
+ * sink is slow or down; one writer drains them in batches, retrying failed writes with
+ * backoff, so a sink that comes back recovers by itself. Nothing leaves the queue until
+ * the sink has taken it. When the queue is full, onFailure decides: "deny" reports
+ * not-accepting (the proxy then refuses new calls) until it has drained to half,
+ * "allow" keeps accepting; in both cases records beyond the bound are dropped and counted.
+ */
+import type { Metrics } from '../observability/metrics-types.js';
+
+/** The logging the audit trail needs; a pino logger fits. */
+export interface AuditLogger {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
+/** Where a queue delivers its bytes: a file, stdout, a syslog connection. */
+export interface Transport {
+  /** For logs, e.g. "file /var/log/etcdgate/audit.jsonl". Never holds a secret. */
+  readonly description: string;
+  /**
+   * Writes all of `chunk`; resolves once the sink has taken it. Rejects on failure; a
+   * PartialWriteError says how many leading bytes were taken before it failed.
+   */
+  write(chunk: Buffer): Promise<void>;
+  /** Opens the destination anew (after log rotation); a no-op where there is none. */
+  reopen(): void;
+  close(): Promise<void>;
+}
+
+/** A write that failed after the sink had already taken `written` bytes of the chunk. */
+export class PartialWriteError extends Error {
+  override readonly name = 'PartialWriteError';
+  constructor(
+    readonly written: number,
+    cause: unknown,
+  ) {
+    super(cause instanceof Error ? cause.message : 'write failed', { cause });
+  }
+}
+
+/** Backoff between failed writes: starts at initialMs, doubles up to maxMs. */
+export interface RetryOptions {
+  readonly initialMs: number;
+  readonly maxMs: number;
+}
+
+/** Default backoff: quick first retries, then at most every 5 s. */
+export const DEFAULT_RETRY: RetryOptions = Object.freeze({ initialMs: 100, maxMs: 5_000 });
+
+export interface DeliveryQueueOptions {
+  /** Records held at most (AuditConfig.bufferRecords). */
+  readonly capacity: number;
+  readonly onFailure: 'deny' | 'allow';
+  readonly metrics: Metrics;
+  readonly logger?: AuditLogger | undefined;
+  readonly retry?: RetryOptions | undefined;
+  /** Largest batch handed to the transport at once, bytes (a single larger record is sent alone). */
+  readonly maxBatchBytes?: number | undefined;
+}
+
+interface FlushWaiter {
+  /** Resolved once this many records (counted since creation) have been written. */
+  readonly target: number;
+  readonly resolve: () => void;
+  readonly reject: (err: Error) => void;
+}
+
+/** The batch being written; after a partial write, `chunk` is what is left of it. */
+interface Batch {
+  chunk: Buffer;
+  readonly records: number;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Bounded, retrying queue of encoded records in front of one transport. */
+export class DeliveryQueue {
+  readonly #transport: Transport;
+  readonly #capacity: number;
+  readonly #lowWater: number;
+  readonly #deny: boolean;
+  readonly #metrics: Metrics;
+  readonly #logger: AuditLogger | undefined;
+  readonly #retry: RetryOptions;
+  readonly #maxBatchBytes: number;
+
+  // Records in order; the first #head entries are written and awaiting compaction.
+  #records: Buffer[] = [];
+  #head = 0;
+  #batch: Batch | null = null;
+  #enqueued = 0;
+  #written = 0;
+  #waiters: FlushWaiter[] = [];
+
+  #pumping = false;
+  #blocked = false;
+  #failedAttempts = 0;
+  #dropping = false;
+  #closed = false;
+  #closing: Promise<void> | null = null;
+  #backoffMs: number;
+  #wake: (() => void) | null = null;
+
+  constructor(transport: Transport, options: DeliveryQueueOptions) {
+    if (!Number.isInteger(options.capacity) || options.capacity < 1) {
+      throw new RangeError(`audit buffer must hold at least one record (got ${String(options.capacity)})`);
+    }
+    this.#transport = transport;
+    this.#capacity = options.capacity;
+    this.#lowWater = Math.floor(options.capacity / 2);
+    this.#deny = options.onFailure === 'deny';
+    this.#metrics = options.metrics;
+    this.#logger = options.logger;
+    this.#retry = options.retry ?? DEFAULT_RETRY;
+    this.#maxBatchBytes = options.maxBatchBytes ?? 1024 * 1024;
+    this.#backoffMs = this.#retry.initialMs;
+  }
+
+  /** Records waiting, including the batch being written. */
+  get size(): number {
+    return this.#records.length - this.#head;
+  }
+
+  /** False while the queue is full and onFailure is "deny" (until it drains to half). */
+  get accepting(): boolean {
+    return !this.#blocked;
+  }
+
+  /** Queues one encoded record; false (and counted as a failure) when it had to be dropped. */
+  push(record: Buffer): boolean {
+    if (this.#closed || this.size >= this.#capacity) {
+      this.#drop(1, this.#closed ? 'audit trail closed: record dropped' : 'audit buffer full: records dropped');
+      return false;
+    }
+    this.#records.push(record);
+    this.#enqueued += 1;
+    if (this.#deny && !this.#blocked && this.size >= this.#capacity) {
+      this.#blocked = true;
+      this.#logger?.error({ sink: this.#transport.description, buffered: this.size }, 'audit buffer full: refusing new calls until the sink catches up');
+    }
+    this.#metrics.auditQueueDepth(this.size);
+    if (!this.#pumping) void this.#pump();
+    return true;
+  }
+
+  /** Resolves when every record queued so far has been written; waits through sink outages. */
+  flush(): Promise<void> {
+    if (this.#written >= this.#enqueued) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.#waiters.push({ target: this.#enqueued, resolve, reject });
+    });
+  }
+
+  /** Asks the transport to reopen its destination (log rotation). */
+  reopen(): void {
+    this.#transport.reopen();
+  }
+
+  /**
+   * Stops taking records, writes what is queued, closes the transport. If the sink is
+   * failing, one more attempt is made at once; whatever it cannot take is dropped,
+   * counted and logged, so shutdown never waits on a dead sink.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.#closed = true;
+    this.#wake?.();
+    try {
+      await this.flush();
+    } catch {
+      // Already counted and logged by the pump.
+    }
+    try {
+      await this.#transport.close();
+    } catch (err: unknown) {
+      this.#logger?.warn({ sink: this.#transport.description, error: errorText(err) }, 'audit sink did not close cleanly');
+    }
+  }
+
+  #drop(count: number, message: string): void {
+    for (let i = 0; i < count; i += 1) this.#metrics.auditFailure();
+    if (!this.#dropping) {
+      this.#dropping = true;
+      this.#logger?.error({ sink: this.#transport.description, dropped: count }, message);
+    }
+  }
+
+  /** The records at the head of the queue, up to maxBatchBytes, as one buffer. */
+  #takeBatch(): Batch {
+    const parts: Buffer[] = [];
+    let bytes = 0;
+    for (let i = this.#head; i < this.#records.length; i += 1) {
+      const record = this.#records[i];
+      if (record === undefined) break;
+      if (parts.length > 0 && bytes + record.length > this.#maxBatchBytes) break;
+      parts.push(record);
+      bytes += record.length;
+    }
+    return { chunk: parts.length === 1 && parts[0] !== undefined ? parts[0] : Buffer.concat(parts, bytes), records: parts.length };
+  }
+
+  async #pump(): Promise<void> {
+    this.#pumping = true;
+    try {
+      while (this.#batch !== null || this.size > 0) {
+        const batch = this.#batch ?? this.#takeBatch();
+        this.#batch = batch;
+        try {
+          await this.#transport.write(batch.chunk);
+        } catch (err: unknown) {
+          if (err instanceof PartialWriteError && err.written > 0) batch.chunk = batch.chunk.subarray(err.written);
+          this.#onFailure(err);
+          if (this.#closed) {
+            this.#abandon();
+            return;
+          }
+          await this.#sleep(this.#backoffMs);
+          this.#backoffMs = Math.min(this.#backoffMs * 2, this.#retry.maxMs);
+          continue;
+        }
+        this.#batch = null;
+        this.#onWritten(batch.records);
+      }
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  #onFailure(err: unknown): void {
+    this.#metrics.auditFailure();
+    this.#failedAttempts += 1;
+    if (this.#failedAttempts === 1) {
+      this.#logger?.warn(
+        { sink: this.#transport.description, error: errorText(err), buffered: this.size },
+        'audit sink write failed; buffering and retrying',
+      );
+    }
+  }
+
+  #onWritten(count: number): void {
+    this.#head += count;
+    this.#written += count;
+    // Compact once the written prefix dominates, keeping push and drain amortized O(1).
+    if (this.#head > 1024 && this.#head * 2 > this.#records.length) {
+      this.#records = this.#records.slice(this.#head);
+      this.#head = 0;
+    }
+    for (let i = 0; i < count; i += 1) this.#metrics.auditWritten();
+    this.#metrics.auditQueueDepth(this.size);
+    if (this.#failedAttempts > 0) {
+      this.#logger?.info({ sink: this.#transport.description, failedAttempts: this.#failedAttempts }, 'audit sink recovered');
+      this.#failedAttempts = 0;
+      this.#backoffMs = this.#retry.initialMs;
+    }
+    if (this.size < this.#capacity) this.#dropping = false;
+    if (this.#blocked && this.size <= this.#lowWater) {
+      this.#blocked = false;
+      this.#logger?.info({ sink: this.#transport.description, buffered: this.size }, 'audit buffer drained: accepting calls again');
+    }
+    this.#settleWaiters();
+  }
+
+  #settleWaiters(): void {
+    if (this.#waiters.length === 0) return;
+    const pending: FlushWaiter[] = [];
+    for (const waiter of this.#waiters) {
+      if (waiter.target <= this.#written) waiter.resolve();
+      else pending.push(waiter);
+    }
+    this.#waiters = pending;
+  }
+
+  /** Closing with a failing sink: drop what is left, count it, fail pending flushes. */
+  #abandon(): void {
+    const lost = this.size;
+    this.#records = [];
+    this.#head = 0;
+    this.#batch = null;
+    // Nothing is pending any more: later flush() calls resolve at once.
+    this.#enqueued = this.#written;
+    for (let i = 0; i < lost; i += 1) this.#metrics.auditFailure();
+    this.#metrics.auditQueueDepth(0);
+    this.#logger?.error({ sink: this.#transport.description, lost }, 'audit sink failed at shutdown: records lost');
+    const error = new Error(`audit sink failed: ${String(lost)} records not written`);
+    for (const waiter of this.#waiters) waiter.reject(error);
+    this.#waiters = [];
+  }
+
+  /** Waits ms, or less if close() wakes it. */
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wake = () => {
+        this.#wake = null;
+        done();
+      };
+    });
+  }
+}

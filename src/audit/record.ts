@@ -1,0 +1,381 @@
+/**
+ * Builds audit records: one plain JSON object per call or refused handshake, with
+ * Elastic Common Schema (ECS 8.11) field names nested as objects. Records carry key
+ * names and metadata only; a CallEvent never holds a value, and this builder copies
+ * only the fields it names, so nothing else that an event might carry reaches the log.
+ * docs/audit-schema.md describes every field with examples.
+ */
+import { displayName } from '../tls/identity.js';
+import type { Identity } from '../tls/identity.js';
+import type { CallEvent, CallEventKind, HandshakeEvent, KeySummary } from './types.js';
+import { putKey } from './key-render.js';
+
+/** ECS version the field names follow. */
+export const ECS_VERSION = '8.11.0';
+
+/** Version of etcdgate's own record layout; bumped when a field changes meaning or moves. */
+export const AUDIT_SCHEMA_VERSION = 1;
+
+/** A JSON value as the builder produces it. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | JsonObject;
+/** A JSON object as the builder produces it. */
+export interface JsonObject {
+  [field: string]: JsonValue;
+}
+
+/** What a record needs besides the event itself. */
+export interface RecordContext {
+  /** Unique id of this record (event.id). */
+  readonly eventId: string;
+  /** etcdgate's version. */
+  readonly version: string;
+  /** Version (content hash) of the policy that decided the call. */
+  readonly policyVersion: string;
+}
+
+/** gRPC status code names, indexed by code (the names etcd clients see). */
+const GRPC_CODE_NAMES = [
+  'OK',
+  'CANCELLED',
+  'UNKNOWN',
+  'INVALID_ARGUMENT',
+  'DEADLINE_EXCEEDED',
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'PERMISSION_DENIED',
+  'RESOURCE_EXHAUSTED',
+  'FAILED_PRECONDITION',
+  'ABORTED',
+  'OUT_OF_RANGE',
+  'UNIMPLEMENTED',
+  'INTERNAL',
+  'UNAVAILABLE',
+  'DATA_LOSS',
+  'UNAUTHENTICATED',
+] as const;
+
+/** Name of a gRPC status code, e.g. 7 -> "PERMISSION_DENIED"; "UNKNOWN" for codes outside the table. */
+export function grpcCodeName(code: number): string {
+  return GRPC_CODE_NAMES[code] ?? 'UNKNOWN';
+}
+
+/** Kinds that open / close a long-lived stream: ECS adds "start" / "end" to event.type. */
+const START_KINDS: ReadonlySet<CallEventKind> = new Set(['watch.create', 'keepalive.open', 'snapshot.start']);
+const END_KINDS: ReadonlySet<CallEventKind> = new Set(['watch.end', 'keepalive.close', 'snapshot.end']);
+
+/**
+ * Bounds on what one request renders to, so a huge or deeply nested Txn cannot make a
+ * record larger than a syslog receiver takes. Past them the request is marked truncated.
+ */
+const MAX_SUMMARY_NODES = 512;
+const MAX_SUMMARY_DEPTH = 16;
+const MAX_TEXT_LENGTH = 1024;
+
+/** Fields a KeySummary renders itself; details never overwrite them. */
+const RESERVED_REQUEST_FIELDS: ReadonlySet<string> = new Set([
+  'op', 'key', 'key_base64', 'range_end', 'range_end_base64', 'compare', 'success', 'failure',
+  'service', 'method', 'watch_id', 'truncated',
+]);
+
+/**
+ * A string from the event, or undefined. Anything that is not a string (a Buffer that
+ * slipped through a type cast, say) is dropped rather than serialized.
+ */
+function text(value: unknown): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  return value.length > MAX_TEXT_LENGTH ? `${value.slice(0, MAX_TEXT_LENGTH)}…` : value;
+}
+
+function texts(values: unknown): string[] {
+  if (!Array.isArray(values)) return [];
+  const out: string[] = [];
+  for (const value of values) {
+    const t = text(value);
+    if (t !== undefined) out.push(t);
+  }
+  return out;
+}
+
+function finiteNumber(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+}
+
+function isoDate(value: unknown): string | undefined {
+  return value instanceof Date && !Number.isNaN(value.getTime()) ? value.toISOString() : undefined;
+}
+
+/** Nanoseconds as a JSON number (exact below 2^53 ns, about 104 days). */
+function durationNs(value: unknown): number {
+  if (typeof value === 'bigint') return Number(value);
+  return finiteNumber(value) ?? 0;
+}
+
+/** Sets `target[field]` when the value is defined (keeps absent fields absent). */
+function put(target: JsonObject, field: string, value: JsonValue | undefined): void {
+  if (value !== undefined) target[field] = value;
+}
+
+/** Sets `target[field]` to a non-empty array, leaving it absent otherwise. */
+function putList(target: JsonObject, field: string, values: string[]): void {
+  if (values.length > 0) target[field] = values;
+}
+
+/** "lease_id", "prevKv" -> "lease_id", "prev_kv"; undefined for names unfit as a field. */
+function detailField(name: string): string | undefined {
+  const snake = name.replace(/([a-z0-9])([A-Z])/gu, '$1_$2').toLowerCase();
+  return /^[a-z][a-z0-9_]{0,63}$/u.test(snake) ? snake : undefined;
+}
+
+/** RFC 4514 escaping of one attribute value, so joined DNs stay unambiguous. */
+function escapeDnValue(value: string): string {
+  return value.replace(/[,+"\\<>;]/gu, (c) => `\\${c}`);
+}
+
+/** Node prints a DN one attribute per line ("CN=a\nO=b"); ECS wants "CN=a, O=b". */
+function distinguishedName(printed: unknown): string | undefined {
+  const dn = text(printed);
+  if (dn === undefined || dn === '') return undefined;
+  return dn
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => {
+      const eq = line.indexOf('=');
+      return eq <= 0 ? escapeDnValue(line) : `${line.slice(0, eq)}=${escapeDnValue(line.slice(eq + 1))}`;
+    })
+    .join(', ');
+}
+
+/** ECS tls.version/version_protocol from Node's "TLSv1.3". */
+function tlsVersion(target: JsonObject, printed: unknown): void {
+  const version = text(printed);
+  if (version === undefined || version === '') return;
+  const match = /^TLSv(\d(?:\.\d)?)$/u.exec(version);
+  if (match?.[1] !== undefined) {
+    target['version'] = match[1];
+    target['version_protocol'] = 'tls';
+  } else {
+    target['version'] = version;
+  }
+}
+
+/**
+ * tls.client of each identity, built once: an identity is made once per connection and
+ * frozen, so every call on that connection shares it. Cached objects are never mutated.
+ */
+const tlsClientCache = new WeakMap<Identity, JsonObject>();
+
+/** ECS tls.client.* for a verified (or, for refused handshakes, presented) certificate. */
+function tlsClient(identity: Identity): JsonObject {
+  let client = tlsClientCache.get(identity);
+  if (client === undefined) {
+    client = buildTlsClient(identity);
+    tlsClientCache.set(identity, client);
+  }
+  return client;
+}
+
+function buildTlsClient(identity: Identity): JsonObject {
+  const subject: JsonObject = {};
+  const cn = text(identity.cn);
+  if (cn !== undefined && cn !== '') subject['common_name'] = [cn];
+  putList(subject, 'organization', texts(identity.o));
+  putList(subject, 'organizational_unit', texts(identity.ou));
+  put(subject, 'distinguished_name', distinguishedName(identity.subject));
+
+  const x509: JsonObject = { subject };
+  putList(x509, 'alternative_names', [...texts(identity.dns), ...texts(identity.uri), ...texts(identity.ip)]);
+  put(x509, 'serial_number', text(identity.serial));
+  const issuer = distinguishedName(identity.issuer);
+  if (issuer !== undefined) x509['issuer'] = { distinguished_name: issuer };
+  put(x509, 'not_before', isoDate(identity.notBefore));
+  put(x509, 'not_after', isoDate(identity.notAfter));
+
+  const client: JsonObject = { x509 };
+  const fingerprint = text(identity.fingerprint);
+  // ECS asks for upper-case hex digests.
+  if (fingerprint !== undefined && fingerprint !== '') client['hash'] = { sha256: fingerprint.toUpperCase() };
+  put(client, 'not_before', isoDate(identity.notBefore));
+  put(client, 'not_after', isoDate(identity.notAfter));
+  return client;
+}
+
+/** Mutable budget shared by one request's recursive rendering. */
+interface SummaryBudget {
+  nodes: number;
+  truncated: boolean;
+}
+
+/** Renders one KeySummary (recursively for Txn) into `target`. */
+function renderSummary(summary: KeySummary, target: JsonObject, depth: number, budget: SummaryBudget): void {
+  budget.nodes += 1;
+  put(target, 'op', text(summary.op));
+  putKey(target, 'key', summary.key);
+  putKey(target, 'range_end', summary.rangeEnd);
+  const details = summary.details;
+  if (details !== undefined && details !== null && typeof details === 'object') {
+    for (const [name, value] of Object.entries(details)) {
+      const field = detailField(name);
+      if (field === undefined || RESERVED_REQUEST_FIELDS.has(field)) continue;
+      if (typeof value === 'boolean') target[field] = value;
+      else if (typeof value === 'number') put(target, field, finiteNumber(value));
+      else put(target, field, text(value));
+    }
+  }
+  for (const branch of ['compare', 'success', 'failure'] as const) {
+    const children = summary[branch];
+    if (!Array.isArray(children)) continue;
+    const rendered: JsonObject[] = [];
+    for (const child of children as readonly KeySummary[]) {
+      if (depth + 1 > MAX_SUMMARY_DEPTH || budget.nodes >= MAX_SUMMARY_NODES) {
+        budget.truncated = true;
+        break;
+      }
+      const node: JsonObject = {};
+      renderSummary(child, node, depth + 1, budget);
+      rendered.push(node);
+    }
+    target[branch] = rendered;
+  }
+}
+
+/** The `etcd.request` object of a call. */
+function renderRequest(event: CallEvent): JsonObject {
+  const request: JsonObject = {};
+  put(request, 'service', text(event.service));
+  put(request, 'method', text(event.method));
+  const budget: SummaryBudget = { nodes: 0, truncated: false };
+  renderSummary(event.request, request, 0, budget);
+  put(request, 'watch_id', text(event.watchId));
+  if (budget.truncated) request['truncated'] = true;
+  return request;
+}
+
+function commonHead(start: Date): JsonObject {
+  return {
+    '@timestamp': isoDate(start) ?? new Date().toISOString(),
+    ecs: { version: ECS_VERSION },
+  };
+}
+
+function etcdgateFields(context: RecordContext, kind: string): JsonObject {
+  return {
+    schema_version: AUDIT_SCHEMA_VERSION,
+    version: context.version,
+    policy_version: context.policyVersion,
+    event_kind: kind,
+  };
+}
+
+function sourceFields(address: unknown, port: unknown): JsonObject {
+  const source: JsonObject = {};
+  const ip = text(address);
+  if (ip !== undefined && ip !== '') {
+    source['address'] = ip;
+    source['ip'] = ip;
+  }
+  put(source, 'port', finiteNumber(port));
+  return source;
+}
+
+/**
+ * Characters JSON.stringify leaves raw but that log tooling may rewrite or treat as line
+ * breaks (DEL, C1 controls, U+2028/U+2029); serialized records escape them.
+ */
+const RAW_UNSAFE = /[\u007f-\u009f\u2028\u2029]/gu;
+
+/** A record as one line of JSON: no raw control, line or paragraph separator characters. */
+export function serializeRecord(record: JsonObject): string {
+  const json = JSON.stringify(record);
+  RAW_UNSAFE.lastIndex = 0;
+  if (!RAW_UNSAFE.test(json)) return json;
+  return json.replace(RAW_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** Builds the record of one call (or stream event) described by the proxy. */
+export function buildCallRecord(event: CallEvent, context: RecordContext): JsonObject {
+  const { decision, result } = event;
+  const allowed = decision.allowed === true;
+  const code = finiteNumber(result.code) ?? 2;
+  const codeName = grpcCodeName(code);
+  const denied = !allowed || event.kind === 'keepalive.deny';
+
+  const types: string[] = [event.eventType];
+  if (START_KINDS.has(event.kind)) types.push('start');
+  if (END_KINDS.has(event.kind)) types.push('end');
+  if (denied) types.push('denied');
+
+  const message = text(result.message);
+  let reason: string | undefined;
+  if (denied) reason = text(decision.reason);
+  else if (code !== 0) reason = message !== undefined && message !== '' ? message : codeName;
+  else reason = text(decision.reason);
+
+  const eventFields: JsonObject = {
+    id: context.eventId,
+    kind: 'event',
+    module: 'etcdgate',
+    dataset: 'etcdgate.audit',
+    category: [event.category],
+    type: types,
+    action: text(event.action) ?? 'etcd.unknown',
+    outcome: !denied && code === 0 ? 'success' : 'failure',
+    duration: durationNs(event.durationNs),
+  };
+  put(eventFields, 'reason', reason);
+
+  const identity = event.peer.identity;
+  const user: JsonObject = { name: displayName(identity), roles: texts(event.roles) };
+
+  const tls: JsonObject = {};
+  tlsVersion(tls, event.peer.tlsVersion);
+  tls['client'] = tlsClient(identity);
+
+  const decisionFields: JsonObject = { allowed };
+  put(decisionFields, 'role', text(decision.role));
+  put(decisionFields, 'rule', text(decision.rule));
+  put(decisionFields, 'reason', text(decision.reason));
+
+  const response: JsonObject = { code, code_name: codeName };
+  if (message !== undefined && message !== '') response['message'] = message;
+  put(response, 'revision', text(result.revision));
+  put(response, 'count', finiteNumber(result.count));
+  put(response, 'bytes', finiteNumber(result.bytes));
+
+  const record = commonHead(event.start);
+  record['event'] = eventFields;
+  record['user'] = user;
+  record['source'] = sourceFields(event.peer.address, event.peer.port);
+  record['tls'] = tls;
+  record['etcd'] = { request: renderRequest(event), decision: decisionFields, response };
+  const traceId = text(event.traceId);
+  if (traceId !== undefined && traceId !== '') record['trace'] = { id: traceId };
+  record['etcdgate'] = etcdgateFields(context, event.kind);
+  return record;
+}
+
+/** Builds the record of a refused TLS handshake. */
+export function buildHandshakeRecord(event: HandshakeEvent, context: RecordContext): JsonObject {
+  const eventFields: JsonObject = {
+    id: context.eventId,
+    kind: 'event',
+    module: 'etcdgate',
+    dataset: 'etcdgate.audit',
+    category: ['authentication'],
+    type: ['start', 'denied'],
+    action: 'etcdgate.tls.handshake',
+    outcome: 'failure',
+  };
+  put(eventFields, 'reason', text(event.reason));
+
+  const record = commonHead(event.start);
+  record['event'] = eventFields;
+  const errorMessage = text(event.error);
+  if (errorMessage !== undefined && errorMessage !== '') record['error'] = { message: errorMessage };
+  record['source'] = sourceFields(event.address, event.port);
+  if (event.identity !== undefined) {
+    record['user'] = { name: displayName(event.identity) };
+    record['tls'] = { client: tlsClient(event.identity) };
+  }
+  record['etcdgate'] = etcdgateFields(context, 'handshake.refused');
+  return record;
+}
