@@ -1,0 +1,230 @@
+/**
+ * KV policy enforcement against a real etcd 3.4: for every scenario the allowed caller
+ * succeeds and the denied caller gets PERMISSION_DENIED with etcd's exact text, and a
+ * refused write is proven absent by reading etcd directly. Covers partly-covered ranges,
+ * Txn failure branches and nested Txns, prev_kv needing read, credentials headers that
+ * must not change who the caller is, and a caller with no binding at all.
+ */
+import { readFileSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { startEtcd, type EtcdCluster } from './support/etcd.js';
+import { b, expectDenied, valueInEtcd } from './support/enforcement.js';
+import { startTestGateway, type TestGateway } from './support/gateway.js';
+import { makePki, type Pki } from './support/pki.js';
+import { callEtcd, rawClient } from './support/raw-client.js';
+
+/** The dev policy, plus a write-only drop box for tenant-a (write without read). */
+function policyWithDropBox(): Record<string, unknown> {
+  const dev = parse(readFileSync(new URL('../config/policy.dev.yaml', import.meta.url), 'utf8')) as {
+    roles: Record<string, unknown>;
+    bindings: unknown[];
+  };
+  return {
+    roles: { ...dev.roles, dropbox: { keys: [{ prefix: '/dropbox/', access: 'write' }] } },
+    bindings: [...dev.bindings, { match: { cn: 'tenant-a' }, roles: ['dropbox'] }],
+  };
+}
+
+let pki: Pki;
+let etcd: EtcdCluster;
+let gate: TestGateway;
+let direct: grpc.Client;
+let tenantA: grpc.Client;
+let nobody: grpc.Client;
+
+beforeAll(async () => {
+  pki = await makePki();
+  etcd = await startEtcd(pki);
+  gate = await startTestGateway({ pki, upstream: etcd.endpoints, policy: policyWithDropBox() });
+  direct = rawClient(etcd.endpoints[0]!, pki, 'root');
+  tenantA = rawClient(gate.endpoint, pki, 'tenant-a');
+  nobody = rawClient(gate.endpoint, pki, 'nobody');
+});
+
+afterAll(async () => {
+  for (const client of [direct, tenantA, nobody]) client?.close();
+  await gate?.stop();
+  await etcd?.stop();
+  await pki?.remove();
+});
+
+type Call = (client: grpc.Client, request: Record<string, unknown>, metadata?: grpc.Metadata) => Promise<Record<string, unknown>>;
+
+const put: Call = (client, request, metadata) => callEtcd(client, 'KV', 'Put', ['PutRequest', request], 'PutResponse', metadata);
+const range: Call = (client, request, metadata) => callEtcd(client, 'KV', 'Range', ['RangeRequest', request], 'RangeResponse', metadata);
+const del: Call = (client, request, metadata) => callEtcd(client, 'KV', 'DeleteRange', ['DeleteRangeRequest', request], 'DeleteRangeResponse', metadata);
+const txn: Call = (client, request, metadata) => callEtcd(client, 'KV', 'Txn', ['TxnRequest', request], 'TxnResponse', metadata);
+
+/** Writes `key` = `value` straight into etcd (test set-up, not through etcdgate). */
+async function seed(key: string, value: string): Promise<void> {
+  await put(direct, { key: b(key), value: b(value) });
+}
+
+function keysOf(response: Record<string, unknown>): string[] {
+  return ((response['kvs'] ?? []) as Array<{ key: Buffer }>).map((kv) => kv.key.toString('utf8'));
+}
+
+/** A Compare that holds when `key` does not exist (version == 0). */
+function absent(key: string): Record<string, unknown> {
+  return { key: b(key), target: 'VERSION', result: 'EQUAL', version: 0 };
+}
+
+describe('KV enforcement', () => {
+  it('lets tenant-a put, get and delete under /tenants/tenant-a/', async () => {
+    await put(tenantA, { key: b('/tenants/tenant-a/one'), value: b('1') });
+    const got = await range(tenantA, { key: b('/tenants/tenant-a/one') });
+    expect(keysOf(got)).toEqual(['/tenants/tenant-a/one']);
+    expect(await valueInEtcd(direct, '/tenants/tenant-a/one')).toBe('1');
+    const deleted = await del(tenantA, { key: b('/tenants/tenant-a/one') });
+    expect(deleted['deleted']).toBe('1');
+    expect(await valueInEtcd(direct, '/tenants/tenant-a/one')).toBeUndefined();
+  });
+
+  it("refuses tenant-a every operation on tenant-b's keys, and nothing changes", async () => {
+    await seed('/tenants/tenant-b/secret', 'b-original');
+    await expectDenied(put(tenantA, { key: b('/tenants/tenant-b/secret'), value: b('overwritten') }));
+    await expectDenied(put(tenantA, { key: b('/tenants/tenant-b/new'), value: b('x') }));
+    await expectDenied(range(tenantA, { key: b('/tenants/tenant-b/secret') }));
+    await expectDenied(del(tenantA, { key: b('/tenants/tenant-b/secret') }));
+    expect(await valueInEtcd(direct, '/tenants/tenant-b/secret')).toBe('b-original');
+    expect(await valueInEtcd(direct, '/tenants/tenant-b/new')).toBeUndefined();
+  });
+
+  it('refuses a range only partly inside the grant as a whole, and allows the covered one', async () => {
+    await seed('/tenants/tenant-a/r1', 'a');
+    await seed('/tenants/tenant-b/r1', 'b');
+    const partly = { key: b('/tenants/tenant-a/'), range_end: b('/tenants/tenant-b0') };
+    await expectDenied(range(tenantA, partly));
+    await expectDenied(range(tenantA, { ...partly, count_only: true }));
+    await expectDenied(range(tenantA, { ...partly, keys_only: true }));
+    await expectDenied(del(tenantA, partly));
+    expect(await valueInEtcd(direct, '/tenants/tenant-a/r1')).toBe('a');
+    expect(await valueInEtcd(direct, '/tenants/tenant-b/r1')).toBe('b');
+
+    const own = await range(tenantA, { key: b('/tenants/tenant-a/'), range_end: b('/tenants/tenant-a0') });
+    expect(keysOf(own)).toContain('/tenants/tenant-a/r1');
+    expect(keysOf(own).every((k) => k.startsWith('/tenants/tenant-a/'))).toBe(true);
+  });
+
+  it('refuses a Txn whose failure branch writes outside the grant, even though the success branch would run', async () => {
+    const outside = '/tenants/tenant-b/from-failure';
+    const mine = '/tenants/tenant-a/from-success';
+    const request = {
+      compare: [absent(mine)],
+      success: [{ request_put: { key: b(mine), value: b('ran') } }],
+      failure: [{ request_put: { key: b(outside), value: b('ran') } }],
+    };
+    await expectDenied(txn(tenantA, request));
+    expect(await valueInEtcd(direct, mine)).toBeUndefined();
+    expect(await valueInEtcd(direct, outside)).toBeUndefined();
+
+    // The same Txn with the failure branch inside the grant is allowed and runs.
+    const allowed = await txn(tenantA, { ...request, failure: [{ request_put: { key: b('/tenants/tenant-a/other'), value: b('x') } }] });
+    expect(allowed['succeeded']).toBe(true);
+    expect(await valueInEtcd(direct, mine)).toBe('ran');
+  });
+
+  it('refuses a Txn whose compare reads outside the grant', async () => {
+    await seed('/tenants/tenant-b/probe', 'v');
+    const request = {
+      compare: [absent('/tenants/tenant-b/probe')],
+      success: [{ request_put: { key: b('/tenants/tenant-a/probe-result'), value: b('absent') } }],
+    };
+    await expectDenied(txn(tenantA, request));
+    expect(await valueInEtcd(direct, '/tenants/tenant-a/probe-result')).toBeUndefined();
+  });
+
+  it('refuses a nested Txn that writes outside the grant, and allows one that stays inside', async () => {
+    const nested = (key: string): Record<string, unknown> => ({
+      success: [
+        { request_put: { key: b('/tenants/tenant-a/outer'), value: b('outer') } },
+        { request_txn: { success: [{ request_txn: { success: [{ request_put: { key: b(key), value: b('inner') } }] } }] } },
+      ],
+    });
+    await expectDenied(txn(tenantA, nested('/tenants/tenant-b/inner')));
+    expect(await valueInEtcd(direct, '/tenants/tenant-b/inner')).toBeUndefined();
+    expect(await valueInEtcd(direct, '/tenants/tenant-a/outer')).toBeUndefined();
+
+    const allowed = await txn(tenantA, nested('/tenants/tenant-a/inner'));
+    expect(allowed['succeeded']).toBe(true);
+    expect(await valueInEtcd(direct, '/tenants/tenant-a/inner')).toBe('inner');
+  });
+
+  it('refuses prev_kv on a key the caller may write but not read, in a Put and in a Txn', async () => {
+    await seed('/dropbox/letter', 'sealed');
+    await expectDenied(put(tenantA, { key: b('/dropbox/letter'), value: b('replaced'), prev_kv: true }));
+    await expectDenied(txn(tenantA, { success: [{ request_put: { key: b('/dropbox/letter'), value: b('replaced'), prev_kv: true } }] }));
+    await expectDenied(range(tenantA, { key: b('/dropbox/letter') }));
+    expect(await valueInEtcd(direct, '/dropbox/letter')).toBe('sealed');
+
+    const plain = await txn(tenantA, { success: [{ request_put: { key: b('/dropbox/letter'), value: b('replaced') } }] });
+    expect(plain['succeeded']).toBe(true);
+    // Nothing of the old value comes back without prev_kv.
+    expect(JSON.stringify(plain)).not.toContain(Buffer.from('sealed').toString('base64'));
+    expect(await valueInEtcd(direct, '/dropbox/letter')).toBe('replaced');
+    await put(tenantA, { key: b('/dropbox/letter'), value: b('again') });
+    expect(await valueInEtcd(direct, '/dropbox/letter')).toBe('again');
+  });
+
+  it('refuses DeleteRange with prev_kv without read, and allows it without prev_kv', async () => {
+    await seed('/dropbox/d1', 'one');
+    await seed('/dropbox/d2', 'two');
+    await expectDenied(del(tenantA, { key: b('/dropbox/d1'), prev_kv: true }));
+    await expectDenied(del(tenantA, { key: b('/dropbox/'), range_end: b('/dropbox0'), prev_kv: true }));
+    await expectDenied(txn(tenantA, { success: [{ request_delete_range: { key: b('/dropbox/d1'), prev_kv: true } }] }));
+    expect(await valueInEtcd(direct, '/dropbox/d1')).toBe('one');
+
+    const deleted = await del(tenantA, { key: b('/dropbox/d1') });
+    expect(deleted['deleted']).toBe('1');
+    expect(deleted['prev_kvs']).toBeUndefined();
+    expect(await valueInEtcd(direct, '/dropbox/d1')).toBeUndefined();
+
+    // A caller with read and write gets prev_kv on its own keys.
+    await seed('/tenants/tenant-a/d', 'mine');
+    const withPrev = await del(tenantA, { key: b('/tenants/tenant-a/d'), prev_kv: true });
+    expect((withPrev['prev_kvs'] as Array<{ value: Buffer }>)[0]?.value.toString()).toBe('mine');
+  });
+
+  it('ignores token and authorization headers: the certificate decides who the caller is', async () => {
+    const metadata = new grpc.Metadata();
+    metadata.set('token', 'root-token-from-somewhere');
+    metadata.set('authorization', 'Bearer root');
+    await seed('/tenants/tenant-b/guarded', 'b');
+    await expectDenied(put(tenantA, { key: b('/tenants/tenant-b/guarded'), value: b('x') }, metadata));
+    await expectDenied(range(tenantA, { key: b('/tenants/tenant-b/guarded') }, metadata));
+    expect(await valueInEtcd(direct, '/tenants/tenant-b/guarded')).toBe('b');
+
+    await put(tenantA, { key: b('/tenants/tenant-a/with-token'), value: b('ok') }, metadata);
+    expect(await valueInEtcd(direct, '/tenants/tenant-a/with-token')).toBe('ok');
+    await expectDenied(range(nobody, { key: b('/tenants/tenant-a/with-token') }, metadata));
+  });
+
+  it('refuses a caller with no binding every key access but answers its MemberList', async () => {
+    await seed('/tenants/tenant-a/visible', 'v');
+    await expectDenied(range(nobody, { key: b('/tenants/tenant-a/visible') }));
+    await expectDenied(range(nobody, { key: b('\0'), range_end: b('\0'), count_only: true }));
+    await expectDenied(put(nobody, { key: b('/nobody/k'), value: b('x') }));
+    await expectDenied(del(nobody, { key: b('/tenants/tenant-a/visible') }));
+    await expectDenied(txn(nobody, { compare: [absent('/nobody/k')], success: [{ request_put: { key: b('/nobody/k'), value: b('x') } }] }));
+    expect(await valueInEtcd(direct, '/nobody/k')).toBeUndefined();
+    expect(await valueInEtcd(direct, '/tenants/tenant-a/visible')).toBe('v');
+
+    const members = await callEtcd(nobody, 'Cluster', 'MemberList', ['MemberListRequest', {}], 'MemberListResponse');
+    const list = members['members'] as Array<{ clientURLs?: string[] }>;
+    expect(list).toHaveLength(1);
+    expect(list[0]?.clientURLs).toEqual(['https://127.0.0.1:32379']);
+  });
+
+  it('records a refusal in the audit trail as denied, with the caller and the key', async () => {
+    await expectDenied(put(tenantA, { key: b('/tenants/tenant-b/audited'), value: b('x') }));
+    const records = await gate.auditRecords();
+    const record = records.find((r) => JSON.stringify(r['etcd']).includes('/tenants/tenant-b/audited'));
+    expect(record).toMatchObject({
+      event: { action: 'etcd.kv.put', outcome: 'failure' },
+      user: { name: 'tenant-a' },
+      etcd: { decision: { allowed: false }, response: { code: 7, code_name: 'PERMISSION_DENIED' } },
+    });
+  });
+});
