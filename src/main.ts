@@ -13,7 +13,7 @@ import { parse } from 'yaml';
 import { startGateway, type Gateway } from './app.js';
 import { explainAccesses, explainIdentity } from './cli/explain-request.js';
 import { ConfigError, loadConfig } from './config/load.js';
-import { compilePolicy } from './policy/compile.js';
+import { compilePolicyText } from './policy/compile.js';
 import { explain } from './policy/explain.js';
 import { loadConfiguredPolicy } from './policy/load-file.js';
 import { PolicyError } from './policy/policy-error.js';
@@ -32,8 +32,13 @@ Usage:
 
 /** Prints a startup problem and exits: 2 for invalid input, 1 otherwise. */
 function fail(error: unknown): never {
-  if (error instanceof ConfigError || error instanceof PolicyError) {
-    process.stderr.write(`${error.message}\n`);
+  if (error instanceof ConfigError) {
+    const count = error.issues.length;
+    process.stderr.write(`etcdgate: ${error.source}: invalid configuration (${count} problem${count === 1 ? '' : 's'}):\n${error.message.replace(/^/gmu, '  ')}\n`);
+    process.exit(2);
+  }
+  if (error instanceof PolicyError) {
+    process.stderr.write(`etcdgate: ${error.message}\n`);
     process.exit(2);
   }
   process.stderr.write(`etcdgate: ${error instanceof Error ? error.message : String(error)}\n`);
@@ -83,13 +88,12 @@ function explainCommand(argv: string[]): void {
 
 function testPolicy(policyFile: string | undefined, casesFile: string | undefined): void {
   if (policyFile === undefined || casesFile === undefined) fail(new Error('test-policy needs POLICY and CASES files'));
-  const policyText = readFileSync(policyFile, 'utf8');
-  const policy = compilePolicy(parse(policyText), policyText);
+  const policy = compilePolicyText(readFileSync(policyFile, 'utf8'));
   const result = runPolicyCases(policy, parse(readFileSync(casesFile, 'utf8')));
   for (const failure of result.failed) {
     process.stdout.write(`FAIL ${failure.name}: expected ${failure.expected}, got ${failure.got.allowed ? 'allow' : 'deny'} (${failure.got.reason})\n`);
   }
-  process.stdout.write(`${result.passed} passed, ${result.failed.length} failed\n`);
+  process.stdout.write(`policy cases: ${result.passed} passed, ${result.failed.length} failed\n`);
   process.exitCode = result.failed.length === 0 ? 0 : 1;
 }
 
