@@ -1,7 +1,7 @@
 /**
- * Proves end to end that a real Prometheus (Debian's `prometheus` binary) scrapes the
- * admin server: a request counted through the Metrics interface shows up in
- * Prometheus's query API and moves when counted again. The same Prometheus also loads
+ * Proves end to end that a real Prometheus (Debian's `prometheus` binary) scrapes a live
+ * etcdgate in front of a real etcd: Puts made through etcdgate show up in etcdgate's
+ * request counter in Prometheus's query API, and the counter moves with more traffic. The same Prometheus also loads
  * the shipped alert rules (all healthy) and accepts every dashboard query as valid
  * PromQL. Skipped locally without the binary; under CI a missing binary fails.
  */
@@ -12,10 +12,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAdminServer } from '../src/observability/admin-server.js';
-import type { AdminServer } from '../src/observability/admin-server.js';
-import { createPromMetrics } from '../src/observability/metrics.js';
+import { startEtcd, type EtcdCluster } from './support/etcd.js';
+import { startTestGateway, type TestGateway } from './support/gateway.js';
+import { makePki, type Pki } from './support/pki.js';
 import { freePort } from './support/ports.js';
+import { callEtcd, rawClient } from './support/raw-client.js';
 
 const prometheusPresent = spawnSync('prometheus', ['--version'], { stdio: 'ignore' }).error === undefined;
 const inCI = process.env['CI'] !== undefined && process.env['CI'] !== '' && process.env['CI'] !== 'false';
@@ -54,9 +55,10 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-describe.skipIf(!prometheusPresent && !inCI)('a real Prometheus scraping the admin server', () => {
-  const { metrics, registry } = createPromMetrics({ version: 'scrape-test' });
-  let admin: AdminServer;
+describe.skipIf(!prometheusPresent && !inCI)('a real Prometheus scraping a live etcdgate', () => {
+  let pki: Pki;
+  let etcd: EtcdCluster;
+  let gate: TestGateway;
   let dir: string;
   let prometheus: ChildProcess | undefined;
   let prometheusLog = '';
@@ -85,7 +87,9 @@ describe.skipIf(!prometheusPresent && !inCI)('a real Prometheus scraping the adm
 
   beforeAll(async () => {
     expect(prometheusPresent, 'the prometheus binary must be installed in CI (apt-get install prometheus)').toBe(true);
-    admin = await startAdminServer({ host: '127.0.0.1', port: 0, registry, readiness: () => ({ ready: true, checks: {} }) });
+    pki = await makePki();
+    etcd = await startEtcd(pki);
+    gate = await startTestGateway({ pki, upstream: etcd.endpoints });
     dir = mkdtempSync(path.join(tmpdir(), 'etcdgate-prometheus-'));
     const configFile = path.join(dir, 'prometheus.yml');
     writeFileSync(
@@ -99,7 +103,7 @@ describe.skipIf(!prometheusPresent && !inCI)('a real Prometheus scraping the adm
         'scrape_configs:',
         '  - job_name: etcdgate',
         '    static_configs:',
-        `      - targets: ["127.0.0.1:${admin.port}"]`,
+        `      - targets: ["127.0.0.1:${gate.gateway.adminPort}"]`,
         '',
       ].join('\n'),
     );
@@ -143,28 +147,37 @@ describe.skipIf(!prometheusPresent && !inCI)('a real Prometheus scraping the adm
       await exited;
       clearTimeout(killTimer);
     }
-    await admin?.close();
+    await gate?.stop();
+    await etcd?.stop();
+    await pki?.remove();
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('sees the request counter and sees it move', async () => {
-    const query = 'etcdgate_requests_total{job="etcdgate", service="etcdserverpb.KV", method="Range", decision="allow", code="OK"}';
-    metrics.requestFinished('etcdserverpb.KV', 'Range', 'allow', 0, 0.001);
-    const first = await waitFor('the first scrape of the counter', async () => {
-      const value = await instantValue(query);
-      return value === 1 ? value : undefined;
-    });
-    expect(first).toBe(1);
+  it("sees etcdgate's request counter move with traffic through etcdgate", async () => {
+    const query = 'etcdgate_requests_total{job="etcdgate", service="etcdserverpb.KV", method="Put", decision="allow", code="OK"}';
+    const client = rawClient(gate.endpoint, pki, 'root');
+    const put = (key: string): Promise<unknown> => callEtcd(client, 'KV', 'Put', ['PutRequest', { key: Buffer.from(key), value: Buffer.from('v') }], 'PutResponse');
+    try {
+      await put('/scraped/1');
+      const first = await waitFor('the first scrape of the counter', async () => {
+        const value = await instantValue(query);
+        return value === 1 ? value : undefined;
+      });
+      expect(first).toBe(1);
 
-    metrics.requestFinished('etcdserverpb.KV', 'Range', 'allow', 0, 0.001);
-    metrics.requestFinished('etcdserverpb.KV', 'Range', 'allow', 0, 0.001);
-    const moved = await waitFor('the counter to move to 3', async () => {
-      const value = await instantValue(query);
-      return value === 3 ? value : undefined;
-    });
-    expect(moved).toBe(3);
-    expect(await instantValue('up{job="etcdgate"}')).toBe(1);
-    expect(await instantValue('etcdgate_build_info{version="scrape-test"}')).toBe(1);
+      await put('/scraped/2');
+      await put('/scraped/3');
+      const moved = await waitFor('the counter to move to 3', async () => {
+        const value = await instantValue(query);
+        return value === 3 ? value : undefined;
+      });
+      expect(moved).toBe(3);
+      expect(await instantValue('up{job="etcdgate"}')).toBe(1);
+      expect(await instantValue(`etcdgate_build_info{version="${gate.gateway.version}"}`)).toBe(1);
+      expect(await instantValue('sum(etcdgate_upstream_up{job="etcdgate"})')).toBe(1);
+    } finally {
+      client.close();
+    }
   });
 
   it('loads the shipped alert rules and evaluates all of them without error', async () => {
