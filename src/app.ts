@@ -3,7 +3,7 @@
  * together, and owns start, reload and stop. Nothing here touches `process` (argv,
  * signals, exit): src/main.ts does that.
  */
-import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { readFileSync, unwatchFile, watchFile, type Stats } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
@@ -19,7 +19,8 @@ import type { OpenStream, ProxyContext } from './proxy/context.js';
 import { PolicyState } from './proxy/policy-state.js';
 import { createGrpcServer } from './proxy/server.js';
 import { SHUTTING_DOWN } from './proxy/status.js';
-import { UpstreamPool } from './upstream/pool.js';
+import { AbuseLimits } from './proxy/limits.js';
+import { readUpstreamMaterial, UpstreamPool, type UpstreamMaterial } from './upstream/pool.js';
 import { VERSION } from './version.js';
 
 export interface Gateway {
@@ -29,7 +30,12 @@ export interface Gateway {
   readonly version: string;
   /** Re-reads the policy; an invalid one keeps the old. Returns whether the new one is in force. */
   reloadPolicy(): boolean;
-  /** Re-reads the server certificate, client CA bundle and CRL for new handshakes; a broken set keeps the old. */
+  /**
+   * Re-reads the server certificate and key, client CA bundle and CRL (for new
+   * handshakes) and the upstream CA and client certificate (for new upstream calls); a
+   * broken or mismatched set keeps all the old material. Also runs by itself when one
+   * of those files changes (polled every second).
+   */
   reloadTls(): boolean;
   /** Reopens the audit file (log rotation). */
   reopenAudit(): void;
@@ -60,6 +66,39 @@ function reportCertificates(config: Config, metrics: ReturnType<typeof createPro
   if (config.upstream.tls.cert !== undefined) reportCertificateBundle(metrics, 'upstream-client', readFileSync(config.upstream.tls.cert, 'utf8'));
 }
 
+function sameMaterial(a: UpstreamMaterial, b: UpstreamMaterial): boolean {
+  const same = (x: Buffer | null, y: Buffer | null): boolean => (x === null || y === null ? x === y : x.equals(y));
+  return a.ca.equals(b.ca) && same(a.cert, b.cert) && same(a.key, b.key);
+}
+
+/** Files whose change triggers a TLS reload: polled, so a rename-replace (how certificate tools write) is seen too. */
+function tlsFiles(config: Config): string[] {
+  const { server, upstream } = config;
+  const files = [server.tls.cert, server.tls.key, server.tls.clientCA, server.tls.crl, upstream.tls.ca, upstream.tls.cert, upstream.tls.key];
+  return [...new Set(files.filter((file): file is string => file !== undefined))];
+}
+
+/** How long after a change the reload runs, so a certificate and its key written together are read together. */
+const TLS_SETTLE_MS = 250;
+
+/** Watches the TLS files and calls `reload` once things settle after a change; returns the un-watch function. */
+function watchTlsFiles(config: Config, reload: () => void): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  const onChange = (current: Stats): void => {
+    // A file replaced by rename is briefly absent: wait for the new one to appear.
+    if (current.nlink === 0 && current.ino === 0) return;
+    clearTimeout(timer);
+    timer = setTimeout(reload, TLS_SETTLE_MS);
+    timer.unref();
+  };
+  const files = tlsFiles(config);
+  for (const file of files) watchFile(file, { interval: 1000, persistent: false }, onChange);
+  return () => {
+    clearTimeout(timer);
+    for (const file of files) unwatchFile(file, onChange);
+  };
+}
+
 /** Starts etcdgate. Rejects (and leaves nothing running) if any part cannot start. */
 export async function startGateway(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
   const logger = options.logger ?? createLogger(config.log.level);
@@ -67,7 +106,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const policy = new PolicyState(loadConfiguredPolicy(config.policy));
   metrics.policyInfo(policy.current.version, policy.current.ruleCount);
   const auditor = await createAuditor(config.audit, { metrics, logger, version: VERSION, policyVersion: () => policy.current.version });
-  const pool = new UpstreamPool(config.upstream, metrics);
+  let upstreamMaterial: UpstreamMaterial = readUpstreamMaterial(config.upstream);
+  const pool = new UpstreamPool(config.upstream, metrics, upstreamMaterial);
   const connections = new Map<string, Connection>();
   const streams = new Set<OpenStream>();
   const context: ProxyContext = {
@@ -81,15 +121,18 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     streams,
     state: { shuttingDown: false },
     lookupTimeoutMs: config.upstream.dialTimeoutMs,
+    limits: new AbuseLimits(config.limits),
   };
   policy.onChange(() => {
     for (const stream of streams) stream.revalidate?.();
   });
 
-  const grpcServer = createGrpcServer(context, config.server);
+  const grpcServer = createGrpcServer(context, config.server, config.limits);
   const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   const listener = createClientListener({
     tls: config.server.tls,
+    handshakeTimeoutMs: config.limits.handshakeTimeoutMs,
+    maxConnections: config.limits.maxConnections,
     onConnection: (socket, connection) => {
       // The key is what grpc-js's call.getPeer() prints for this socket.
       connections.set(`${connection.address}:${connection.port}`, connection);
@@ -146,14 +189,40 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     }
   };
   const policyFile = config.policy.kind === 'file' ? config.policy.path : undefined;
-  if (policyFile !== undefined) watchFile(policyFile, { interval: 1000 }, () => reloadPolicy());
+  const onPolicyFileChange = (): void => {
+    reloadPolicy();
+  };
+  if (policyFile !== undefined) watchFile(policyFile, { interval: 1000, persistent: false }, onPolicyFileChange);
+
+  const reloadTls = (): boolean => {
+    try {
+      // Everything is read and checked before anything is swapped: all new, or all old.
+      const serverOptions = serverContextOptions(config.server.tls);
+      const nextUpstream = readUpstreamMaterial(config.upstream);
+      listener.setSecureContext(serverOptions);
+      if (!sameMaterial(nextUpstream, upstreamMaterial)) {
+        pool.replaceCredentials(nextUpstream);
+        upstreamMaterial = nextUpstream;
+      }
+      reportCertificates(config, metrics);
+      metrics.tlsReload('success');
+      logger.info('TLS material reloaded');
+      return true;
+    } catch (error: unknown) {
+      metrics.tlsReload('failure');
+      logger.error({ err: error }, 'TLS reload failed; the previous certificates stay in use');
+      return false;
+    }
+  };
+  const stopWatchingTls = watchTlsFiles(config, reloadTls);
 
   logger.info({ port, adminPort: admin.port, upstream: config.upstream.endpoints, policyVersion: policy.current.version, version: VERSION }, 'etcdgate listening');
 
   let stopping: Promise<void> | undefined;
   const stop = async (): Promise<void> => {
     context.state.shuttingDown = true;
-    if (policyFile !== undefined) unwatchFile(policyFile);
+    if (policyFile !== undefined) unwatchFile(policyFile, onPolicyFileChange);
+    stopWatchingTls();
     listener.close();
     for (const stream of [...streams]) stream.abort(SHUTTING_DOWN);
     await new Promise<void>((resolve) => {
@@ -177,17 +246,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     adminPort: admin.port,
     version: VERSION,
     reloadPolicy,
-    reloadTls: () => {
-      try {
-        listener.setSecureContext(serverContextOptions(config.server.tls));
-        reportCertificates(config, metrics);
-        logger.info('TLS material reloaded');
-        return true;
-      } catch (error: unknown) {
-        logger.error({ err: error }, 'TLS reload failed; the previous certificates stay in use');
-        return false;
-      }
-    },
+    reloadTls,
     reopenAudit: () => auditor.reopen(),
     flushAudit: () => auditor.flush(),
     stop: () => (stopping ??= stop()),

@@ -118,6 +118,15 @@ describe('a minimal valid config', () => {
         bufferRecords: 100_000,
       },
       log: { level: 'info' },
+      limits: {
+        maxConnections: 10_000,
+        maxStreamsPerConnection: 1_000,
+        maxWatchersPerIdentity: 10_000,
+        requestsPerSecond: 10_000,
+        burst: 20_000,
+        handshakeTimeoutMs: 10_000,
+        maxWatcherBufferBytes: 16 * 1024 * 1024,
+      },
       policy: { kind: 'file', path: pki('policy.yaml') },
     });
     expect(UNLIMITED_BYTES).toBe(-1);

@@ -31,6 +31,7 @@ const FAMILIES: Record<string, { type: string; labels: string[] }> = {
   etcdgate_upstream_failovers_total: { type: 'counter', labels: [] },
   etcdgate_denials_total: { type: 'counter', labels: ['role'] },
   etcdgate_policy_reloads_total: { type: 'counter', labels: ['result'] },
+  etcdgate_tls_reloads_total: { type: 'counter', labels: ['result'] },
   etcdgate_policy_rules: { type: 'gauge', labels: [] },
   etcdgate_policy_info: { type: 'gauge', labels: ['version'] },
   etcdgate_audit_records_total: { type: 'counter', labels: [] },
@@ -196,7 +197,7 @@ describe('createPromMetrics exposition', () => {
     expect(sampleValue(exposition, 'etcdgate_tls_handshake_failures_total', { reason: 'unknown_ca' })).toBe(2);
     expect(sampleValue(exposition, 'etcdgate_tls_handshake_failures_total', { reason: 'expired' })).toBe(1);
     expect(sampleValue(exposition, 'etcdgate_tls_handshake_failures_total', { reason: 'no_certificate' })).toBe(0);
-    expect(findSamples(exposition, 'etcdgate_tls_handshake_failures_total')).toHaveLength(9);
+    expect(findSamples(exposition, 'etcdgate_tls_handshake_failures_total')).toHaveLength(10);
   });
 
   it('exports build info and unprefixed default process metrics', () => {

@@ -201,7 +201,7 @@ describe('KV enforcement', () => {
     await expectDenied(range(nobody, { key: b('/tenants/tenant-a/with-token') }, metadata));
   });
 
-  it('refuses a caller with no binding every key access but answers its MemberList', async () => {
+  it('refuses a caller with no binding every key access', async () => {
     await seed('/tenants/tenant-a/visible', 'v');
     await expectDenied(range(nobody, { key: b('/tenants/tenant-a/visible') }));
     await expectDenied(range(nobody, { key: b('\0'), range_end: b('\0'), count_only: true }));
@@ -210,11 +210,16 @@ describe('KV enforcement', () => {
     await expectDenied(txn(nobody, { compare: [absent('/nobody/k')], success: [{ request_put: { key: b('/nobody/k'), value: b('x') } }] }));
     expect(await valueInEtcd(direct, '/nobody/k')).toBeUndefined();
     expect(await valueInEtcd(direct, '/tenants/tenant-a/visible')).toBe('v');
+  });
 
-    const members = await callEtcd(nobody, 'Cluster', 'MemberList', ['MemberListRequest', {}], 'MemberListResponse');
+  it('answers MemberList to any bound caller, and to nobody without a binding', async () => {
+    // MemberList needs no grant, only a binding: the "no binding: every call denied" wins over etcd's "any authenticated caller".
+    const members = await callEtcd(tenantA, 'Cluster', 'MemberList', ['MemberListRequest', {}], 'MemberListResponse');
     const list = members['members'] as Array<{ clientURLs?: string[] }>;
     expect(list).toHaveLength(1);
     expect(list[0]?.clientURLs).toEqual(['https://127.0.0.1:32379']);
+    await expectDenied(callEtcd(nobody, 'Cluster', 'MemberList', ['MemberListRequest', {}], 'MemberListResponse'));
+    await expectDenied(callEtcd(nobody, 'KV', 'Txn', ['TxnRequest', {}], 'TxnResponse'));
   });
 
   it('records a refusal in the audit trail as denied, with the caller and the key', async () => {

@@ -18,12 +18,13 @@ import { Reader, describe, isAbsent, isMapping } from './read.js';
 import { checkDistinctListeners, readAdmin, readServer } from './server-section.js';
 import { readUpstream } from './upstream-section.js';
 import { readAudit } from './audit-section.js';
+import { readLimits } from './limits-section.js';
 
 export { ConfigError, ROOT_PATH } from './errors.js';
 export type { ConfigIssue } from './errors.js';
 export { UNLIMITED_BYTES } from './read.js';
 
-const ROOT_KEYS = ['server', 'upstream', 'admin', 'audit', 'log', 'policy'];
+const ROOT_KEYS = ['server', 'upstream', 'admin', 'audit', 'log', 'limits', 'policy'];
 const LOG_LEVELS: readonly LogConfig['level'][] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /** Where a document came from: `source` is reported in Config; `baseDir` anchors relative paths. */
@@ -60,9 +61,10 @@ export function parseConfig(document: unknown, options: ParseOptions): Config {
   const logSection = reader.optionalMapping(root['log'], 'log', ['level']);
   const log: LogConfig = { level: reader.choice(logSection['level'], 'log.level', LOG_LEVELS, 'info') };
   const policy = readPolicy(reader, root['policy']);
+  const limits = readLimits(reader, root['limits']);
 
   if (reader.issues.length > 0) throw new ConfigError(reader.issues, options.source);
-  return deepFreeze<Config>({ source: options.source, server, upstream, admin, audit, log, policy });
+  return deepFreeze<Config>({ source: options.source, server, upstream, admin, audit, log, limits, policy });
 }
 
 /**

@@ -80,6 +80,27 @@ export interface AuditConfig {
   readonly bufferRecords: number;
 }
 
+/**
+ * Abuse limits, each with a safe default. A value of 0 turns off the limits that say so;
+ * the others always apply.
+ */
+export interface LimitsConfig {
+  /** Open client sockets, handshaking or verified (default 10000; 0 = unlimited). */
+  readonly maxConnections: number;
+  /** Concurrent HTTP/2 streams (calls) per client connection (default 1000). */
+  readonly maxStreamsPerConnection: number;
+  /** Open watchers per identity (certificate fingerprint) across its streams (default 10000; 0 = unlimited). */
+  readonly maxWatchersPerIdentity: number;
+  /** Sustained requests per second per identity, token bucket (default 10000; 0 = no rate limit). */
+  readonly requestsPerSecond: number;
+  /** Token bucket size: requests an identity may send at once after being idle (default 20000). */
+  readonly burst: number;
+  /** Time a client gets to complete its TLS handshake, ms (default 10000). */
+  readonly handshakeTimeoutMs: number;
+  /** Bytes a watch stream may leave unread by its client before its watchers are cancelled (default 16 MiB). */
+  readonly maxWatcherBufferBytes: number;
+}
+
 export interface LogConfig {
   readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
@@ -92,6 +113,7 @@ export interface Config {
   readonly admin: AdminConfig;
   readonly audit: AuditConfig;
   readonly log: LogConfig;
+  readonly limits: LimitsConfig;
   /**
    * The policy (required): a file path (absolute after loading, reloadable) or the policy
    * document inline. Its contents are validated by src/policy, not here.

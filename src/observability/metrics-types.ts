@@ -7,7 +7,7 @@
 export type StreamKind = 'watch' | 'keepalive' | 'snapshot' | 'observe';
 export type Outcome = 'allow' | 'deny';
 export type CertificateRole = 'server' | 'client-ca' | 'upstream-client' | 'upstream-ca';
-export type HandshakeFailure = 'no_certificate' | 'unknown_ca' | 'expired' | 'not_yet_valid' | 'revoked' | 'bad_usage' | 'protocol' | 'timeout' | 'other';
+export type HandshakeFailure = 'no_certificate' | 'unknown_ca' | 'expired' | 'not_yet_valid' | 'revoked' | 'bad_usage' | 'protocol' | 'timeout' | 'connection_limit' | 'other';
 
 export interface Metrics {
   /** One finished RPC (unary) or stream. `code` is the gRPC status code sent to the client. */
@@ -27,6 +27,8 @@ export interface Metrics {
   denied(role: string): void;
   policyReload(result: 'success' | 'failure'): void;
   policyInfo(version: string, ruleCount: number): void;
+  /** A reload of the TLS material (server certificate, client CA, CRL, upstream credentials). */
+  tlsReload(result: 'success' | 'failure'): void;
   auditWritten(): void;
   auditFailure(): void;
   auditQueueDepth(depth: number): void;
@@ -52,6 +54,7 @@ export const NOOP_METRICS: Metrics = Object.freeze({
   denied: noop,
   policyReload: noop,
   policyInfo: noop,
+  tlsReload: noop,
   auditWritten: noop,
   auditFailure: noop,
   auditQueueDepth: noop,

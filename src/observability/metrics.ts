@@ -54,6 +54,7 @@ const HANDSHAKE_FAILURES: readonly HandshakeFailure[] = [
   'bad_usage',
   'protocol',
   'timeout',
+  'connection_limit',
   'other',
 ];
 
@@ -163,6 +164,12 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
     labelNames: ['result'] as const,
     registers,
   });
+  const tlsReloads = new Counter({
+    name: 'etcdgate_tls_reloads_total',
+    help: 'TLS material reload attempts (server certificate, client CA, CRL, upstream credentials), by result.',
+    labelNames: ['result'] as const,
+    registers,
+  });
   const policyRules = new Gauge({
     name: 'etcdgate_policy_rules',
     help: 'Rules in the policy currently enforced.',
@@ -219,6 +226,10 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
   const reloadFailure = policyReloads.labels('failure');
   reloadSuccess.inc(0);
   reloadFailure.inc(0);
+  const tlsReloadSuccess = tlsReloads.labels('success');
+  const tlsReloadFailure = tlsReloads.labels('failure');
+  tlsReloadSuccess.inc(0);
+  tlsReloadFailure.inc(0);
 
   // Children whose labels come from bounded but open sets (method table, policy roles,
   // configured endpoints) are cached on first use.
@@ -289,6 +300,9 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
         currentPolicyVersion = version;
       }
       policyRules.set(ruleCount);
+    },
+    tlsReload(result: 'success' | 'failure'): void {
+      (result === 'success' ? tlsReloadSuccess : tlsReloadFailure).inc();
     },
     auditWritten(): void {
       auditRecords.inc();

@@ -216,6 +216,9 @@ export class IdentityPermissions implements Permissions {
   }
 
   check(accesses: readonly Access[]): Decision {
+    // An identity no binding matches is refused every call, even one that touches
+    // nothing (an empty Txn would still tell it the cluster ID and revision).
+    if (this.roles.length === 0) return NO_BINDING;
     let last = EMPTY_ALLOWED;
     for (const access of accesses) {
       const decision = this.checkOne(access);

@@ -10,6 +10,7 @@ import type { Metrics } from '../observability/metrics-types.js';
 import type { Decision, Permissions } from '../policy/types.js';
 import type { Connection } from '../tls/client-listener.js';
 import type { UpstreamPool } from '../upstream/pool.js';
+import type { AbuseLimits } from './limits.js';
 import type { PolicyState } from './policy-state.js';
 import { UNAUTHENTICATED, type Status } from './status.js';
 
@@ -34,6 +35,8 @@ export interface ProxyContext {
   readonly state: { shuttingDown: boolean };
   /** Timeout of etcdgate's own lookups upstream (lease keys), ms. */
   readonly lookupTimeoutMs: number;
+  /** Per-identity request rate and watcher limits, and the bound on unread watch data. */
+  readonly limits: AbuseLimits;
 }
 
 /** What a handler knows about the caller once the connection is identified. */
@@ -47,6 +50,16 @@ export function callerOf(context: ProxyContext, call: { getPeer(): string }): Ca
   const connection = context.connections.get(call.getPeer());
   if (connection === undefined) return UNAUTHENTICATED;
   return { connection, permissions: context.policy.permissionsFor(connection.identity) };
+}
+
+/**
+ * The caller re-resolved against the policy in force now. A stream outlives policy
+ * reloads, so each message that needs a decision (a watch create, a lease renewal) asks
+ * here instead of using the permissions the stream started with.
+ */
+export function currentCaller(context: ProxyContext, caller: Caller): Caller {
+  const permissions = context.policy.permissionsFor(caller.connection.identity);
+  return permissions === caller.permissions ? caller : { connection: caller.connection, permissions };
 }
 
 /** Builds the audit event for one call (or stream milestone). */

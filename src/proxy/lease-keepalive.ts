@@ -9,7 +9,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { DecodeError, type DecodedRequest, type MethodSpec } from '../etcd/types.js';
 import type { Decision } from '../policy/types.js';
 import { authorize } from './authorize.js';
-import { callerOf, callEvent, startClock, type Caller, type OpenStream, type ProxyContext } from './context.js';
+import { callerOf, callEvent, currentCaller, startClock, type Caller, type OpenStream, type ProxyContext } from './context.js';
 import { traceIdOf, upstreamMetadata } from './metadata.js';
 import { endWithStatus } from './server-stream.js';
 import { AUDIT_UNAVAILABLE, MALFORMED, NO_UPSTREAM, PERMISSION_DENIED, statusFromError, type Status } from './status.js';
@@ -89,7 +89,8 @@ class KeepAliveStream implements OpenStream {
     }
     let decision: Decision;
     try {
-      decision = await authorize(this.context, this.caller, decoded);
+      // The policy in force now, not the one the stream was opened under.
+      decision = await authorize(this.context, currentCaller(this.context, this.caller), decoded);
     } catch (error: unknown) {
       this.abort(statusFromError(error));
       return;

@@ -11,7 +11,8 @@ import type { Decision } from '../policy/types.js';
 import { authorize } from './authorize.js';
 import { callerOf, callEvent, deadlineOf, startClock, type OpenStream, type ProxyContext } from './context.js';
 import { traceIdOf, upstreamMetadata } from './metadata.js';
-import { AUDIT_UNAVAILABLE, MALFORMED, NO_UPSTREAM, PERMISSION_DENIED, SHUTTING_DOWN, statusFromError, type Status } from './status.js';
+import { RATE_LIMITED_DECISION } from './limits.js';
+import { AUDIT_UNAVAILABLE, MALFORMED, NO_UPSTREAM, PERMISSION_DENIED, RATE_LIMITED, SHUTTING_DOWN, statusFromError, type Status } from './status.js';
 
 const identity = (buffer: Buffer): Buffer => buffer;
 
@@ -49,7 +50,7 @@ async function handleServerStream(context: ProxyContext, spec: MethodSpec, kind:
   const refuse = (status: Status): void => {
     endWithStatus(call, status);
     context.metrics.requestFinished(spec.service, spec.method, decision.allowed ? 'allow' : 'deny', status.code, Number(process.hrtime.bigint() - start.ns) / 1e9);
-    if (!decision.allowed) context.metrics.denied(decision.role ?? 'none');
+    if (!decision.allowed && decision !== RATE_LIMITED_DECISION) context.metrics.denied(decision.role ?? 'none');
     audit(kind === 'snapshot' ? 'snapshot.end' : 'call', status);
   };
 
@@ -61,6 +62,10 @@ async function handleServerStream(context: ProxyContext, spec: MethodSpec, kind:
   }
   if (context.state.shuttingDown) return refuse(SHUTTING_DOWN);
   if (!context.auditor.accepting) return refuse(AUDIT_UNAVAILABLE);
+  if (!context.limits.takeRequest(caller.connection.identity.fingerprint)) {
+    decision = RATE_LIMITED_DECISION;
+    return refuse(RATE_LIMITED);
+  }
   try {
     decision = await authorize(context, caller, decoded);
   } catch (error: unknown) {

@@ -7,7 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { METHODS } from '../etcd/methods.js';
 import type { MethodSpec } from '../etcd/types.js';
-import type { ServerConfig } from '../config/types.js';
+import type { LimitsConfig, ServerConfig } from '../config/types.js';
 import type { ProxyContext } from './context.js';
 import { leaseKeepAliveHandler } from './lease-keepalive.js';
 import { serverStreamHandler } from './server-stream.js';
@@ -38,10 +38,12 @@ function register(server: grpc.Server, context: ProxyContext, spec: MethodSpec):
 }
 
 /** Builds the gRPC server with every etcd method registered (connections are injected by the TLS listener). */
-export function createGrpcServer(context: ProxyContext, config: ServerConfig): grpc.Server {
+export function createGrpcServer(context: ProxyContext, config: ServerConfig, limits?: Pick<LimitsConfig, 'maxStreamsPerConnection'>): grpc.Server {
   const server = new grpc.Server({
     'grpc.max_receive_message_length': config.maxRecvBytes,
     'grpc.max_send_message_length': config.maxSendBytes,
+    // Sent to every client in SETTINGS: streams beyond it are refused by HTTP/2 itself.
+    ...(limits === undefined ? {} : { 'grpc.max_concurrent_streams': limits.maxStreamsPerConnection }),
     'grpc.enable_channelz': 0,
   });
   for (const spec of METHODS.values()) register(server, context, spec);

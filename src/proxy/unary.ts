@@ -3,7 +3,7 @@
  * sent is the buffer etcd receives; etcd's response buffer is the one the client gets
  * (MemberList is the single exception: its client URLs become etcdgate's own).
  */
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import { rewriteMemberListUrls, summarizeResponse } from '../etcd/responses.js';
 import { DecodeError, type DecodedRequest, type MethodSpec } from '../etcd/types.js';
 import type { Decision } from '../policy/types.js';
@@ -11,7 +11,8 @@ import { authorize } from './authorize.js';
 import { callerOf, callEvent, deadlineOf, startClock, type ProxyContext } from './context.js';
 import { forwardUnary } from './forward.js';
 import { traceIdOf, upstreamMetadata } from './metadata.js';
-import { AUDIT_UNAVAILABLE, MALFORMED, PERMISSION_DENIED, SHUTTING_DOWN, statusFromError, type Status } from './status.js';
+import { RATE_LIMITED_DECISION } from './limits.js';
+import { AUDIT_UNAVAILABLE, MALFORMED, PERMISSION_DENIED, RATE_LIMITED, SHUTTING_DOWN, statusFromError, type Status } from './status.js';
 
 const MEMBER_LIST = '/etcdserverpb.Cluster/MemberList';
 
@@ -34,7 +35,11 @@ const MALFORMED_DECISION: Decision = { allowed: false, reason: 'malformed reques
 /** Builds the grpc-js handler for one unary method. */
 export function unaryHandler(context: ProxyContext, spec: MethodSpec): grpc.handleUnaryCall<Buffer, Buffer> {
   return (call, callback) => {
-    void handleUnary(context, spec, call, callback);
+    handleUnary(context, spec, call, callback).catch((error: unknown) => {
+      // A bug, not a client's or etcd's doing: answer rather than leave the call hanging.
+      context.logger.error({ err: error, method: spec.path }, 'unexpected error in a unary handler');
+      callback({ code: grpc.status.INTERNAL, details: 'etcdgate: internal error' });
+    });
   };
 }
 
@@ -67,7 +72,8 @@ async function handleUnary(
     const code = status?.code ?? 0;
     const seconds = Number(process.hrtime.bigint() - start.ns) / 1e9;
     context.metrics.requestFinished(spec.service, spec.method, decision.allowed ? 'allow' : 'deny', code, seconds);
-    if (!decision.allowed) context.metrics.denied(decision.role ?? 'none');
+    // A rate-limited call is refused, not denied by the policy: it shows in the request code only.
+    if (!decision.allowed && decision !== RATE_LIMITED_DECISION) context.metrics.denied(decision.role ?? 'none');
     const summary = status === undefined && response !== undefined ? summarizeResponse(spec.path, response) : {};
     context.auditor.record(
       callEvent(spec, caller, 'call', start, decoded?.summary ?? { op: spec.method }, decision, {
@@ -88,6 +94,10 @@ async function handleUnary(
   }
   if (context.state.shuttingDown) return finish(SHUTTING_DOWN);
   if (!context.auditor.accepting) return finish(AUDIT_UNAVAILABLE);
+  if (!context.limits.takeRequest(caller.connection.identity.fingerprint)) {
+    decision = RATE_LIMITED_DECISION;
+    return finish(RATE_LIMITED);
+  }
 
   try {
     decision = await authorize(context, caller, decoded);

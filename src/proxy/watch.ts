@@ -17,11 +17,12 @@ import type * as grpc from '@grpc/grpc-js';
 import type { KeySummary } from '../audit/types.js';
 import { encodeWatchCancelRequest, encodeWatchCanceled, readWatchResponse, type WatchResponseInfo } from '../etcd/responses.js';
 import { DecodeError, type DecodedRequest, type MethodSpec } from '../etcd/types.js';
-import type { Access, Decision } from '../policy/types.js';
-import { callerOf, callEvent, startClock, type Caller, type OpenStream, type ProxyContext } from './context.js';
+import type { Access, Decision, Permissions } from '../policy/types.js';
+import { callerOf, callEvent, currentCaller, startClock, type Caller, type OpenStream, type ProxyContext } from './context.js';
 import { traceIdOf, upstreamMetadata } from './metadata.js';
 import { endWithStatus } from './server-stream.js';
-import { AUDIT_UNAVAILABLE, MALFORMED, NO_UPSTREAM, PERMISSION_DENIED_MESSAGE, type Status } from './status.js';
+import { RATE_LIMITED_DECISION, TOO_MANY_WATCHERS_DECISION } from './limits.js';
+import { AUDIT_UNAVAILABLE, MALFORMED, NO_UPSTREAM, PERMISSION_DENIED_MESSAGE, RATE_LIMITED, TOO_MANY_WATCHERS_MESSAGE, WATCHER_TOO_SLOW, type Status } from './status.js';
 
 const identity = (buffer: Buffer): Buffer => buffer;
 
@@ -32,6 +33,8 @@ interface Watcher {
   readonly start: { date: Date; ns: bigint };
   watchId?: string;
   events: number;
+  /** Holds one of the identity's watcher slots (AbuseLimits) until it ends. */
+  slot: boolean;
 }
 
 type PendingCreate = { readonly kind: 'forwarded'; readonly watcher: Watcher } | { readonly kind: 'refused'; readonly response: Buffer };
@@ -56,11 +59,14 @@ class WatchStream implements OpenStream {
   private readonly start = startClock();
   private readonly traceId: string | undefined;
   private closed = false;
+  /** Bytes handed to grpc-js for the client and not yet taken by HTTP/2 (the client is not reading). */
+  private unflushed = 0;
 
   constructor(
     private readonly context: ProxyContext,
     private readonly spec: MethodSpec,
-    private readonly caller: Caller,
+    /** Re-resolved on every create: the stream may outlive the policy it started under. */
+    private caller: Caller,
     private readonly call: grpc.ServerDuplexStream<Buffer, Buffer>,
     private readonly upstream: grpc.ClientDuplexStream<Buffer, Buffer>,
   ) {
@@ -97,16 +103,27 @@ class WatchStream implements OpenStream {
       this.toEtcd(message);
       return;
     }
-    const decision = this.caller.permissions.check(decoded.accesses);
-    const watcher: Watcher = { summary: decoded.summary, accesses: decoded.accesses, decision, start: startClock(), events: 0 };
+    this.caller = currentCaller(this.context, this.caller);
+    const fingerprint = this.caller.connection.identity.fingerprint;
+    let decision = this.caller.permissions.check(decoded.accesses);
+    // Limits are answered in-band like a denial, so the caller's other watchers carry on.
+    let refusal = { code: 7, message: PERMISSION_DENIED_MESSAGE };
+    if (decision.allowed && !this.context.limits.takeRequest(fingerprint)) {
+      decision = RATE_LIMITED_DECISION;
+      refusal = { code: RATE_LIMITED.code, message: RATE_LIMITED.details };
+    } else if (decision.allowed && !this.context.limits.acquireWatcher(fingerprint)) {
+      decision = TOO_MANY_WATCHERS_DECISION;
+      refusal = { code: 8, message: TOO_MANY_WATCHERS_MESSAGE };
+    }
+    const watcher: Watcher = { summary: decoded.summary, accesses: decoded.accesses, decision, start: startClock(), events: 0, slot: decision.allowed };
     if (decision.allowed) {
       this.pendingCreates.push({ kind: 'forwarded', watcher });
       this.toEtcd(message);
       return;
     }
-    this.context.metrics.denied(decision.role ?? 'none');
-    this.audit('watch.create', watcher, { code: 7, message: PERMISSION_DENIED_MESSAGE });
-    const response = encodeWatchCanceled('-1', true, PERMISSION_DENIED_MESSAGE);
+    if (refusal.code === 7) this.context.metrics.denied(decision.role ?? 'none');
+    this.audit('watch.create', watcher, refusal);
+    const response = encodeWatchCanceled('-1', true, refusal.message);
     if (this.pendingCreates.length === 0) this.toClient(response);
     else this.pendingCreates.push({ kind: 'refused', response });
   }
@@ -124,6 +141,10 @@ class WatchStream implements OpenStream {
       const head = this.pendingCreates.shift();
       if (head?.kind === 'forwarded') this.created(head.watcher, info);
       this.toClient(message);
+      // A reload between the create request and etcd's answer missed this watcher.
+      if (head?.kind === 'forwarded' && this.watchers.has(info.watchId)) {
+        this.revokeIfDenied(info.watchId, head.watcher, this.context.policy.permissionsFor(this.caller.connection.identity));
+      }
       this.flushRefusals();
       return;
     }
@@ -141,13 +162,17 @@ class WatchStream implements OpenStream {
     watcher.watchId = info.watchId;
     const result = { code: 0, message: info.cancelReason, ...(info.revision === undefined ? {} : { revision: info.revision }) };
     this.audit('watch.create', watcher, result);
-    if (info.canceled) return;
+    if (info.canceled) {
+      this.releaseSlot(watcher);
+      return;
+    }
     this.watchers.set(info.watchId, watcher);
     this.context.metrics.watchers(1);
   }
 
   private watcherEnded(watcher: Watcher, info: { cancelReason: string; compactRevision?: string }, code = 0): void {
     if (watcher.watchId !== undefined) this.watchers.delete(watcher.watchId);
+    this.releaseSlot(watcher);
     this.context.metrics.watchers(-1);
     const reason = info.cancelReason !== '' ? info.cancelReason : info.compactRevision !== undefined && info.compactRevision !== '0' ? `compacted at ${info.compactRevision}` : 'cancelled';
     this.audit('watch.end', watcher, { code, message: reason, count: watcher.events });
@@ -160,10 +185,27 @@ class WatchStream implements OpenStream {
     }
   }
 
+  private releaseSlot(watcher: Watcher): void {
+    if (!watcher.slot) return;
+    watcher.slot = false;
+    this.context.limits.releaseWatcher(this.caller.connection.identity.fingerprint);
+  }
+
   private toClient(message: Buffer): void {
     if (this.closed) return;
     this.context.metrics.bytes('out', message.length);
-    if (!this.call.write(message)) {
+    const size = message.length;
+    this.unflushed += size;
+    const more = this.call.write(message, () => {
+      this.unflushed -= size;
+    });
+    // Backpressure pauses etcd's stream, but a client that never reads would hold it (and
+    // what is already buffered) forever: past the bound its watchers are cancelled.
+    if (this.unflushed > this.context.limits.maxWatcherBufferBytes) {
+      this.tooSlow();
+      return;
+    }
+    if (!more) {
       this.upstream.pause();
       this.call.once('drain', () => this.upstream.resume());
     }
@@ -179,13 +221,20 @@ class WatchStream implements OpenStream {
   /** Cancels, in-band, every watcher whose range the current policy no longer lets the caller read. */
   revalidate(): void {
     const permissions = this.context.policy.permissionsFor(this.caller.connection.identity);
-    for (const [watchId, watcher] of this.watchers) {
-      if (permissions.check(watcher.accesses).allowed) continue;
-      this.revoked.add(watchId);
-      this.toEtcd(encodeWatchCancelRequest(watchId));
-      this.toClient(encodeWatchCanceled(watchId, false, PERMISSION_DENIED_MESSAGE));
-      this.watcherEnded(watcher, { cancelReason: 'permission revoked by policy reload' }, 7);
-    }
+    for (const [watchId, watcher] of [...this.watchers]) this.revokeIfDenied(watchId, watcher, permissions);
+  }
+
+  private revokeIfDenied(watchId: string, watcher: Watcher, permissions: Permissions): void {
+    if (permissions.check(watcher.accesses).allowed) return;
+    this.revoked.add(watchId);
+    this.toEtcd(encodeWatchCancelRequest(watchId));
+    this.toClient(encodeWatchCanceled(watchId, false, PERMISSION_DENIED_MESSAGE));
+    this.watcherEnded(watcher, { cancelReason: 'permission revoked by policy reload' }, 7);
+  }
+
+  private tooSlow(): void {
+    for (const watcher of [...this.watchers.values()]) this.watcherEnded(watcher, { cancelReason: WATCHER_TOO_SLOW.details }, WATCHER_TOO_SLOW.code);
+    this.abort(WATCHER_TOO_SLOW);
   }
 
   abort(status: Status): void {
@@ -196,6 +245,7 @@ class WatchStream implements OpenStream {
   private finish(status: Status, tellClient: boolean): void {
     if (this.closed) return;
     for (const watcher of [...this.watchers.values()]) this.watcherEnded(watcher, { cancelReason: 'stream closed' }, status.code);
+    for (const pending of this.pendingCreates) if (pending.kind === 'forwarded') this.releaseSlot(pending.watcher);
     this.closed = true;
     this.context.streams.delete(this);
     this.context.metrics.streamClosed('watch');

@@ -7,9 +7,17 @@
  * connection injector.
  *
  * Invariant: a socket reaches gRPC only after the TLS handshake verified a client
- * certificate against the configured CA bundle (rejectUnauthorized). No certificate, an
- * unknown CA, an expired or revoked certificate: the handshake fails, nothing is served.
+ * certificate against the configured CA bundle (and CRL), and the certificate names
+ * clientAuth among its extended key usages. No certificate, an unknown CA, an expired,
+ * not yet valid or revoked certificate, a certificate for another purpose: the socket is
+ * destroyed before any application data is read, and the refusal is reported once.
+ *
+ * OpenSSL's verdict is read from the socket (authorized / authorizationError) rather
+ * than letting Node destroy the socket itself (rejectUnauthorized): Node would report
+ * every such refusal as a bare "socket hang up" and the peer certificate would already
+ * be gone, so neither the reason nor who tried could be audited.
  */
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as tls from 'node:tls';
 import type { ServerTlsConfig } from '../config/types.js';
@@ -40,17 +48,86 @@ export interface ClientListenerOptions {
   readonly onRefused: (refused: RefusedHandshake) => void;
   readonly onClosed: (connection: Connection) => void;
   readonly handshakeTimeoutMs?: number;
+  /** Open client sockets (handshaking or verified) beyond which new ones are dropped at once; default unlimited. */
+  readonly maxConnections?: number;
 }
 
-/** Builds the secure context options from the files named in the config (read now, at call time). */
+/** id-kp-clientAuth (RFC 5280): the extended key usage a client certificate must name. */
+const CLIENT_AUTH_OID = '1.3.6.1.5.5.7.3.2';
+
+const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]+?-----END \1-----/gu;
+
+/** Throws unless `pem` holds at least one certificate and every certificate block parses. */
+function checkCertificates(pem: string, what: string): void {
+  let found = 0;
+  for (const match of pem.matchAll(PEM_BLOCK)) {
+    if (match[1] !== 'CERTIFICATE' && match[1] !== 'TRUSTED CERTIFICATE') continue;
+    try {
+      new X509Certificate(match[0]);
+    } catch {
+      throw new Error(`${what}: a certificate does not parse`);
+    }
+    found += 1;
+  }
+  if (found === 0) throw new Error(`${what}: no PEM certificate found`);
+}
+
+/**
+ * Builds the secure context options from the files named in the config (read now, at
+ * call time), validated as a whole: every certificate parses, the key matches the
+ * certificate, the CRL parses. Throws on any problem, so a reload with a broken or
+ * half-written file keeps the material in use.
+ */
 export function serverContextOptions(config: ServerTlsConfig): tls.SecureContextOptions {
-  return {
+  const options: tls.SecureContextOptions = {
     cert: readFileSync(config.cert),
     key: readFileSync(config.key),
     ca: readFileSync(config.clientCA),
     ...(config.crl === undefined ? {} : { crl: readFileSync(config.crl) }),
     minVersion: config.minVersion,
   };
+  checkTlsMaterial(options, 'server.tls');
+  return options;
+}
+
+/** Throws unless cert/key/ca/crl in `options` form a usable secure context. */
+export function checkTlsMaterial(options: tls.SecureContextOptions, what: string): void {
+  if (options.cert !== undefined) checkCertificates(String(options.cert), `${what} certificate`);
+  if (options.ca !== undefined) checkCertificates(String(options.ca), `${what} CA bundle`);
+  // OpenSSL checks the PEM syntax, that the key matches the certificate and that the CRL parses.
+  tls.createSecureContext(options);
+}
+
+/** True when the certificate lists clientAuth among its extended key usages. */
+function allowsClientAuth(raw: Buffer): boolean {
+  try {
+    return new X509Certificate(raw).keyUsage?.includes(CLIENT_AUTH_OID) === true;
+  } catch {
+    return false;
+  }
+}
+
+/** The reason OpenSSL refused a peer certificate (socket.authorizationError), as a metric reason. */
+function classifyVerifyError(code: string): HandshakeFailure {
+  switch (code) {
+    case 'CERT_HAS_EXPIRED':
+      return 'expired';
+    case 'CERT_NOT_YET_VALID':
+      return 'not_yet_valid';
+    case 'CERT_REVOKED':
+      return 'revoked';
+    case 'INVALID_PURPOSE':
+      return 'bad_usage';
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'UNABLE_TO_GET_ISSUER_CERT':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'CERT_SIGNATURE_FAILURE':
+      return 'unknown_ca';
+    default:
+      return 'other';
+  }
 }
 
 /** Maps OpenSSL's verification error codes to the bounded metric reasons. */
@@ -73,19 +150,49 @@ export function createClientListener(options: ClientListenerOptions): tls.Server
   const server = tls.createServer({
     ...serverContextOptions(options.tls),
     requestCert: true,
-    rejectUnauthorized: true,
+    // Checked below, in secureConnection (see the file comment): never inject unverified.
+    rejectUnauthorized: false,
     ALPNProtocols: ['h2'],
     handshakeTimeout: options.handshakeTimeoutMs ?? 10_000,
+  });
+  if (options.maxConnections !== undefined && options.maxConnections > 0) server.maxConnections = options.maxConnections;
+
+  // Node drops sockets over maxConnections before any TLS byte; 'drop' tells us about it.
+  server.on('drop', (data?: { remoteAddress?: string; remotePort?: number }) => {
+    options.onRefused({ address: data?.remoteAddress ?? '', port: data?.remotePort ?? 0, reason: 'connection_limit', error: 'too many open connections' });
   });
 
   server.on('secureConnection', (socket: tls.TLSSocket) => {
     const peer = socket.getPeerCertificate(false);
-    if (!socket.authorized || peer.raw === undefined) {
+    const raw: Buffer | undefined = peer.raw;
+    let refusal: { reason: HandshakeFailure; error: string } | undefined;
+    if (raw === undefined) refusal = { reason: 'no_certificate', error: 'peer did not return a certificate' };
+    else if (socket.authorized !== true) {
+      const code = String(socket.authorizationError ?? 'unverified');
+      refusal = { reason: classifyVerifyError(code), error: code };
+    } else if (!allowsClientAuth(raw)) refusal = { reason: 'bad_usage', error: 'certificate does not allow clientAuth' };
+    if (refusal !== undefined || raw === undefined) {
+      let identity: Identity | undefined;
+      try {
+        identity = raw === undefined ? undefined : identityFromDer(raw);
+      } catch {
+        identity = undefined;
+      }
+      // Read the peer before destroy(): a destroyed socket no longer knows its address.
+      const address = socket.remoteAddress ?? '';
+      const port = socket.remotePort ?? 0;
       socket.destroy();
+      options.onRefused({
+        address,
+        port,
+        reason: refusal?.reason ?? 'other',
+        error: refusal?.error ?? 'unverified',
+        ...(identity === undefined ? {} : { identity }),
+      });
       return;
     }
     const connection: Connection = {
-      identity: identityFromDer(peer.raw),
+      identity: identityFromDer(raw),
       address: socket.remoteAddress ?? '',
       port: socket.remotePort ?? 0,
       tlsVersion: socket.getProtocol() ?? '',
@@ -95,22 +202,13 @@ export function createClientListener(options: ClientListenerOptions): tls.Server
   });
 
   server.on('tlsClientError', (error: Error & { code?: string }, socket: tls.TLSSocket) => {
-    // With rejectUnauthorized the peer certificate may still be readable (unknown CA,
-    // expired): record who tried, never trust it.
-    let identity: Identity | undefined;
-    try {
-      const peer = socket.getPeerCertificate(false);
-      if (peer.raw !== undefined) identity = identityFromDer(peer.raw);
-    } catch {
-      identity = undefined;
-    }
-    options.onRefused({
-      address: socket.remoteAddress ?? '',
-      port: socket.remotePort ?? 0,
-      reason: classify(error),
-      error: error.message,
-      ...(identity === undefined ? {} : { identity }),
-    });
+    // Failures before a verdict on the certificate: protocol or version mismatch, timeout.
+    // Node leaves the socket open after a handshake timeout (slowloris): close it here,
+    // once its address is read (a destroyed socket no longer has one).
+    const address = socket.remoteAddress ?? '';
+    const port = socket.remotePort ?? 0;
+    socket.destroy();
+    options.onRefused({ address, port, reason: classify(error), error: error.message });
   });
   return server;
 }

@@ -6,8 +6,14 @@
  *
  * Channel options turn off what costs on the hot path (channelz, retries) and lift the
  * 4 MiB message ceiling: etcd answers can be far larger (a 100 MiB snapshot, big Ranges).
+ *
+ * grpc-js credentials cannot be changed on a live channel, so new TLS material (rotated
+ * client certificate or CA) means a new set of channels: new calls use them at once,
+ * while calls and streams already open on the old channels run on until they end; the
+ * old channels are closed after a grace period.
  */
 import { readFileSync } from 'node:fs';
+import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { UpstreamConfig } from '../config/types.js';
 import type { Metrics } from '../observability/metrics-types.js';
@@ -27,17 +33,80 @@ export function endpointTarget(url: string): string {
   return `${parsed.hostname}:${port}`;
 }
 
-export class UpstreamPool {
+/** The upstream TLS files, read and checked together (the key matches the certificate, everything parses). */
+export interface UpstreamMaterial {
+  readonly ca: Buffer;
+  readonly cert: Buffer | null;
+  readonly key: Buffer | null;
+}
+
+/** Reads the upstream TLS files now; throws if any is unreadable or they do not form a usable context. */
+export function readUpstreamMaterial(config: UpstreamConfig): UpstreamMaterial {
+  const material: UpstreamMaterial = {
+    ca: readFileSync(config.tls.ca),
+    key: config.tls.key === undefined ? null : readFileSync(config.tls.key),
+    cert: config.tls.cert === undefined ? null : readFileSync(config.tls.cert),
+  };
+  if (!/-----BEGIN CERTIFICATE-----/u.test(material.ca.toString('latin1'))) throw new Error('upstream.tls.ca: no PEM certificate found');
+  tls.createSecureContext({
+    ca: material.ca,
+    ...(material.cert === null ? {} : { cert: material.cert }),
+    ...(material.key === null ? {} : { key: material.key }),
+  });
+  return material;
+}
+
+/** One set of channels built from one version of the TLS material. */
+interface Generation {
   readonly endpoints: readonly Endpoint[];
-  private readonly up: boolean[];
+  readonly up: boolean[];
+  retired: boolean;
+}
+
+/**
+ * Delay before retired channels are closed. Closing is graceful anyway (grpc-js only
+ * fails calls still waiting for a connection; the HTTP/2 session is closed with GOAWAY,
+ * so open calls and watch streams run to their end); the delay covers calls being set up.
+ */
+const RETIRE_GRACE_MS = 30_000;
+
+export class UpstreamPool {
+  private current: Generation;
+  private readonly retiring = new Set<{ generation: Generation; timer: NodeJS.Timeout }>();
   private closed = false;
 
-  constructor(config: UpstreamConfig, private readonly metrics: Metrics) {
-    const credentials = grpc.credentials.createSsl(
-      readFileSync(config.tls.ca),
-      config.tls.key === undefined ? null : readFileSync(config.tls.key),
-      config.tls.cert === undefined ? null : readFileSync(config.tls.cert),
-    );
+  constructor(private readonly config: UpstreamConfig, private readonly metrics: Metrics, material: UpstreamMaterial = readUpstreamMaterial(config)) {
+    this.current = this.build(material, true);
+  }
+
+  /** The endpoints new calls go to. */
+  get endpoints(): readonly Endpoint[] {
+    return this.current.endpoints;
+  }
+
+  /**
+   * Switches new calls to channels built with `material`. Open calls stay on the old
+   * channels, which are closed once `graceMs` has passed.
+   */
+  replaceCredentials(material: UpstreamMaterial, graceMs = RETIRE_GRACE_MS): void {
+    if (this.closed) return;
+    const old = this.current;
+    this.current = this.build(material);
+    old.retired = true;
+    const entry = { generation: old, timer: setTimeout(() => this.closeGeneration(entry), graceMs) };
+    entry.timer.unref();
+    this.retiring.add(entry);
+  }
+
+  private closeGeneration(entry: { generation: Generation; timer: NodeJS.Timeout }): void {
+    clearTimeout(entry.timer);
+    this.retiring.delete(entry);
+    for (const endpoint of entry.generation.endpoints) endpoint.client.close();
+  }
+
+  private build(material: UpstreamMaterial, first = false): Generation {
+    const config = this.config;
+    const credentials = grpc.credentials.createSsl(material.ca, material.key, material.cert);
     const options: grpc.ChannelOptions = {
       'grpc.max_receive_message_length': config.maxRecvBytes,
       'grpc.max_send_message_length': -1,
@@ -52,34 +121,36 @@ export class UpstreamPool {
       'grpc.service_config_disable_resolution': 1,
     };
     if (config.tls.serverName !== undefined) options['grpc.ssl_target_name_override'] = config.tls.serverName;
-    this.endpoints = config.endpoints.map((url) => ({
+    const endpoints = config.endpoints.map((url) => ({
       url,
       // Each endpoint gets its own channel (no subchannel sharing) so its state is its own.
       client: new grpc.Client(endpointTarget(url), credentials, { ...options, 'grpc.use_local_subchannel_pool': 1 }),
     }));
-    this.up = this.endpoints.map(() => false);
-    this.endpoints.forEach((endpoint, index) => {
-      metrics.upstreamUp(endpoint.url, false);
-      this.watchState(endpoint, index);
+    const generation: Generation = { endpoints, up: endpoints.map(() => false), retired: false };
+    endpoints.forEach((endpoint, index) => {
+      // The first generation starts "down"; later ones keep the gauge until they know better.
+      if (first) this.metrics.upstreamUp(endpoint.url, false);
+      this.watchState(generation, endpoint, index);
     });
+    return generation;
   }
 
-  /** Follows a channel's connectivity, keeping it connecting and the up/down gauge current. */
-  private watchState(endpoint: Endpoint, index: number): void {
+  /** Follows a channel's connectivity, keeping it connecting and (for the current generation) the up/down gauge current. */
+  private watchState(generation: Generation, endpoint: Endpoint, index: number): void {
     const channel = endpoint.client.getChannel();
-    const state = channel.getConnectivityState(true);
+    const state = channel.getConnectivityState(!generation.retired);
     const isUp = state === READY;
-    if (isUp !== this.up[index]) {
-      this.up[index] = isUp;
-      this.metrics.upstreamUp(endpoint.url, isUp);
+    if (isUp !== generation.up[index]) {
+      generation.up[index] = isUp;
+      if (!generation.retired) this.metrics.upstreamUp(endpoint.url, isUp);
     }
     if (this.closed || state === SHUTDOWN) return;
-    channel.watchConnectivityState(state, Infinity, () => this.watchState(endpoint, index));
+    channel.watchConnectivityState(state, Infinity, () => this.watchState(generation, endpoint, index));
   }
 
   /** True when at least one endpoint's channel is connected. */
   healthy(): boolean {
-    return this.up.some(Boolean);
+    return this.current.up.some(Boolean);
   }
 
   /**
@@ -89,7 +160,7 @@ export class UpstreamPool {
   pick(exclude?: ReadonlySet<Endpoint>): Endpoint | undefined {
     let fallback: Endpoint | undefined;
     let lastResort: Endpoint | undefined;
-    for (const endpoint of this.endpoints) {
+    for (const endpoint of this.current.endpoints) {
       if (exclude?.has(endpoint) === true) continue;
       const state = endpoint.client.getChannel().getConnectivityState(false);
       if (state === READY) return endpoint;
@@ -101,6 +172,7 @@ export class UpstreamPool {
 
   close(): void {
     this.closed = true;
-    for (const endpoint of this.endpoints) endpoint.client.close();
+    for (const entry of [...this.retiring]) this.closeGeneration(entry);
+    for (const endpoint of this.current.endpoints) endpoint.client.close();
   }
 }

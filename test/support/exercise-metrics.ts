@@ -22,6 +22,7 @@ const CALLS: { readonly [K in keyof Metrics]: (metrics: Metrics) => void } = {
   denied: (m) => m.denied('reader'),
   policyReload: (m) => m.policyReload('failure'),
   policyInfo: (m) => m.policyInfo('test-policy-1', 4),
+  tlsReload: (m) => m.tlsReload('failure'),
   auditWritten: (m) => m.auditWritten(),
   auditFailure: (m) => m.auditFailure(),
   auditQueueDepth: (m) => m.auditQueueDepth(2),

@@ -62,6 +62,7 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     admin: { listen: '127.0.0.1:0', ...options.overrides?.['admin'] },
     audit: { sink: `file:${auditFile}`, ...options.overrides?.['audit'] },
     log: { level: 'silent', ...options.overrides?.['log'] },
+    ...(options.overrides?.['limits'] === undefined ? {} : { limits: options.overrides['limits'] }),
     policy: options.policy ?? ROOT_ONLY_POLICY,
   };
   const config = parseConfig(document, { source: path.join(dir, 'etcdgate.yaml'), baseDir: dir });
