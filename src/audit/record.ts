@@ -9,6 +9,7 @@ import { displayName } from '../tls/identity.js';
 import type { Identity } from '../tls/identity.js';
 import type { CallEvent, CallEventKind, HandshakeEvent, KeySummary } from './types.js';
 import { putKey } from './key-render.js';
+import { grpcCodeName } from '../grpc-codes.js';
 
 /** ECS version the field names follow. */
 export const ECS_VERSION = '8.11.0';
@@ -33,31 +34,6 @@ export interface RecordContext {
   readonly policyVersion: string;
 }
 
-/** gRPC status code names, indexed by code (the names etcd clients see). */
-const GRPC_CODE_NAMES = [
-  'OK',
-  'CANCELLED',
-  'UNKNOWN',
-  'INVALID_ARGUMENT',
-  'DEADLINE_EXCEEDED',
-  'NOT_FOUND',
-  'ALREADY_EXISTS',
-  'PERMISSION_DENIED',
-  'RESOURCE_EXHAUSTED',
-  'FAILED_PRECONDITION',
-  'ABORTED',
-  'OUT_OF_RANGE',
-  'UNIMPLEMENTED',
-  'INTERNAL',
-  'UNAVAILABLE',
-  'DATA_LOSS',
-  'UNAUTHENTICATED',
-] as const;
-
-/** Name of a gRPC status code, e.g. 7 -> "PERMISSION_DENIED"; "UNKNOWN" for codes outside the table. */
-export function grpcCodeName(code: number): string {
-  return GRPC_CODE_NAMES[code] ?? 'UNKNOWN';
-}
 
 /** Kinds that open / close a long-lived stream: ECS adds "start" / "end" to event.type. */
 const START_KINDS: ReadonlySet<CallEventKind> = new Set(['watch.create', 'keepalive.open', 'snapshot.start']);

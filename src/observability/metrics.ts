@@ -12,32 +12,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { CertificateRole, HandshakeFailure, Metrics, Outcome, StreamKind } from './metrics-types.js';
-
-/** gRPC status code names indexed by their number (grpc/doc/statuscodes.md). */
-const GRPC_CODE_NAMES: readonly string[] = [
-  'OK',
-  'CANCELLED',
-  'UNKNOWN',
-  'INVALID_ARGUMENT',
-  'DEADLINE_EXCEEDED',
-  'NOT_FOUND',
-  'ALREADY_EXISTS',
-  'PERMISSION_DENIED',
-  'RESOURCE_EXHAUSTED',
-  'FAILED_PRECONDITION',
-  'ABORTED',
-  'OUT_OF_RANGE',
-  'UNIMPLEMENTED',
-  'INTERNAL',
-  'UNAVAILABLE',
-  'DATA_LOSS',
-  'UNAUTHENTICATED',
-];
-
-/** The gRPC name of a numeric status code; anything outside the table counts as UNKNOWN so the label stays bounded. */
-export function grpcCodeName(code: number): string {
-  return GRPC_CODE_NAMES[code] ?? 'UNKNOWN';
-}
+import { grpcCodeName } from '../grpc-codes.js';
 
 /** Request latency buckets, seconds: 100 µs (a cached local denial) up to 10 s (a slow etcd). */
 export const LATENCY_BUCKETS: readonly number[] = [
@@ -353,3 +328,4 @@ export function reportCertificateBundle(metrics: Metrics, role: CertificateRole,
   }
   return reported;
 }
+

@@ -34,7 +34,3 @@ export function statusFromError(error: unknown): Status {
   return { code: grpc.status.UNAVAILABLE, details: 'etcdgate: upstream call failed' };
 }
 
-/** The name of a gRPC code ("PERMISSION_DENIED"), for logs and audit records. */
-export function codeName(code: number): string {
-  return grpc.status[code] ?? String(code);
-}
