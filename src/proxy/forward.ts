@@ -8,9 +8,9 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Endpoint } from '../upstream/pool.js';
 import type { ProxyContext } from './context.js';
+import { passThrough } from './bidi.js';
 import { NO_UPSTREAM, statusFromError, type Status } from './status.js';
 
-const identity = (buffer: Buffer): Buffer => buffer;
 
 export interface UpstreamReply {
   readonly response: Buffer;
@@ -38,8 +38,8 @@ function callOnce(endpoint: Endpoint, path: string, request: Buffer, options: Up
     let headers: grpc.Metadata | undefined;
     const call = endpoint.client.makeUnaryRequest(
       path,
-      identity,
-      identity,
+      passThrough,
+      passThrough,
       request,
       options.metadata,
       options.deadline === undefined ? {} : { deadline: options.deadline },

@@ -9,24 +9,16 @@ import type * as grpc from '@grpc/grpc-js';
 import { DecodeError, type DecodedRequest, type MethodSpec } from '../etcd/types.js';
 import type { Decision } from '../policy/types.js';
 import { authorize } from './authorize.js';
-import { callerOf, callEvent, currentCaller, startClock, type Caller, type OpenStream, type ProxyContext } from './context.js';
-import { traceIdOf, upstreamMetadata } from './metadata.js';
-import { endWithStatus } from './server-stream.js';
-import { AUDIT_UNAVAILABLE, MALFORMED, NO_UPSTREAM, PERMISSION_DENIED, statusFromError, type Status } from './status.js';
+import { callEvent, currentCaller, startClock, type Caller, type OpenStream, type ProxyContext } from './context.js';
+import { traceIdOf } from './metadata.js';
+import { bidiHandler } from './bidi.js';
+import { endWithStatus, MALFORMED, PERMISSION_DENIED, statusFromError, type Status } from './status.js';
 
-const identity = (buffer: Buffer): Buffer => buffer;
 const OPENED: Decision = { allowed: true, reason: 'stream opened' };
 
 /** Builds the grpc-js handler for Lease.LeaseKeepAlive. */
 export function leaseKeepAliveHandler(context: ProxyContext, spec: MethodSpec): grpc.handleBidiStreamingCall<Buffer, Buffer> {
-  return (call) => {
-    const caller = callerOf(context, call);
-    if ('code' in caller) return endWithStatus(call, caller);
-    if (!context.auditor.accepting) return endWithStatus(call, AUDIT_UNAVAILABLE);
-    const endpoint = context.pool.pick();
-    if (endpoint === undefined) return endWithStatus(call, NO_UPSTREAM);
-    new KeepAliveStream(context, spec, caller, call, endpoint.client.makeBidiStreamRequest(spec.path, identity, identity, upstreamMetadata(call.metadata)));
-  };
+  return bidiHandler(context, spec, (caller, call, upstream) => new KeepAliveStream(context, spec, caller, call, upstream));
 }
 
 class KeepAliveStream implements OpenStream {

@@ -6,10 +6,10 @@
 import * as grpc from '@grpc/grpc-js';
 import { encodeLeaseTimeToLiveRequest, leaseKeysOf } from '../etcd/responses.js';
 import type { ProxyContext } from './context.js';
+import { passThrough } from './bidi.js';
 import { statusFromError } from './status.js';
 
 const PATH = '/etcdserverpb.Lease/LeaseTimeToLive';
-const identity = (buffer: Buffer): Buffer => buffer;
 
 /** The keys attached to `leaseId` (decimal int64); [] when the lease does not exist. Rejects with a Status. */
 export function leaseKeys(context: ProxyContext, leaseId: string): Promise<Buffer[]> {
@@ -19,8 +19,8 @@ export function leaseKeys(context: ProxyContext, leaseId: string): Promise<Buffe
   return new Promise((resolve, reject) => {
     endpoint.client.makeUnaryRequest(
       PATH,
-      identity,
-      identity,
+      passThrough,
+      passThrough,
       request,
       new grpc.Metadata(),
       { deadline: Date.now() + context.lookupTimeoutMs },

@@ -12,14 +12,9 @@ import { authorize } from './authorize.js';
 import { callerOf, callEvent, deadlineOf, startClock, type OpenStream, type ProxyContext } from './context.js';
 import { traceIdOf, upstreamMetadata } from './metadata.js';
 import { RATE_LIMITED_DECISION } from './limits.js';
-import { AUDIT_UNAVAILABLE, MALFORMED, NO_UPSTREAM, PERMISSION_DENIED, RATE_LIMITED, SHUTTING_DOWN, statusFromError, type Status } from './status.js';
+import { passThrough } from './bidi.js';
+import { AUDIT_UNAVAILABLE, endWithStatus, MALFORMED, NO_UPSTREAM, PERMISSION_DENIED, RATE_LIMITED, SHUTTING_DOWN, statusFromError, type Status } from './status.js';
 
-const identity = (buffer: Buffer): Buffer => buffer;
-
-/** Ends a server call with a status (grpc-js turns an 'error' event into the trailers). */
-export function endWithStatus(call: { emit(event: 'error', status: Status): boolean }, status: Status): void {
-  call.emit('error', status);
-}
 
 /** Builds the grpc-js handler for one server-streaming method. */
 export function serverStreamHandler(context: ProxyContext, spec: MethodSpec): grpc.handleServerStreamingCall<Buffer, Buffer> {
@@ -76,7 +71,7 @@ async function handleServerStream(context: ProxyContext, spec: MethodSpec, kind:
   if (endpoint === undefined) return refuse(NO_UPSTREAM);
 
   if (kind === 'snapshot') audit('snapshot.start', undefined);
-  const upstream = endpoint.client.makeServerStreamRequest(spec.path, identity, identity, call.request, upstreamMetadata(call.metadata), deadlineOf(call));
+  const upstream = endpoint.client.makeServerStreamRequest(spec.path, passThrough, passThrough, call.request, upstreamMetadata(call.metadata), deadlineOf(call));
   let messages = 0;
   let bytes = 0;
   let ended = false;

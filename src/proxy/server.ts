@@ -9,12 +9,11 @@ import { METHODS } from '../etcd/methods.js';
 import type { MethodSpec } from '../etcd/types.js';
 import type { LimitsConfig, ServerConfig } from '../config/types.js';
 import type { ProxyContext } from './context.js';
+import { passThrough } from './bidi.js';
 import { leaseKeepAliveHandler } from './lease-keepalive.js';
 import { serverStreamHandler } from './server-stream.js';
 import { unaryHandler } from './unary.js';
 import { watchHandler } from './watch.js';
-
-const passThrough = (buffer: Buffer): Buffer => buffer;
 
 const WATCH = '/etcdserverpb.Watch/Watch';
 const KEEPALIVE = '/etcdserverpb.Lease/LeaseKeepAlive';

@@ -34,3 +34,7 @@ export function statusFromError(error: unknown): Status {
   return { code: grpc.status.UNAVAILABLE, details: 'etcdgate: upstream call failed' };
 }
 
+/** Ends a server stream with a status (grpc-js turns an 'error' event into the trailers). */
+export function endWithStatus(call: { emit(event: 'error', status: Status): boolean }, status: Status): void {
+  call.emit('error', status);
+}

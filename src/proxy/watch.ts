@@ -18,13 +18,11 @@ import type { KeySummary } from '../audit/types.js';
 import { encodeWatchCancelRequest, encodeWatchCanceled, readWatchResponse, type WatchResponseInfo } from '../etcd/responses.js';
 import { DecodeError, type DecodedRequest, type MethodSpec } from '../etcd/types.js';
 import type { Access, Decision, Permissions } from '../policy/types.js';
-import { callerOf, callEvent, currentCaller, startClock, type Caller, type OpenStream, type ProxyContext } from './context.js';
-import { traceIdOf, upstreamMetadata } from './metadata.js';
-import { endWithStatus } from './server-stream.js';
+import { callEvent, currentCaller, startClock, type Caller, type OpenStream, type ProxyContext } from './context.js';
+import { traceIdOf } from './metadata.js';
 import { RATE_LIMITED_DECISION, TOO_MANY_WATCHERS_DECISION } from './limits.js';
-import { AUDIT_UNAVAILABLE, MALFORMED, NO_UPSTREAM, PERMISSION_DENIED_MESSAGE, RATE_LIMITED, TOO_MANY_WATCHERS_MESSAGE, WATCHER_TOO_SLOW, type Status } from './status.js';
-
-const identity = (buffer: Buffer): Buffer => buffer;
+import { bidiHandler } from './bidi.js';
+import { endWithStatus, MALFORMED, PERMISSION_DENIED_MESSAGE, RATE_LIMITED, TOO_MANY_WATCHERS_MESSAGE, WATCHER_TOO_SLOW, type Status } from './status.js';
 
 interface Watcher {
   readonly summary: KeySummary;
@@ -41,14 +39,7 @@ type PendingCreate = { readonly kind: 'forwarded'; readonly watcher: Watcher } |
 
 /** Builds the grpc-js handler for Watch.Watch. */
 export function watchHandler(context: ProxyContext, spec: MethodSpec): grpc.handleBidiStreamingCall<Buffer, Buffer> {
-  return (call) => {
-    const caller = callerOf(context, call);
-    if ('code' in caller) return endWithStatus(call, caller);
-    if (!context.auditor.accepting) return endWithStatus(call, AUDIT_UNAVAILABLE);
-    const endpoint = context.pool.pick();
-    if (endpoint === undefined) return endWithStatus(call, NO_UPSTREAM);
-    new WatchStream(context, spec, caller, call, endpoint.client.makeBidiStreamRequest(spec.path, identity, identity, upstreamMetadata(call.metadata)));
-  };
+  return bidiHandler(context, spec, (caller, call, upstream) => new WatchStream(context, spec, caller, call, upstream));
 }
 
 class WatchStream implements OpenStream {
