@@ -20,11 +20,10 @@ import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { encode } from './support/etcd-messages.js';
-import { startEtcd, type EtcdCluster } from './support/etcd.js';
-import { startTestGateway, type TestGateway } from './support/gateway.js';
-import { makePki, type Pki } from './support/pki.js';
+import type { TestGateway } from './support/gateway.js';
+import { useGatewayStack } from './support/stack.js';
 import { parseExposition, sampleValue } from './support/prometheus-text.js';
 import { callEtcd, collectWatch, rawClient, rawUnary, rawWatch } from './support/raw-client.js';
 import { probeTls } from './support/tls-probe.js';
@@ -38,18 +37,7 @@ const POLICY = {
   ],
 };
 
-let pki: Pki;
-let etcd: EtcdCluster;
-
-beforeAll(async () => {
-  pki = await makePki();
-  etcd = await startEtcd(pki);
-}, 60_000);
-
-afterAll(async () => {
-  await etcd?.stop();
-  await pki?.remove();
-});
+const stack = useGatewayStack({ gateway: false });
 
 async function metric(gate: TestGateway, name: string, labels: Record<string, string> = {}): Promise<number> {
   const text = await (await fetch(`${gate.adminUrl}/metrics`)).text();
@@ -76,9 +64,9 @@ function rangeAs(client: grpc.Client): Promise<grpc.ServiceError | undefined> {
 
 describe('per-identity request rate', () => {
   it('answers RESOURCE_EXHAUSTED past the burst, audits it, spares other identities, and recovers', async () => {
-    const gate = await startTestGateway({ pki, upstream: etcd.endpoints, policy: POLICY, overrides: { limits: { requestsPerSecond: 2, burst: 3 } } });
-    const root = rawClient(gate.endpoint, pki, 'root');
-    const other = rawClient(gate.endpoint, pki, 'tenant-b');
+    const gate = await stack.startGateway({ policy: POLICY, overrides: { limits: { requestsPerSecond: 2, burst: 3 } } });
+    const root = rawClient(gate.endpoint, stack.pki, 'root');
+    const other = rawClient(gate.endpoint, stack.pki, 'tenant-b');
     try {
       const results = [];
       for (let i = 0; i < 6; i += 1) results.push(await rangeAs(root));
@@ -107,9 +95,9 @@ describe('per-identity request rate', () => {
 
 describe('watchers per identity', () => {
   it('refuses the create past the limit in-band, and frees the slot on cancel', async () => {
-    const gate = await startTestGateway({ pki, upstream: etcd.endpoints, policy: POLICY, overrides: { limits: { maxWatchersPerIdentity: 2 } } });
-    const root = rawClient(gate.endpoint, pki, 'root');
-    const other = rawClient(gate.endpoint, pki, 'tenant-b');
+    const gate = await stack.startGateway({ policy: POLICY, overrides: { limits: { maxWatchersPerIdentity: 2 } } });
+    const root = rawClient(gate.endpoint, stack.pki, 'root');
+    const other = rawClient(gate.endpoint, stack.pki, 'tenant-b');
     const create = (key: string): Buffer => encode('etcdserverpb.WatchRequest', { create_request: { key: Buffer.from(key) } });
     try {
       // Two watchers on two streams: the limit is per identity, not per stream.
@@ -151,7 +139,7 @@ describe('watchers per identity', () => {
 
 describe('connection limits', () => {
   it('closes a client that never starts its TLS handshake after handshakeTimeoutMs, audited and counted', async () => {
-    const gate = await startTestGateway({ pki, upstream: etcd.endpoints, overrides: { limits: { handshakeTimeoutMs: 300 } } });
+    const gate = await stack.startGateway({ overrides: { limits: { handshakeTimeoutMs: 300 } } });
     try {
       const before = await metric(gate, 'etcdgate_tls_handshake_failures_total', { reason: 'timeout' });
       const socket = net.connect(Number(new URL(gate.endpoint).port), '127.0.0.1');
@@ -166,22 +154,22 @@ describe('connection limits', () => {
   });
 
   it('drops connections beyond maxConnections unserved, and counts them', async () => {
-    const gate = await startTestGateway({ pki, upstream: etcd.endpoints, overrides: { limits: { maxConnections: 2 } } });
+    const gate = await stack.startGateway({ overrides: { limits: { maxConnections: 2 } } });
     const held: tls.TLSSocket[] = [];
     try {
       const port = Number(new URL(gate.endpoint).port);
       for (let i = 0; i < 2; i += 1) {
-        const pair = pki.client('root');
-        const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: readFileSync(pki.ca), cert: readFileSync(pair.cert), key: readFileSync(pair.key), ALPNProtocols: ['h2'] });
+        const pair = stack.pki.client('root');
+        const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: readFileSync(stack.pki.ca), cert: readFileSync(pair.cert), key: readFileSync(pair.key), ALPNProtocols: ['h2'] });
         socket.on('error', () => undefined);
         await new Promise<void>((resolve) => socket.once('secureConnect', () => resolve()));
         held.push(socket);
       }
-      const refused = await probeTls(port, pki, pki.client('root'));
+      const refused = await probeTls(port, stack.pki, stack.pki.client('root'));
       expect(refused.served).toBe(false);
       expect(await metric(gate, 'etcdgate_tls_handshake_failures_total', { reason: 'connection_limit' })).toBe(1);
       for (const socket of held.splice(0)) socket.destroy();
-      expect((await eventually(() => probeTls(port, pki, pki.client('root')), (r) => r.served)).served).toBe(true);
+      expect((await eventually(() => probeTls(port, stack.pki, stack.pki.client('root')), (r) => r.served)).served).toBe(true);
     } finally {
       for (const socket of held) socket.destroy();
       await gate.stop();
@@ -189,9 +177,9 @@ describe('connection limits', () => {
   });
 
   it('announces maxStreamsPerConnection in its HTTP/2 SETTINGS', async () => {
-    const gate = await startTestGateway({ pki, upstream: etcd.endpoints, overrides: { limits: { maxStreamsPerConnection: 7 } } });
-    const pair = pki.client('root');
-    const session = http2.connect(gate.endpoint, { ca: readFileSync(pki.ca), cert: readFileSync(pair.cert), key: readFileSync(pair.key), servername: 'localhost' });
+    const gate = await stack.startGateway({ overrides: { limits: { maxStreamsPerConnection: 7 } } });
+    const pair = stack.pki.client('root');
+    const session = http2.connect(gate.endpoint, { ca: readFileSync(stack.pki.ca), cert: readFileSync(pair.cert), key: readFileSync(pair.key), servername: 'localhost' });
     try {
       session.on('error', () => undefined);
       const settings = await new Promise<http2.Settings>((resolve) => session.once('remoteSettings', resolve));
@@ -205,9 +193,9 @@ describe('connection limits', () => {
 
 describe('a watcher that stops reading', () => {
   it('is ended with RESOURCE_EXHAUSTED once its unread data passes the bound; memory stays bounded', async () => {
-    const gate = await startTestGateway({ pki, upstream: etcd.endpoints, policy: POLICY, overrides: { limits: { maxWatcherBufferBytes: 256 * 1024 } } });
-    const reader = rawClient(gate.endpoint, pki, 'root');
-    const writer = rawClient(gate.endpoint, pki, 'tenant-b');
+    const gate = await stack.startGateway({ policy: POLICY, overrides: { limits: { maxWatcherBufferBytes: 256 * 1024 } } });
+    const reader = rawClient(gate.endpoint, stack.pki, 'root');
+    const writer = rawClient(gate.endpoint, stack.pki, 'tenant-b');
     try {
       const stream = rawWatch(reader);
       const created = collectWatch(stream, (rs) => rs.length >= 1);

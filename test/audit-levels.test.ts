@@ -5,32 +5,20 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startEtcd, type EtcdCluster } from './support/etcd.js';
-import { startTestGateway, type TestGateway } from './support/gateway.js';
-import { makePki, type Pki } from './support/pki.js';
+import { useGatewayStack } from './support/stack.js';
 import { callEtcd, rawClient } from './support/raw-client.js';
 
-let pki: Pki;
-let etcd: EtcdCluster;
-let gate: TestGateway;
+const stack = useGatewayStack({
+  overrides: { audit: { level: { read: 'none', write: 'metadata', admin: 'metadata', auth: 'metadata' } } },
+});
 let root: grpc.Client;
 
-beforeAll(async () => {
-  pki = await makePki();
-  etcd = await startEtcd(pki);
-  gate = await startTestGateway({
-    pki,
-    upstream: etcd.endpoints,
-    overrides: { audit: { level: { read: 'none', write: 'metadata', admin: 'metadata', auth: 'metadata' } } },
-  });
-  root = rawClient(gate.endpoint, pki, 'root');
+beforeAll(() => {
+  root = rawClient(stack.gate.endpoint, stack.pki, 'root');
 });
 
-afterAll(async () => {
+afterAll(() => {
   root?.close();
-  await gate?.stop();
-  await etcd?.stop();
-  await pki?.remove();
 });
 
 interface AuditRecord {
@@ -52,7 +40,7 @@ it('read: none drops Range records; write and admin records are kept', async () 
   });
   expect(snapshot.code).toBe(grpc.status.OK);
 
-  const records = (await gate.auditRecords()) as unknown as AuditRecord[];
+  const records = (await stack.gate.auditRecords()) as unknown as AuditRecord[];
   const actions = records.map((r) => r.event.action);
   expect(actions).not.toContain('etcd.kv.range');
   expect(records.filter((r) => r.event.action === 'etcd.kv.put').map((r) => r.etcd?.request?.key)).toEqual(['/levels/one']);

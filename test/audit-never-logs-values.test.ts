@@ -12,25 +12,13 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEtcd, type EtcdCluster } from './support/etcd.js';
+import { describe, expect, it } from 'vitest';
 import { decode, encode } from './support/etcd-messages.js';
-import { gatewayDir, startGatewayProcess } from './support/gateway-process.js';
-import { makePki, type Pki } from './support/pki.js';
+import { gatewayDir } from './support/gateway-process.js';
+import { useGatewayStack } from './support/stack.js';
 import { callEtcd, rawClient, rawUnary, rawWatch } from './support/raw-client.js';
 
-let pki: Pki;
-let etcd: EtcdCluster;
-
-beforeAll(async () => {
-  pki = await makePki();
-  etcd = await startEtcd(pki);
-});
-
-afterAll(async () => {
-  await etcd?.stop();
-  await pki?.remove();
-});
+const stack = useGatewayStack({ gateway: false });
 
 /** A secret nobody could write by accident: 24 random bytes as hex, tagged. */
 function secret(): string {
@@ -74,7 +62,7 @@ async function exercise(endpoint: string, run: string): Promise<Exercise> {
     keys.push(k);
     return k;
   };
-  const client = rawClient(endpoint, pki, 'root');
+  const client = rawClient(endpoint, stack.pki, 'root');
   const credentials = new grpc.Metadata();
   credentials.set('token', fresh());
   credentials.set('authorization', `Bearer ${fresh()}`);
@@ -177,9 +165,7 @@ describe.each([
   it('writes the keys of every call and never a value, password or token', async () => {
     const dir = await gatewayDir();
     const auditFile = path.join(dir, 'audit.jsonl');
-    const gate = await startGatewayProcess({
-      pki,
-      upstream: etcd.endpoints,
+    const gate = await stack.startGatewayProcess({
       dir,
       logLevel: 'trace',
       audit: { sink: sink === 'stdout' ? 'stdout' : `file:${auditFile}` },

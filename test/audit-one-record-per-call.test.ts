@@ -6,10 +6,8 @@
  * action and outcome, and no event.id repeats.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startEtcd, type EtcdCluster } from './support/etcd.js';
-import { startTestGateway, type TestGateway } from './support/gateway.js';
-import { makePki, type Pki } from './support/pki.js';
+import { expect, it } from 'vitest';
+import { useGatewayStack } from './support/stack.js';
 import { callEtcd, rawClient } from './support/raw-client.js';
 
 const CALLS = 20_000;
@@ -22,21 +20,7 @@ const POLICY = {
   bindings: [{ match: { cn: 'tenant-a' }, roles: ['loader'] }],
 };
 
-let pki: Pki;
-let etcd: EtcdCluster;
-let gate: TestGateway;
-
-beforeAll(async () => {
-  pki = await makePki();
-  etcd = await startEtcd(pki);
-  gate = await startTestGateway({ pki, upstream: etcd.endpoints, policy: POLICY });
-});
-
-afterAll(async () => {
-  await gate?.stop();
-  await etcd?.stop();
-  await pki?.remove();
-});
+const stack = useGatewayStack({ policy: POLICY });
 
 type Op = 'put' | 'range' | 'delete_range' | 'txn';
 const OPS: readonly Op[] = ['put', 'range', 'delete_range', 'txn'];
@@ -92,7 +76,7 @@ function keyOf(record: AuditRecord): string | undefined {
 }
 
 it(`writes exactly one record per call for ${String(CALLS)} concurrent unary calls`, async () => {
-  const clients = Array.from({ length: CLIENTS }, () => rawClient(gate.endpoint, pki, 'tenant-a'));
+  const clients = Array.from({ length: CLIENTS }, () => rawClient(stack.gate.endpoint, stack.pki, 'tenant-a'));
   const outcomes = new Map<string, 'success' | 'failure'>();
   let next = 0;
   const worker = async (w: number): Promise<void> => {
@@ -118,7 +102,7 @@ it(`writes exactly one record per call for ${String(CALLS)} concurrent unary cal
   }
   expect(outcomes.size).toBe(CALLS);
 
-  const records = ((await gate.auditRecords()) as unknown as AuditRecord[]).filter((r) => r.etcdgate.event_kind === 'call');
+  const records = ((await stack.gate.auditRecords()) as unknown as AuditRecord[]).filter((r) => r.etcdgate.event_kind === 'call');
   expect(records).toHaveLength(CALLS);
   expect(new Set(records.map((r) => r.event.id)).size).toBe(CALLS);
 

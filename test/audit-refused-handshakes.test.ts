@@ -13,16 +13,13 @@ import path from 'node:path';
 import * as tls from 'node:tls';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEtcd, type EtcdCluster } from './support/etcd.js';
-import { startTestGateway, type TestGateway } from './support/gateway.js';
-import { makePki, type CertPair, type Pki } from './support/pki.js';
+import type { CertPair } from './support/pki.js';
 import { parseExposition, sampleValue } from './support/prometheus-text.js';
+import { useGatewayStack } from './support/stack.js';
 
 const run = promisify(execFile);
 
-let pki: Pki;
-let etcd: EtcdCluster;
-let gate: TestGateway;
+const stack = useGatewayStack();
 let expiredDir: string;
 let expired: CertPair;
 
@@ -62,7 +59,7 @@ async function makeExpiredCertificate(): Promise<CertPair> {
   await run('openssl', ['req', '-new', '-key', file('client.key'), '-subj', '/CN=expired-client', '-out', file('client.csr')], { env });
   await run(
     'openssl',
-    ['ca', '-batch', '-notext', '-config', file('ca.cnf'), '-cert', pki.ca, '-keyfile', pki.caKey,
+    ['ca', '-batch', '-notext', '-config', file('ca.cnf'), '-cert', stack.pki.ca, '-keyfile', stack.pki.caKey,
       '-startdate', '20200101000000Z', '-enddate', '20200201000000Z', '-in', file('client.csr'), '-out', file('client.crt')],
     { env },
   );
@@ -70,16 +67,10 @@ async function makeExpiredCertificate(): Promise<CertPair> {
 }
 
 beforeAll(async () => {
-  pki = await makePki();
-  etcd = await startEtcd(pki);
-  gate = await startTestGateway({ pki, upstream: etcd.endpoints });
   expired = await makeExpiredCertificate();
 });
 
 afterAll(async () => {
-  await gate?.stop();
-  await etcd?.stop();
-  await pki?.remove();
   if (expiredDir !== undefined) await rm(expiredDir, { recursive: true, force: true });
 });
 
@@ -93,9 +84,9 @@ function attempt(pair: CertPair | undefined, maxVersion: tls.SecureVersion = 'TL
   return new Promise((resolve, reject) => {
     const socket = tls.connect({
       host: '127.0.0.1',
-      port: Number(new URL(gate.endpoint).port),
+      port: Number(new URL(stack.gate.endpoint).port),
       servername: 'localhost',
-      ca: readFileSync(pki.ca),
+      ca: readFileSync(stack.pki.ca),
       ALPNProtocols: ['h2'],
       maxVersion,
       ...(pair === undefined ? {} : { cert: readFileSync(pair.cert), key: readFileSync(pair.key) }),
@@ -117,7 +108,7 @@ function attempt(pair: CertPair | undefined, maxVersion: tls.SecureVersion = 'TL
 }
 
 async function failures(reason: string): Promise<number> {
-  const text = await (await fetch(`${gate.adminUrl}/metrics`)).text();
+  const text = await (await fetch(`${stack.gate.adminUrl}/metrics`)).text();
   const value = sampleValue(parseExposition(text), 'etcdgate_tls_handshake_failures_total', { reason });
   return Number.isNaN(value) ? 0 : value;
 }
@@ -134,7 +125,7 @@ interface HandshakeRecord {
 async function recordFrom(port: number): Promise<HandshakeRecord | undefined> {
   const deadline = Date.now() + 5_000;
   for (;;) {
-    const records = (await gate.auditRecords()) as unknown as HandshakeRecord[];
+    const records = (await stack.gate.auditRecords()) as unknown as HandshakeRecord[];
     const found = records.find((r) => r.etcdgate.event_kind === 'handshake.refused' && r.source.port === port);
     if (found !== undefined || Date.now() > deadline) return found;
     await new Promise((r) => setTimeout(r, 50));
@@ -149,7 +140,7 @@ const common = {
 describe('refused handshakes', () => {
   it.each([
     { name: 'no client certificate', pair: (): CertPair | undefined => undefined, reason: 'no_certificate', user: undefined, issuer: undefined },
-    { name: 'a certificate from another CA', pair: (): CertPair | undefined => pki.client('rogue'), reason: 'unknown_ca', user: 'tenant-a', issuer: 'CN=unrelated dev CA' },
+    { name: 'a certificate from another CA', pair: (): CertPair | undefined => stack.pki.client('rogue'), reason: 'unknown_ca', user: 'tenant-a', issuer: 'CN=unrelated dev CA' },
     { name: 'an expired certificate', pair: (): CertPair | undefined => expired, reason: 'expired', user: 'expired-client', issuer: 'CN=etcdgate dev CA' },
   ])('$name: an authentication record and a failure count for its reason', async ({ pair, reason, user, issuer }) => {
     const before = await failures(reason);
@@ -171,7 +162,7 @@ describe('refused handshakes', () => {
 
   it('over TLS 1.2 too: a rogue certificate is refused, recorded and counted', async () => {
     const before = await failures('unknown_ca');
-    const port = await attempt(pki.client('rogue'), 'TLSv1.2');
+    const port = await attempt(stack.pki.client('rogue'), 'TLSv1.2');
     const record = await recordFrom(port);
     expect(record).toMatchObject({ ...common, event: { ...common.event, reason: 'unknown_ca' }, user: { name: 'tenant-a' } });
     expect(await failures('unknown_ca')).toBe(before + 1);

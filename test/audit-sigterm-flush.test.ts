@@ -9,26 +9,14 @@
 import { existsSync, readFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startEtcd, type EtcdCluster } from './support/etcd.js';
-import { gatewayDir, startGatewayProcess, type GatewayProcess } from './support/gateway-process.js';
-import { makePki, type Pki } from './support/pki.js';
+import { expect, it } from 'vitest';
+import { gatewayDir, type GatewayProcess } from './support/gateway-process.js';
+import { useGatewayStack } from './support/stack.js';
 import { callEtcd, rawClient } from './support/raw-client.js';
 
 const WORKERS = 16;
 
-let pki: Pki;
-let etcd: EtcdCluster;
-
-beforeAll(async () => {
-  pki = await makePki();
-  etcd = await startEtcd(pki);
-});
-
-afterAll(async () => {
-  await etcd?.stop();
-  await pki?.remove();
-});
+const stack = useGatewayStack({ gateway: false });
 
 /** Keys of the call records in an audit file (empty when there is no file). */
 function recordedKeys(file: string): string[] {
@@ -53,7 +41,7 @@ interface Answered {
  * each call started.
  */
 function load(gate: GatewayProcess, prefix: string): { answered: Answered[]; failed: () => number; setPhase(p: number): void; stop(): Promise<void> } {
-  const client: grpc.Client = rawClient(gate.endpoint, pki, 'root');
+  const client: grpc.Client = rawClient(gate.endpoint, stack.pki, 'root');
   const answered: Answered[] = [];
   let failed = 0;
   let phase = 0;
@@ -100,7 +88,7 @@ async function until(check: () => boolean, what: string, timeoutMs = 15_000): Pr
 it('SIGTERM mid-load: exits 0 and every Put answered OK is in the audit file', async () => {
   const dir = await gatewayDir();
   const auditFile = path.join(dir, 'audit.jsonl');
-  const gate = await startGatewayProcess({ pki, upstream: etcd.endpoints, dir, audit: { sink: `file:${auditFile}` } });
+  const gate = await stack.startGatewayProcess({ dir, audit: { sink: `file:${auditFile}` } });
   try {
     const traffic = load(gate, '/sigterm');
     await until(() => traffic.answered.length >= 500, '500 answered Puts');
@@ -122,7 +110,7 @@ it('rotation (rename + SIGUSR1) mid-load: the new file gets the new records and 
   const dir = await gatewayDir();
   const auditFile = path.join(dir, 'audit.jsonl');
   const rotated = `${auditFile}.1`;
-  const gate = await startGatewayProcess({ pki, upstream: etcd.endpoints, dir, audit: { sink: `file:${auditFile}` } });
+  const gate = await stack.startGatewayProcess({ dir, audit: { sink: `file:${auditFile}` } });
   try {
     const traffic = load(gate, '/rotate');
     await until(() => traffic.answered.length >= 300, '300 answered Puts');

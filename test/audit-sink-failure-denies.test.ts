@@ -6,38 +6,22 @@
  * on that port, the buffered records are delivered and calls succeed again. With
  * `onFailure: allow` the same dead sink never stops a call.
  */
-import { readFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
-import * as tls from 'node:tls';
 import type * as grpc from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEtcd, type EtcdCluster } from './support/etcd.js';
-import { startTestGateway, type TestGateway } from './support/gateway.js';
-import { makePki, type Pki } from './support/pki.js';
+import { describe, expect, it } from 'vitest';
+import type { TestGateway } from './support/gateway.js';
+import { useGatewayStack } from './support/stack.js';
+import { startSyslogReceiver, type SyslogReceiver } from './support/syslog-receiver.js';
 import { freePort } from './support/ports.js';
 import { parseExposition, sampleValue } from './support/prometheus-text.js';
 import { callEtcd, rawClient } from './support/raw-client.js';
 
 const BUFFER = 50;
 
-let pki: Pki;
-let etcd: EtcdCluster;
-
-beforeAll(async () => {
-  pki = await makePki();
-  etcd = await startEtcd(pki);
-});
-
-afterAll(async () => {
-  await etcd?.stop();
-  await pki?.remove();
-});
+const stack = useGatewayStack({ gateway: false });
 
 function gatewayWithDeadSink(port: number, onFailure: 'deny' | 'allow'): Promise<TestGateway> {
-  return startTestGateway({
-    pki,
-    upstream: etcd.endpoints,
-    overrides: { audit: { sink: `syslog+tls://127.0.0.1:${String(port)}`, syslog: { ca: pki.ca }, bufferRecords: BUFFER, onFailure } },
+  return stack.startGateway({
+    overrides: { audit: { sink: `syslog+tls://127.0.0.1:${String(port)}`, syslog: { ca: stack.pki.ca }, bufferRecords: BUFFER, onFailure } },
   });
 }
 
@@ -57,51 +41,12 @@ async function sinkFailures(gate: TestGateway): Promise<number> {
   return Number.isNaN(value) ? 0 : value;
 }
 
-/** A syslog-over-TLS receiver on `port` that splits octet-counted frames into their JSON records. */
-function syslogReceiver(port: number): Promise<{ records: Array<Record<string, unknown>>; close(): Promise<void> }> {
-  const records: Array<Record<string, unknown>> = [];
-  const sockets = new Set<tls.TLSSocket>();
-  const server = tls.createServer({ cert: readFileSync(pki.gateServer.cert), key: readFileSync(pki.gateServer.key) }, (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => undefined);
-    let pending = Buffer.alloc(0);
-    socket.on('data', (chunk: Buffer) => {
-      pending = Buffer.concat([pending, chunk]);
-      for (;;) {
-        const space = pending.indexOf(0x20);
-        if (space < 0) return;
-        const length = Number(pending.subarray(0, space).toString('latin1'));
-        if (pending.length < space + 1 + length) return;
-        const message = pending.subarray(space + 1, space + 1 + length).toString('utf8');
-        pending = pending.subarray(space + 1 + length);
-        // "<PRI>1 TS HOST APP PROCID MSGID - JSON": the JSON starts after the sixth space-separated field.
-        records.push(JSON.parse(message.slice(message.indexOf(' - {') + 3)) as Record<string, unknown>);
-      }
-    });
-  });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => {
-      expect((server.address() as AddressInfo).port).toBe(port);
-      resolve({
-        records,
-        close: () =>
-          new Promise<void>((done) => {
-            for (const socket of sockets) socket.destroy();
-            server.close(() => done());
-          }),
-      });
-    });
-  });
-}
-
 describe('audit.onFailure: deny', () => {
   it('refuses calls once the buffer is full, and recovers when the sink comes back', async () => {
     const port = await freePort();
     const gate = await gatewayWithDeadSink(port, 'deny');
-    const client = rawClient(gate.endpoint, pki, 'root');
-    let receiver: Awaited<ReturnType<typeof syslogReceiver>> | undefined;
+    const client = rawClient(gate.endpoint, stack.pki, 'root');
+    let receiver: SyslogReceiver | undefined;
     try {
       let accepted = 0;
       let refusal: { code?: number; details?: string } | undefined;
@@ -116,7 +61,8 @@ describe('audit.onFailure: deny', () => {
       expect(await sinkFailures(gate)).toBeGreaterThan(0);
       expect((await fetch(`${gate.adminUrl}/readyz`)).status).toBe(503);
 
-      receiver = await syslogReceiver(port);
+      receiver = await startSyslogReceiver(port, stack.pki.gateServer);
+      expect(receiver.port).toBe(port);
       const deadline = Date.now() + 20_000;
       let recovered: { code?: number } | undefined = { code: -1 };
       while (recovered !== undefined && Date.now() < deadline) {
@@ -144,7 +90,7 @@ describe('audit.onFailure: allow', () => {
   it('keeps serving calls when the sink is down, counting the records it drops', async () => {
     const port = await freePort();
     const gate = await gatewayWithDeadSink(port, 'allow');
-    const client = rawClient(gate.endpoint, pki, 'root');
+    const client = rawClient(gate.endpoint, stack.pki, 'root');
     try {
       for (let i = 0; i < 3 * BUFFER; i += 1) {
         expect(await outcome(put(client, `/sink-allow/${String(i)}`))).toBeUndefined();

@@ -8,9 +8,6 @@
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createServer } from 'node:tls';
-import type { Server, TLSSocket } from 'node:tls';
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuditor } from '../src/audit/auditor.js';
 import type { AuditConfig } from '../src/config/types.js';
@@ -20,6 +17,7 @@ import { callEvent } from './support/audit-events.js';
 import { makePki } from './support/pki.js';
 import type { Pki } from './support/pki.js';
 import { freePort } from './support/ports.js';
+import { startSyslogReceiver, type SyslogReceiver } from './support/syslog-receiver.js';
 
 const RETRY = { initialMs: 10, maxMs: 50 };
 const LEVELS = { read: 'metadata', write: 'metadata', admin: 'metadata', auth: 'metadata' } as const;
@@ -63,44 +61,8 @@ async function eventually(condition: () => boolean, what: string): Promise<void>
   throw new Error(`never happened: ${what}`);
 }
 
-/** A TLS syslog receiver that parses octet-counted frames and keeps the event ids. */
-async function startReceiver(port: number): Promise<{ ids: string[]; close: () => Promise<void> }> {
-  const ids: string[] = [];
-  const sockets = new Set<TLSSocket>();
-  const server: Server = createServer(
-    { cert: readFileSync(pki.etcdServer.cert), key: readFileSync(pki.etcdServer.key) },
-    (socket) => {
-      sockets.add(socket);
-      socket.on('close', () => sockets.delete(socket));
-      let pending = Buffer.alloc(0);
-      socket.on('data', (data: Buffer) => {
-        pending = Buffer.concat([pending, data]);
-        for (;;) {
-          const space = pending.indexOf(0x20);
-          if (space < 0) return;
-          const length = Number(pending.subarray(0, space).toString('latin1'));
-          if (pending.length < space + 1 + length) return;
-          const message = pending.subarray(space + 1, space + 1 + length).toString('utf8');
-          pending = pending.subarray(space + 1 + length);
-          const json = message.slice(message.indexOf(' - ') + 3);
-          ids.push((JSON.parse(json) as { event: { id: string } }).event.id);
-        }
-      });
-    },
-  );
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve());
-  });
-  return {
-    ids,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
+/** The event ids of the records a receiver got, in arrival order. */
+const idsOf = (receiver: SyslogReceiver): string[] => receiver.records.map((record) => (record as { event: { id: string } }).event.id);
 
 function syslogConfig(port: number, onFailure: 'deny' | 'allow', bufferRecords: number): AuditConfig {
   return {
@@ -129,18 +91,18 @@ describe('a syslog sink that is down', () => {
     auditor.record(callEvent());
     expect(metrics.failures).toBeGreaterThan(failuresBefore);
 
-    const receiver = await startReceiver(port);
+    const receiver = await startSyslogReceiver(port, pki.etcdServer);
     try {
       await eventually(() => auditor.accepting, 'accepting again after the server came up');
       await auditor.flush();
       expect(metrics.written).toBe(10);
       expect(metrics.depth).toBe(0);
-      await eventually(() => receiver.ids.length === 10, 'the receiver has all ten buffered records');
-      expect(new Set(receiver.ids).size).toBe(10);
+      await eventually(() => idsOf(receiver).length === 10, 'the receiver has all ten buffered records');
+      expect(new Set(idsOf(receiver)).size).toBe(10);
 
       auditor.record(callEvent());
       await auditor.flush();
-      await eventually(() => receiver.ids.length === 11, 'a new record arrives');
+      await eventually(() => idsOf(receiver).length === 11, 'a new record arrives');
       await auditor.close();
     } finally {
       await receiver.close();

@@ -10,10 +10,8 @@
 import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEtcd, type EtcdCluster } from './support/etcd.js';
 import { decode, encode } from './support/etcd-messages.js';
-import { startTestGateway, type TestGateway } from './support/gateway.js';
-import { makePki, type Pki } from './support/pki.js';
+import { useGatewayStack } from './support/stack.js';
 import { callEtcd, rawClient, rawWatch } from './support/raw-client.js';
 
 const POLICY = {
@@ -32,27 +30,19 @@ const POLICY = {
 const passThrough = (buffer: Buffer): Buffer => buffer;
 const b = (text: string): Buffer => Buffer.from(text, 'utf8');
 
-let pki: Pki;
-let etcd: EtcdCluster;
-let gate: TestGateway;
+const stack = useGatewayStack({ policy: POLICY });
 let tenantA: grpc.Client;
 let backup: grpc.Client;
 let direct: grpc.Client;
 
-beforeAll(async () => {
-  pki = await makePki();
-  etcd = await startEtcd(pki);
-  gate = await startTestGateway({ pki, upstream: etcd.endpoints, policy: POLICY });
-  tenantA = rawClient(gate.endpoint, pki, 'tenant-a');
-  backup = rawClient(gate.endpoint, pki, 'backup');
-  direct = rawClient(etcd.endpoints[0] ?? '', pki, 'root');
+beforeAll(() => {
+  tenantA = rawClient(stack.gate.endpoint, stack.pki, 'tenant-a');
+  backup = rawClient(stack.gate.endpoint, stack.pki, 'backup');
+  direct = rawClient(stack.etcd.endpoints[0] ?? '', stack.pki, 'root');
 });
 
-afterAll(async () => {
+afterAll(() => {
   for (const client of [tenantA, backup, direct]) client?.close();
-  await gate?.stop();
-  await etcd?.stop();
-  await pki?.remove();
 });
 
 interface AuditRecord {
@@ -78,7 +68,7 @@ function traceContext(): { traceId: string; metadata: grpc.Metadata } {
 async function recordsOf(traceId: string, done: (records: AuditRecord[]) => boolean): Promise<AuditRecord[]> {
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const records = ((await gate.auditRecords()) as unknown as AuditRecord[]).filter((r) => r.trace?.id === traceId);
+    const records = ((await stack.gate.auditRecords()) as unknown as AuditRecord[]).filter((r) => r.trace?.id === traceId);
     if (done(records) || Date.now() > deadline) return records;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -267,7 +257,7 @@ describe('trace context', () => {
     const { traceId, metadata } = traceContext();
     await callEtcd(tenantA, 'KV', 'Put', ['PutRequest', { key: b('/tenants/tenant-a/traced'), value: b('v') }], 'PutResponse', metadata);
     await put(tenantA, '/tenants/tenant-a/untraced');
-    const records = (await gate.auditRecords()) as unknown as AuditRecord[];
+    const records = (await stack.gate.auditRecords()) as unknown as AuditRecord[];
     const traced = records.find((r) => r.etcd.request['key'] === '/tenants/tenant-a/traced');
     const untraced = records.find((r) => r.etcd.request['key'] === '/tenants/tenant-a/untraced');
     expect(traced?.trace?.id).toBe(traceId);

@@ -9,7 +9,7 @@
  * Why enumeration is exact: rule and request keys are strings over A = {00, 01, fe, ff}
  * of length <= 3, so every interval end is a string over A ∪ {02} of length <= 4, and a
  * gap in coverage or an overlap with a deny rule starts at such a string; the universe
- * below holds all of them (the argument of test/policy-coverage-property.test.ts).
+ * of test/support/key-model.ts holds all of them (the argument is spelled out there).
  *
  * Mutated messages (bytes flipped, cut, inserted) must either decode (and then still
  * agree with the reference whenever protobufjs reads the same bytes) or throw
@@ -23,73 +23,11 @@ import { DecodeError, type DecodedRequest } from '../src/etcd/types.js';
 import { compilePolicy } from '../src/policy/compile.js';
 import type { Permissions } from '../src/policy/types.js';
 import { decode, encode } from './support/etcd-messages.js';
+import { KEY_ALPHABET, keyArb, requestKeys, modelRuleArb, ruleContains, ruleDocument, type ModelRule } from './support/key-model.js';
 import { who } from './support/policy.js';
 
-const ALPHABET = [0x00, 0x01, 0xfe, 0xff];
-const universe: Buffer[] = [];
-(function enumerate(prefix: number[]): void {
-  universe.push(Buffer.from(prefix));
-  if (prefix.length === 4) return;
-  for (const b of [0x00, 0x01, 0x02, 0xfe, 0xff]) enumerate([...prefix, b]);
-})([]);
-
-type Rule = { kind: 'key' | 'prefix'; bytes: number[] } | { kind: 'range'; from: number[]; to: number[] | 'open' } | { kind: 'all' };
 type Access = 'read' | 'write' | 'readwrite';
-
-const keyArb = (min: number): fc.Arbitrary<number[]> => fc.array(fc.constantFrom(...ALPHABET), { minLength: min, maxLength: 3 });
-const ruleArb: fc.Arbitrary<Rule> = fc.oneof(
-  keyArb(1).map((bytes): Rule => ({ kind: 'key', bytes })),
-  keyArb(1).map((bytes): Rule => ({ kind: 'prefix', bytes })),
-  fc
-    .tuple(keyArb(0), fc.oneof(keyArb(1), fc.constant('open' as const)))
-    .filter(([from, to]) => to === 'open' || Buffer.compare(Buffer.from(from), Buffer.from(to)) < 0)
-    .map(([from, to]): Rule => ({ kind: 'range', from, to: to !== 'open' && to.length === 1 && to[0] === 0 ? 'open' : to })),
-  fc.constant<Rule>({ kind: 'all' }),
-);
-
-function ruleDocument(rule: Rule, access: Access | undefined): Record<string, unknown> {
-  const b64 = (v: number[]): { base64: string } => ({ base64: Buffer.from(v).toString('base64') });
-  const acc = access === undefined ? {} : { access };
-  switch (rule.kind) {
-    case 'key':
-      return { key: b64(rule.bytes), ...acc };
-    case 'prefix':
-      return { prefix: b64(rule.bytes), ...acc };
-    case 'range':
-      return { range: { from: b64(rule.from), to: rule.to === 'open' ? '\0' : b64(rule.to) }, ...acc };
-    case 'all':
-      return { all: true, ...acc };
-  }
-}
-
-/** Rule membership from the definitions (shared/etcd-authz.md "Key ranges"). */
-function ruleContains(rule: Rule, k: Buffer): boolean {
-  switch (rule.kind) {
-    case 'key':
-      return k.equals(Buffer.from(rule.bytes));
-    case 'prefix':
-      return k.subarray(0, rule.bytes.length).equals(Buffer.from(rule.bytes));
-    case 'range': {
-      const from = Buffer.from(rule.from);
-      if (rule.to === 'open') return from.equals(Buffer.from([0])) || Buffer.compare(k, from) >= 0;
-      return Buffer.compare(k, from) >= 0 && Buffer.compare(k, Buffer.from(rule.to)) < 0;
-    }
-    case 'all':
-      return true;
-  }
-}
-
-/**
- * The keys a request names. An empty range_end is the single key; "\x00" is every key
- * >= key (all keys when key is "\x00"). A range_end at or below the key names an empty
- * range in etcd; etcdgate conservatively checks the key itself, and so does the model.
- */
-function requestKeys(key: Buffer, end: Buffer): Buffer[] {
-  const open = end.length === 1 && end[0] === 0;
-  if (end.length === 0 || (!open && Buffer.compare(end, key) <= 0)) return universe.filter((u) => u.equals(key));
-  if (open) return universe.filter((u) => key.equals(Buffer.from([0])) || Buffer.compare(u, key) >= 0);
-  return universe.filter((u) => Buffer.compare(u, key) >= 0 && Buffer.compare(u, end) < 0);
-}
+const ruleArb = modelRuleArb();
 
 type Need = { kind: 'read' | 'write'; keys: Buffer[] };
 type Plain = Record<string, unknown>;
@@ -122,7 +60,7 @@ function needs(method: string, request: Plain): Need[] {
   }
 }
 
-function referenceAllows(allows: readonly [Rule, Access][], denies: readonly [Rule, Access | undefined][], request: Need[]): boolean {
+function referenceAllows(allows: readonly [ModelRule, Access][], denies: readonly [ModelRule, Access | undefined][], request: Need[]): boolean {
   const applies = (access: Access | undefined, kind: 'read' | 'write'): boolean => access === undefined || access === 'readwrite' || access === kind;
   return request.every(({ kind, keys }) =>
     keys.every((k) => !denies.some(([rule, access]) => applies(access, kind) && ruleContains(rule, k)) && allows.some(([rule, access]) => applies(access, kind) && ruleContains(rule, k))),
@@ -161,7 +99,7 @@ const policyArb = fc.tuple(
   fc.array(fc.tuple(ruleArb, fc.constantFrom<Access | undefined>('read', 'write', undefined)), { maxLength: 2 }),
 );
 
-function permissionsOf(allows: readonly [Rule, Access][], denies: readonly [Rule, Access | undefined][]): Permissions {
+function permissionsOf(allows: readonly [ModelRule, Access][], denies: readonly [ModelRule, Access | undefined][]): Permissions {
   const policy = compilePolicy({
     roles: { r: { keys: allows.map(([rule, access]) => ruleDocument(rule, access)), deny: denies.map(([rule, access]) => ruleDocument(rule, access)) } },
     bindings: [{ match: { cn: 'c' }, roles: ['r'] }],
@@ -246,7 +184,7 @@ function allKeysInAlphabet(value: unknown): boolean {
   if (typeof value !== 'object' || value === null) return true;
   for (const [name, field] of Object.entries(value)) {
     if ((name === 'key' || name === 'range_end') && Buffer.isBuffer(field)) {
-      if (field.length > 3 || ![...field].every((b) => ALPHABET.includes(b))) return false;
+      if (field.length > 3 || ![...field].every((b) => KEY_ALPHABET.includes(b))) return false;
     } else if (!allKeysInAlphabet(field)) return false;
   }
   return true;

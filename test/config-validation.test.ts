@@ -127,6 +127,7 @@ describe('a minimal valid config', () => {
         handshakeTimeoutMs: 10_000,
         maxWatcherBufferBytes: 16 * 1024 * 1024,
       },
+      cache: { serializableRange: { enabled: false, maxEntries: 10_000, maxStalenessMs: 1_000 } },
       policy: { kind: 'file', path: pki('policy.yaml') },
     });
     expect(UNLIMITED_BYTES).toBe(-1);

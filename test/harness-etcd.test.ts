@@ -7,13 +7,12 @@
 import { connect } from 'node:net';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd } from './support/etcd.js';
-import type { EtcdCluster } from './support/etcd.js';
 import { etcd3Client } from './support/etcd3-client.js';
 import { etcdctl, readLines, spawnEtcdctl } from './support/etcdctl.js';
 import { makePki } from './support/pki.js';
-import type { Pki } from './support/pki.js';
+import { useGatewayStack } from './support/stack.js';
 
 /** Resolves with the socket error code, or 'connected'. */
 function tryConnect(url: string): Promise<string> {
@@ -29,60 +28,52 @@ function tryConnect(url: string): Promise<string> {
 }
 
 describe('test harness with a 1-member etcd', () => {
-  let pki: Pki;
-  let etcd: EtcdCluster;
+  const stack = useGatewayStack({ gateway: false });
   let endpoint: string;
 
-  beforeAll(async () => {
-    pki = await makePki();
-    etcd = await startEtcd(pki);
-    endpoint = etcd.endpoints[0] ?? '';
-  });
-
-  afterAll(async () => {
-    await etcd?.stop();
-    await pki?.remove();
+  beforeAll(() => {
+    endpoint = stack.etcd.endpoints[0] ?? '';
   });
 
   const as = (pair: { cert: string; key: string }, ca?: string) => ({
     endpoint,
     cert: pair.cert,
     key: pair.key,
-    cacert: ca ?? pki.ca,
+    cacert: ca ?? stack.pki.ca,
   });
 
   it('knows exactly the client certificates generate.sh makes', () => {
-    expect(existsSync(pki.client('tenant-a').cert)).toBe(true);
-    expect(existsSync(pki.client('rogue').key)).toBe(true);
-    expect(() => pki.client('mallory')).toThrow(/unknown client/);
+    expect(existsSync(stack.pki.client('tenant-a').cert)).toBe(true);
+    expect(existsSync(stack.pki.client('rogue').key)).toBe(true);
+    expect(() => stack.pki.client('mallory')).toThrow(/unknown client/);
   });
 
   it('puts and gets a key with etcdctl using the upstream client certificate', async () => {
-    const put = await etcdctl(['put', '/harness/k1', 'v1'], as(pki.upstreamClient));
+    const put = await etcdctl(['put', '/harness/k1', 'v1'], as(stack.pki.upstreamClient));
     expect(put.code, put.stderr).toBe(0);
     expect(put.stdout.trim()).toBe('OK');
 
-    const get = await etcdctl(['get', '/harness/k1', '--print-value-only'], as(pki.upstreamClient));
+    const get = await etcdctl(['get', '/harness/k1', '--print-value-only'], as(stack.pki.upstreamClient));
     expect(get.code, get.stderr).toBe(0);
     expect(get.stdout.trim()).toBe('v1');
   });
 
   it('refuses a client certificate issued by another CA', async () => {
-    const rogue = await etcdctl(['get', '/harness/k1'], { ...as(pki.client('rogue')), timeoutMs: 4_000 });
+    const rogue = await etcdctl(['get', '/harness/k1'], { ...as(stack.pki.client('rogue')), timeoutMs: 4_000 });
     expect(rogue.code).not.toBe(0);
     expect(rogue.stdout).not.toContain('v1');
     // Refused at the TLS handshake, not by some later check.
-    const log = await readFile(etcd.members[0]?.logFile ?? '', 'utf8');
+    const log = await readFile(stack.etcd.members[0]?.logFile ?? '', 'utf8');
     expect(log).toContain('certificate signed by unknown authority');
 
     // The same command with a certificate from the trusted CA goes through.
-    const tenant = await etcdctl(['get', '/harness/k1', '--print-value-only'], as(pki.client('tenant-a')));
+    const tenant = await etcdctl(['get', '/harness/k1', '--print-value-only'], as(stack.pki.client('tenant-a')));
     expect(tenant.code, tenant.stderr).toBe(0);
     expect(tenant.stdout.trim()).toBe('v1');
   });
 
   it('reads back through the etcd3 npm client', async () => {
-    const client = etcd3Client(endpoint, pki, 'tenant-b');
+    const client = etcd3Client(endpoint, stack.pki, 'tenant-b');
     try {
       await client.put('/harness/k2').value('v2');
       expect(await client.get('/harness/k2').string()).toBe('v2');
@@ -92,13 +83,13 @@ describe('test harness with a 1-member etcd', () => {
   });
 
   it('awaits lines of a long-running etcdctl watch', async () => {
-    const watch = spawnEtcdctl(['watch', '--prefix', '/harness/w/'], as(pki.upstreamClient));
+    const watch = spawnEtcdctl(['watch', '--prefix', '/harness/w/'], as(stack.pki.upstreamClient));
     try {
       // The watch is registered asynchronously: keep writing until an event shows up.
       const seen = readLines(watch, (line) => line === 'PUT', 15_000);
       const writer = (async () => {
         for (let i = 0; i < 20 && watch.lines.length === 0; i++) {
-          await etcdctl(['put', '/harness/w/a', 'w1'], as(pki.upstreamClient));
+          await etcdctl(['put', '/harness/w/a', 'w1'], as(stack.pki.upstreamClient));
           await new Promise((r) => setTimeout(r, 250));
         }
       })();
@@ -112,9 +103,9 @@ describe('test harness with a 1-member etcd', () => {
 
   it('stop() closes the client port and removes the data', async () => {
     expect(await tryConnect(endpoint)).toBe('connected');
-    await etcd.stop();
+    await stack.etcd.stop();
     expect(await tryConnect(endpoint)).toBe('ECONNREFUSED');
-    expect(existsSync(etcd.dir)).toBe(false);
+    expect(existsSync(stack.etcd.dir)).toBe(false);
   });
 });
 

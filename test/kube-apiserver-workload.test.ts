@@ -11,36 +11,26 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decode, encode } from './support/etcd-messages.js';
-import { startEtcd, type EtcdCluster } from './support/etcd.js';
 import { b, DENIED_TEXT, expectDenied } from './support/enforcement.js';
-import { startTestGateway, type TestGateway } from './support/gateway.js';
-import { makePki, type Pki } from './support/pki.js';
+import { useGatewayStack } from './support/stack.js';
 import { callEtcd, rawClient, rawWatch } from './support/raw-client.js';
 
 const KUBE_POLICY = fileURLToPath(new URL('../config/policies/kube-apiserver.yaml', import.meta.url));
 const PODS = '/registry/pods/';
 const PODS_END = '/registry/pods0';
 
-let pki: Pki;
-let etcd: EtcdCluster;
-let gate: TestGateway;
+const stack = useGatewayStack({ policy: KUBE_POLICY });
 let apiserver: grpc.Client;
 let direct: grpc.Client;
 
-beforeAll(async () => {
-  pki = await makePki();
-  etcd = await startEtcd(pki);
-  gate = await startTestGateway({ pki, upstream: etcd.endpoints, policy: KUBE_POLICY });
-  apiserver = rawClient(gate.endpoint, pki, 'kube-apiserver');
-  direct = rawClient(etcd.endpoints[0]!, pki, 'root');
+beforeAll(() => {
+  apiserver = rawClient(stack.gate.endpoint, stack.pki, 'kube-apiserver');
+  direct = rawClient(stack.etcd.endpoints[0]!, stack.pki, 'root');
 });
 
-afterAll(async () => {
+afterAll(() => {
   apiserver?.close();
   direct?.close();
-  await gate?.stop();
-  await etcd?.stop();
-  await pki?.remove();
 });
 
 type Message = Record<string, unknown>;

@@ -3,30 +3,17 @@
  * exercised, passes `promtool check metrics` (Prometheus's naming and format lint)
  * without a single complaint. Skipped locally without promtool; fails under CI.
  */
-import { spawn, spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { startAdminServer } from '../src/observability/admin-server.js';
 import { createPromMetrics } from '../src/observability/metrics.js';
 import { exerciseEveryMetric } from './support/exercise-metrics.js';
+import { commandPresent, promtoolCheckMetrics, runningInCI } from './support/promtool.js';
 
-const promtoolPresent = spawnSync('promtool', ['--version'], { stdio: 'ignore' }).error === undefined;
-const inCI = process.env['CI'] !== undefined && process.env['CI'] !== '' && process.env['CI'] !== 'false';
+const promtoolPresent = commandPresent('promtool');
+const inCI = runningInCI();
 
 if (!promtoolPresent && !inCI) {
   console.warn('metrics-promtool-lint: promtool not found (apt-get install prometheus); skipping');
-}
-
-/** Runs `promtool check metrics` on `text`, returning its exit code and combined output. */
-function promtoolCheckMetrics(text: string): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, output }));
-    child.stdin.end(text);
-  });
 }
 
 describe.skipIf(!promtoolPresent && !inCI)('promtool check metrics', () => {

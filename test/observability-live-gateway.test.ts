@@ -4,16 +4,14 @@
  * the counters count what happened (allowed and denied calls, open watchers), and the
  * page passes `promtool check metrics`.
  */
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { encode } from './support/etcd-messages.js';
-import { startEtcd, type EtcdCluster } from './support/etcd.js';
-import { startTestGateway, type TestGateway } from './support/gateway.js';
-import { makePki, type Pki } from './support/pki.js';
+import { useGatewayStack } from './support/stack.js';
 import { exposedNames, parseExposition, sampleValue } from './support/prometheus-text.js';
+import { promtoolCheckMetrics } from './support/promtool.js';
 import { familyName, metricNamesInPromQL } from './support/promql-names.js';
 import { callEtcd, collectWatch, rawClient, rawWatch } from './support/raw-client.js';
 
@@ -32,25 +30,11 @@ const POLICY = {
   bindings: [{ match: { cn: 'tenant-a' }, roles: ['app'] }],
 };
 
-let pki: Pki;
-let etcd: EtcdCluster;
-let gate: TestGateway;
-
-beforeAll(async () => {
-  pki = await makePki();
-  etcd = await startEtcd(pki);
-  gate = await startTestGateway({ pki, upstream: etcd.endpoints, policy: POLICY });
-});
-
-afterAll(async () => {
-  await gate?.stop();
-  await etcd?.stop();
-  await pki?.remove();
-});
+const stack = useGatewayStack({ policy: POLICY });
 
 describe('metrics of a live etcdgate', () => {
   it('counts real traffic and serves every metric the dashboard and alerts query', async () => {
-    const client = rawClient(gate.endpoint, pki, 'tenant-a');
+    const client = rawClient(stack.gate.endpoint, stack.pki, 'tenant-a');
     const stream = rawWatch(client);
     try {
       for (let i = 0; i < 3; i += 1) {
@@ -61,14 +45,14 @@ describe('metrics of a live etcdgate', () => {
       stream.write(encode('etcdserverpb.WatchRequest', { create_request: { key: Buffer.from('/app/'), range_end: Buffer.from('/app0') } }));
       await created;
 
-      const page = await (await fetch(`${gate.adminUrl}/metrics`)).text();
+      const page = await (await fetch(`${stack.gate.adminUrl}/metrics`)).text();
       const exposition = parseExposition(page);
       expect(sampleValue(exposition, 'etcdgate_requests_total', { method: 'Put', decision: 'allow', code: 'OK' })).toBe(3);
       expect(sampleValue(exposition, 'etcdgate_requests_total', { method: 'Put', decision: 'deny', code: 'PERMISSION_DENIED' })).toBe(1);
       expect(sampleValue(exposition, 'etcdgate_denials_total', { role: 'none' })).toBe(1);
       expect(sampleValue(exposition, 'etcdgate_watchers', {})).toBe(1);
       expect(sampleValue(exposition, 'etcdgate_client_connections', {})).toBe(1);
-      expect(sampleValue(exposition, 'etcdgate_upstream_up', { endpoint: etcd.endpoints[0]! })).toBe(1);
+      expect(sampleValue(exposition, 'etcdgate_upstream_up', { endpoint: stack.etcd.endpoints[0]! })).toBe(1);
       expect(sampleValue(exposition, 'etcdgate_certificate_not_after_seconds', { role: 'server', subject: 'etcdgate-server' })).toBeGreaterThan(Date.now() / 1000);
 
       const exposed = exposedNames(exposition);
@@ -78,15 +62,7 @@ describe('metrics of a live etcdgate', () => {
         .filter((name) => name !== 'up' && !exposed.has(name));
       expect([...new Set(missing)]).toEqual([]);
 
-      const lint = await new Promise<{ code: number | null; output: string }>((resolve, reject) => {
-        const child = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
-        let output = '';
-        child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-        child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-        child.on('error', reject);
-        child.on('close', (code) => resolve({ code, output }));
-        child.stdin.end(page);
-      });
+      const lint = await promtoolCheckMetrics(page);
       expect(lint).toEqual({ code: 0, output: '' });
     } finally {
       stream.cancel();

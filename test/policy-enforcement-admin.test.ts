@@ -4,23 +4,18 @@
  * caller without it, while the roles of the dev policy that hold it get through
  * (backup: Snapshot and Status; kube-apiserver: Compact and Status; admin: the rest).
  */
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decode, encode } from './support/etcd-messages.js';
-import { startEtcd, type EtcdCluster } from './support/etcd.js';
 import { b, DENIED_TEXT, expectDenied, expectNotDenied, PERMISSION_DENIED_CODE } from './support/enforcement.js';
-import { startTestGateway, type TestGateway } from './support/gateway.js';
-import { makePki, type Pki } from './support/pki.js';
+import { DEV_POLICY_FILE } from './support/policy-file.js';
+import { useGatewayStack } from './support/stack.js';
 import { freePort } from './support/ports.js';
 import { callEtcd, rawClient } from './support/raw-client.js';
 
-const DEV_POLICY = fileURLToPath(new URL('../config/policy.dev.yaml', import.meta.url));
 const passThrough = (buffer: Buffer): Buffer => buffer;
 
-let pki: Pki;
-let etcd: EtcdCluster;
-let gate: TestGateway;
+const stack = useGatewayStack({ policy: DEV_POLICY_FILE });
 let direct: grpc.Client;
 const clients = new Map<string, grpc.Client>();
 
@@ -31,22 +26,16 @@ function as(name: string): grpc.Client {
   return client;
 }
 
-beforeAll(async () => {
-  pki = await makePki();
-  etcd = await startEtcd(pki);
-  gate = await startTestGateway({ pki, upstream: etcd.endpoints, policy: DEV_POLICY });
-  direct = rawClient(etcd.endpoints[0]!, pki, 'root');
+beforeAll(() => {
+  direct = rawClient(stack.etcd.endpoints[0]!, stack.pki, 'root');
   for (const name of ['tenant-a', 'backup', 'kube-apiserver', 'auditor', 'admin', 'root', 'nobody']) {
-    clients.set(name, rawClient(gate.endpoint, pki, name));
+    clients.set(name, rawClient(stack.gate.endpoint, stack.pki, name));
   }
 });
 
-afterAll(async () => {
+afterAll(() => {
   direct?.close();
   for (const client of clients.values()) client.close();
-  await gate?.stop();
-  await etcd?.stop();
-  await pki?.remove();
 });
 
 const status = (client: grpc.Client): Promise<Record<string, unknown>> => callEtcd(client, 'Maintenance', 'Status', ['StatusRequest', {}], 'StatusResponse');

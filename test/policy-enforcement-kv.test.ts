@@ -5,49 +5,29 @@
  * Txn failure branches and nested Txns, prev_kv needing read, credentials headers that
  * must not change who the caller is, and a caller with no binding at all.
  */
-import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
-import { startEtcd, type EtcdCluster } from './support/etcd.js';
 import { b, expectDenied, valueInEtcd } from './support/enforcement.js';
-import { startTestGateway, type TestGateway } from './support/gateway.js';
-import { makePki, type Pki } from './support/pki.js';
+import { devPolicyWith, type PolicyDocument } from './support/policy-file.js';
 import { callEtcd, rawClient } from './support/raw-client.js';
+import { useGatewayStack } from './support/stack.js';
 
 /** The dev policy, plus a write-only drop box for tenant-a (write without read). */
-function policyWithDropBox(): Record<string, unknown> {
-  const dev = parse(readFileSync(new URL('../config/policy.dev.yaml', import.meta.url), 'utf8')) as {
-    roles: Record<string, unknown>;
-    bindings: unknown[];
-  };
-  return {
-    roles: { ...dev.roles, dropbox: { keys: [{ prefix: '/dropbox/', access: 'write' }] } },
-    bindings: [...dev.bindings, { match: { cn: 'tenant-a' }, roles: ['dropbox'] }],
-  };
-}
+const policyWithDropBox = (): PolicyDocument => devPolicyWith('dropbox', [{ prefix: '/dropbox/', access: 'write' }], 'tenant-a');
 
-let pki: Pki;
-let etcd: EtcdCluster;
-let gate: TestGateway;
+const stack = useGatewayStack({ policy: policyWithDropBox });
 let direct: grpc.Client;
 let tenantA: grpc.Client;
 let nobody: grpc.Client;
 
-beforeAll(async () => {
-  pki = await makePki();
-  etcd = await startEtcd(pki);
-  gate = await startTestGateway({ pki, upstream: etcd.endpoints, policy: policyWithDropBox() });
-  direct = rawClient(etcd.endpoints[0]!, pki, 'root');
-  tenantA = rawClient(gate.endpoint, pki, 'tenant-a');
-  nobody = rawClient(gate.endpoint, pki, 'nobody');
+beforeAll(() => {
+  direct = rawClient(stack.etcd.endpoints[0]!, stack.pki, 'root');
+  tenantA = rawClient(stack.gate.endpoint, stack.pki, 'tenant-a');
+  nobody = rawClient(stack.gate.endpoint, stack.pki, 'nobody');
 });
 
-afterAll(async () => {
+afterAll(() => {
   for (const client of [direct, tenantA, nobody]) client?.close();
-  await gate?.stop();
-  await etcd?.stop();
-  await pki?.remove();
 });
 
 type Call = (client: grpc.Client, request: Record<string, unknown>, metadata?: grpc.Metadata) => Promise<Record<string, unknown>>;
@@ -224,7 +204,7 @@ describe('KV enforcement', () => {
 
   it('records a refusal in the audit trail as denied, with the caller and the key', async () => {
     await expectDenied(put(tenantA, { key: b('/tenants/tenant-b/audited'), value: b('x') }));
-    const records = await gate.auditRecords();
+    const records = await stack.gate.auditRecords();
     const record = records.find((r) => JSON.stringify(r['etcd']).includes('/tenants/tenant-b/audited'));
     expect(record).toMatchObject({
       event: { action: 'etcd.kv.put', outcome: 'failure' },

@@ -4,42 +4,31 @@
  * keeping alive another tenant's lease, and listing its keys are refused by etcdgate,
  * while the same calls on the caller's own leases work.
  */
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decode, encode } from './support/etcd-messages.js';
-import { startEtcd, type EtcdCluster } from './support/etcd.js';
 import { b, DENIED_TEXT, expectDenied, PERMISSION_DENIED_CODE, valueInEtcd } from './support/enforcement.js';
-import { startTestGateway, type TestGateway } from './support/gateway.js';
-import { makePki, type Pki } from './support/pki.js';
+import { DEV_POLICY_FILE } from './support/policy-file.js';
+import { useGatewayStack } from './support/stack.js';
 import { callEtcd, rawClient } from './support/raw-client.js';
 
-const DEV_POLICY = fileURLToPath(new URL('../config/policy.dev.yaml', import.meta.url));
 const passThrough = (buffer: Buffer): Buffer => buffer;
 
-let pki: Pki;
-let etcd: EtcdCluster;
-let gate: TestGateway;
+const stack = useGatewayStack({ policy: DEV_POLICY_FILE });
 let direct: grpc.Client;
 let tenantA: grpc.Client;
 let tenantB: grpc.Client;
 let nobody: grpc.Client;
 
-beforeAll(async () => {
-  pki = await makePki();
-  etcd = await startEtcd(pki);
-  gate = await startTestGateway({ pki, upstream: etcd.endpoints, policy: DEV_POLICY });
-  direct = rawClient(etcd.endpoints[0]!, pki, 'root');
-  tenantA = rawClient(gate.endpoint, pki, 'tenant-a');
-  tenantB = rawClient(gate.endpoint, pki, 'tenant-b');
-  nobody = rawClient(gate.endpoint, pki, 'nobody');
+beforeAll(() => {
+  direct = rawClient(stack.etcd.endpoints[0]!, stack.pki, 'root');
+  tenantA = rawClient(stack.gate.endpoint, stack.pki, 'tenant-a');
+  tenantB = rawClient(stack.gate.endpoint, stack.pki, 'tenant-b');
+  nobody = rawClient(stack.gate.endpoint, stack.pki, 'nobody');
 });
 
-afterAll(async () => {
+afterAll(() => {
   for (const client of [direct, tenantA, tenantB, nobody]) client?.close();
-  await gate?.stop();
-  await etcd?.stop();
-  await pki?.remove();
 });
 
 async function grant(client: grpc.Client): Promise<string> {

@@ -6,70 +6,35 @@
  * reload cancels watchers whose range is no longer readable (a broken reload keeps the
  * old policy).
  */
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
+import { stringify } from 'yaml';
 import { decode, encode } from './support/etcd-messages.js';
-import { startEtcd, type EtcdCluster } from './support/etcd.js';
 import { b, DENIED_TEXT, expectDenied } from './support/enforcement.js';
-import { startTestGateway, type TestGateway } from './support/gateway.js';
-import { makePki, type Pki } from './support/pki.js';
+import { devPolicy, devPolicyWith, usePolicyFile, type PolicyDocument } from './support/policy-file.js';
 import { callEtcd, rawClient, rawWatch } from './support/raw-client.js';
+import { useGatewayStack } from './support/stack.js';
 
 type WatchResponse = Record<string, unknown>;
 
-interface PolicyDocument {
-  roles: Record<string, unknown>;
-  bindings: unknown[];
-}
-
 /** The dev policy, with or without a read grant on /shared/ for tenant-a. */
 function policy(shared: boolean): PolicyDocument {
-  const dev = parse(readFileSync(new URL('../config/policy.dev.yaml', import.meta.url), 'utf8')) as PolicyDocument;
-  if (!shared) return dev;
-  return {
-    roles: { ...dev.roles, 'shared-reader': { keys: [{ prefix: '/shared/', access: 'read' }] } },
-    bindings: [...dev.bindings, { match: { cn: 'tenant-a' }, roles: ['shared-reader'] }],
-  };
+  return shared ? devPolicyWith('shared-reader', [{ prefix: '/shared/', access: 'read' }], 'tenant-a') : devPolicy();
 }
 
-let pki: Pki;
-let etcd: EtcdCluster;
-let gate: TestGateway;
-let policyDir: string;
-let policyFile: string;
+const policyFile = usePolicyFile('etcdgate-watch-policy-', () => stringify(policy(true)));
+const stack = useGatewayStack({ policy: () => policyFile.path });
 let tenantA: grpc.Client;
 let root: grpc.Client;
 
-/** Replaces the policy file in one step (etcdgate also polls the file and must never see half of it). */
-async function writePolicy(text: string): Promise<void> {
-  const next = `${policyFile}.next`;
-  await writeFile(next, text);
-  await rename(next, policyFile);
-}
-
-beforeAll(async () => {
-  pki = await makePki();
-  etcd = await startEtcd(pki);
-  policyDir = await mkdtemp(path.join(tmpdir(), 'etcdgate-watch-policy-'));
-  policyFile = path.join(policyDir, 'policy.yaml');
-  await writePolicy(stringify(policy(true)));
-  gate = await startTestGateway({ pki, upstream: etcd.endpoints, policy: policyFile });
-  tenantA = rawClient(gate.endpoint, pki, 'tenant-a');
-  root = rawClient(gate.endpoint, pki, 'root');
+beforeAll(() => {
+  tenantA = rawClient(stack.gate.endpoint, stack.pki, 'tenant-a');
+  root = rawClient(stack.gate.endpoint, stack.pki, 'root');
 });
 
-afterAll(async () => {
+afterAll(() => {
   tenantA?.close();
   root?.close();
-  await gate?.stop();
-  await etcd?.stop();
-  await pki?.remove();
-  if (policyDir !== undefined) await rm(policyDir, { recursive: true, force: true });
 });
 
 /** Every response of one watch stream, in arrival order, with a way to wait for a condition. */
@@ -209,16 +174,16 @@ describe('watch enforcement', () => {
     await put('/shared/doc');
     const range = (): Promise<Record<string, unknown>> => callEtcd(tenantA, 'KV', 'Range', ['RangeRequest', { key: b('/shared/doc') }], 'RangeResponse');
     expect((await range())['count']).toBe('1');
-    await writePolicy('roles: { broken: { keys: [ { prefix: 7, access: sometimes } ] } }\nbindings: nope\n');
+    await policyFile.write('roles: { broken: { keys: [ { prefix: 7, access: sometimes } ] } }\nbindings: nope\n');
     try {
-      expect(gate.gateway.reloadPolicy()).toBe(false);
+      expect(stack.gate.gateway.reloadPolicy()).toBe(false);
       // Only the policy in force before the failed reload grants /shared/.
       expect((await range())['count']).toBe('1');
       await expectDenied(callEtcd(tenantA, 'KV', 'Range', ['RangeRequest', { key: b('/tenants/tenant-b/x') }], 'RangeResponse'));
     } finally {
-      await writePolicy(stringify(policy(true)));
+      await policyFile.write(stringify(policy(true)));
     }
-    expect(gate.gateway.reloadPolicy()).toBe(true);
+    expect(stack.gate.gateway.reloadPolicy()).toBe(true);
   });
 
   it('cancels, in-band, a watcher whose range a policy reload makes unreadable, and keeps the others', async () => {
@@ -231,8 +196,8 @@ describe('watch enforcement', () => {
       expect(shared?.['canceled']).toBeUndefined();
       const sharedId = idOf(shared!);
 
-      await writePolicy(stringify(policy(false)));
-      expect(gate.gateway.reloadPolicy()).toBe(true);
+      await policyFile.write(stringify(policy(false)));
+      expect(stack.gate.gateway.reloadPolicy()).toBe(true);
       const cancel = (rs: WatchResponse[]): WatchResponse | undefined => rs.find((r) => r['canceled'] === true && r['created'] !== true);
       await log.waitFor('cancel of the /shared/ watcher', (rs) => cancel(rs) !== undefined);
       const canceled = cancel(log.responses);

@@ -4,68 +4,35 @@
  * takes away write on the lease's key, the next renewal on the same stream ends it with
  * PERMISSION_DENIED (against a real etcd 3.4, which would renew it).
  */
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
+import { stringify } from 'yaml';
 import { decode, encode } from './support/etcd-messages.js';
-import { startEtcd, type EtcdCluster } from './support/etcd.js';
 import { b, DENIED_TEXT, PERMISSION_DENIED_CODE } from './support/enforcement.js';
-import { startTestGateway, type TestGateway } from './support/gateway.js';
-import { makePki, type Pki } from './support/pki.js';
+import { devPolicy, devPolicyWith, usePolicyFile } from './support/policy-file.js';
 import { callEtcd, rawClient } from './support/raw-client.js';
+import { useGatewayStack } from './support/stack.js';
 
 const passThrough = (buffer: Buffer): Buffer => buffer;
 
-interface PolicyDocument {
-  roles: Record<string, unknown>;
-  bindings: unknown[];
-}
-
 /** The dev policy, with or without write on /shared/ for tenant-a. */
 function policy(shared: boolean): string {
-  const dev = parse(readFileSync(new URL('../config/policy.dev.yaml', import.meta.url), 'utf8')) as PolicyDocument;
-  if (!shared) return stringify(dev);
-  return stringify({
-    roles: { ...dev.roles, 'shared-writer': { keys: [{ prefix: '/shared/', access: 'write' }] } },
-    bindings: [...dev.bindings, { match: { cn: 'tenant-a' }, roles: ['shared-writer'] }],
-  });
+  return stringify(shared ? devPolicyWith('shared-writer', [{ prefix: '/shared/', access: 'write' }], 'tenant-a') : devPolicy());
 }
 
-let pki: Pki;
-let etcd: EtcdCluster;
-let gate: TestGateway;
-let policyDir: string;
-let policyFile: string;
+const policyFile = usePolicyFile('etcdgate-keepalive-policy-', () => policy(true));
+const stack = useGatewayStack({ policy: () => policyFile.path });
 let tenantA: grpc.Client;
 let direct: grpc.Client;
 
-async function writePolicy(text: string): Promise<void> {
-  await writeFile(`${policyFile}.next`, text);
-  await rename(`${policyFile}.next`, policyFile);
-}
-
-beforeAll(async () => {
-  pki = await makePki();
-  etcd = await startEtcd(pki);
-  policyDir = await mkdtemp(path.join(tmpdir(), 'etcdgate-keepalive-policy-'));
-  policyFile = path.join(policyDir, 'policy.yaml');
-  await writePolicy(policy(true));
-  gate = await startTestGateway({ pki, upstream: etcd.endpoints, policy: policyFile });
-  tenantA = rawClient(gate.endpoint, pki, 'tenant-a');
-  direct = rawClient(etcd.endpoints[0]!, pki, 'root');
+beforeAll(() => {
+  tenantA = rawClient(stack.gate.endpoint, stack.pki, 'tenant-a');
+  direct = rawClient(stack.etcd.endpoints[0]!, stack.pki, 'root');
 });
 
-afterAll(async () => {
+afterAll(() => {
   tenantA?.close();
   direct?.close();
-  await gate?.stop();
-  await etcd?.stop();
-  await pki?.remove();
-  if (policyDir !== undefined) await rm(policyDir, { recursive: true, force: true });
 });
 
 describe('keep-alive across a policy reload', () => {
@@ -93,8 +60,8 @@ describe('keep-alive across a policy reload', () => {
       await first;
       expect(responses[0]).toMatchObject({ ID: id });
 
-      await writePolicy(policy(false));
-      expect(gate.gateway.reloadPolicy()).toBe(true);
+      await policyFile.write(policy(false));
+      expect(stack.gate.gateway.reloadPolicy()).toBe(true);
       const second = nextResponse();
       stream.write(encode('etcdserverpb.LeaseKeepAliveRequest', { ID: id }));
       const status = await Promise.race([ended, second]);

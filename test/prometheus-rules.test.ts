@@ -5,20 +5,21 @@
  * promtool comes from Debian's `prometheus` package; without it the promtool checks are
  * skipped locally but fail under CI.
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { commandPresent, runningInCI } from './support/promtool.js';
 
 const run = promisify(execFile);
 const configDir = fileURLToPath(new URL('../config/prometheus/', import.meta.url));
 const rulesFile = `${configDir}etcdgate-rules.yaml`;
 const testsFile = `${configDir}etcdgate-rules.test.yaml`;
 
-const promtoolPresent = spawnSync('promtool', ['--version'], { stdio: 'ignore' }).error === undefined;
-const inCI = process.env['CI'] !== undefined && process.env['CI'] !== '' && process.env['CI'] !== 'false';
+const promtoolPresent = commandPresent('promtool');
+const inCI = runningInCI();
 
 if (!promtoolPresent && !inCI) {
   console.warn('prometheus-rules: promtool not found (apt-get install prometheus); skipping the promtool checks');

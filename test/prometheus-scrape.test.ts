@@ -5,21 +5,20 @@
  * the shipped alert rules (all healthy) and accepts every dashboard query as valid
  * PromQL. Skipped locally without the binary; under CI a missing binary fails.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEtcd, type EtcdCluster } from './support/etcd.js';
-import { startTestGateway, type TestGateway } from './support/gateway.js';
-import { makePki, type Pki } from './support/pki.js';
 import { freePort } from './support/ports.js';
+import { commandPresent, runningInCI } from './support/promtool.js';
 import { callEtcd, rawClient } from './support/raw-client.js';
+import { useGatewayStack } from './support/stack.js';
 
-const prometheusPresent = spawnSync('prometheus', ['--version'], { stdio: 'ignore' }).error === undefined;
-const inCI = process.env['CI'] !== undefined && process.env['CI'] !== '' && process.env['CI'] !== 'false';
+const prometheusPresent = commandPresent('prometheus');
+const inCI = runningInCI();
 const rulesFile = fileURLToPath(new URL('../config/prometheus/etcdgate-rules.yaml', import.meta.url));
 const dashboardFile = fileURLToPath(new URL('../config/grafana/etcdgate-dashboard.json', import.meta.url));
 
@@ -56,9 +55,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 describe.skipIf(!prometheusPresent && !inCI)('a real Prometheus scraping a live etcdgate', () => {
-  let pki: Pki;
-  let etcd: EtcdCluster;
-  let gate: TestGateway;
+  const stack = useGatewayStack();
   let dir: string;
   let prometheus: ChildProcess | undefined;
   let prometheusLog = '';
@@ -87,9 +84,6 @@ describe.skipIf(!prometheusPresent && !inCI)('a real Prometheus scraping a live 
 
   beforeAll(async () => {
     expect(prometheusPresent, 'the prometheus binary must be installed in CI (apt-get install prometheus)').toBe(true);
-    pki = await makePki();
-    etcd = await startEtcd(pki);
-    gate = await startTestGateway({ pki, upstream: etcd.endpoints });
     dir = mkdtempSync(path.join(tmpdir(), 'etcdgate-prometheus-'));
     const configFile = path.join(dir, 'prometheus.yml');
     writeFileSync(
@@ -103,7 +97,7 @@ describe.skipIf(!prometheusPresent && !inCI)('a real Prometheus scraping a live 
         'scrape_configs:',
         '  - job_name: etcdgate',
         '    static_configs:',
-        `      - targets: ["127.0.0.1:${gate.gateway.adminPort}"]`,
+        `      - targets: ["127.0.0.1:${stack.gate.gateway.adminPort}"]`,
         '',
       ].join('\n'),
     );
@@ -147,15 +141,12 @@ describe.skipIf(!prometheusPresent && !inCI)('a real Prometheus scraping a live 
       await exited;
       clearTimeout(killTimer);
     }
-    await gate?.stop();
-    await etcd?.stop();
-    await pki?.remove();
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
   it("sees etcdgate's request counter move with traffic through etcdgate", async () => {
     const query = 'etcdgate_requests_total{job="etcdgate", service="etcdserverpb.KV", method="Put", decision="allow", code="OK"}';
-    const client = rawClient(gate.endpoint, pki, 'root');
+    const client = rawClient(stack.gate.endpoint, stack.pki, 'root');
     const put = (key: string): Promise<unknown> => callEtcd(client, 'KV', 'Put', ['PutRequest', { key: Buffer.from(key), value: Buffer.from('v') }], 'PutResponse');
     try {
       await put('/scraped/1');
@@ -173,7 +164,7 @@ describe.skipIf(!prometheusPresent && !inCI)('a real Prometheus scraping a live 
       });
       expect(moved).toBe(3);
       expect(await instantValue('up{job="etcdgate"}')).toBe(1);
-      expect(await instantValue(`etcdgate_build_info{version="${gate.gateway.version}"}`)).toBe(1);
+      expect(await instantValue(`etcdgate_build_info{version="${stack.gate.gateway.version}"}`)).toBe(1);
       expect(await instantValue('sum(etcdgate_upstream_up{job="etcdgate"})')).toBe(1);
     } finally {
       client.close();

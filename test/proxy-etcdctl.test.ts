@@ -5,28 +5,15 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEtcd, type EtcdCluster } from './support/etcd.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { etcdctl, readLines, spawnEtcdctl, type EtcdctlOptions } from './support/etcdctl.js';
-import { startTestGateway, type TestGateway } from './support/gateway.js';
-import { makePki, type Pki } from './support/pki.js';
+import { useGatewayStack } from './support/stack.js';
 
-let pki: Pki;
-let etcd: EtcdCluster;
-let gate: TestGateway;
+const stack = useGatewayStack();
 let root: EtcdctlOptions;
 
-beforeAll(async () => {
-  pki = await makePki();
-  etcd = await startEtcd(pki);
-  gate = await startTestGateway({ pki, upstream: etcd.endpoints });
-  root = { endpoint: gate.endpoint, cacert: pki.ca, ...pki.client('root') };
-});
-
-afterAll(async () => {
-  await gate?.stop();
-  await etcd?.stop();
-  await pki?.remove();
+beforeAll(() => {
+  root = { endpoint: stack.gate.endpoint, cacert: stack.pki.ca, ...stack.pki.client('root') };
 });
 
 async function ok(args: string[], input?: string): Promise<string> {
@@ -96,7 +83,7 @@ describe('etcdctl through etcdgate', () => {
   it("answers member list with etcdgate's advertised URL, not etcd's", async () => {
     const out = await ok(['member', 'list']);
     expect(out).toContain('https://127.0.0.1:32379');
-    expect(out).not.toContain(etcd.endpoints[0]!);
+    expect(out).not.toContain(stack.etcd.endpoints[0]!);
   });
 
   it('reports endpoint status, alarms, compacts and defragments', async () => {
@@ -108,7 +95,7 @@ describe('etcdctl through etcdgate', () => {
   });
 
   it('saves a snapshot that etcdctl snapshot status accepts', async () => {
-    const file = path.join(pki.dir, 'snap.db');
+    const file = path.join(stack.pki.dir, 'snap.db');
     expect(await ok(['snapshot', 'save', file])).toMatch(/Snapshot saved/u);
     expect(existsSync(file)).toBe(true);
     const status = await etcdctl(['snapshot', 'status', file, '-w', 'json'], root);
@@ -117,7 +104,7 @@ describe('etcdctl through etcdgate', () => {
   });
 
   it('refuses a client certificate from another CA at the handshake', async () => {
-    const result = await etcdctl(['get', 'x'], { endpoint: gate.endpoint, cacert: pki.ca, ...pki.client('rogue'), timeoutMs: 4_000 });
+    const result = await etcdctl(['get', 'x'], { endpoint: stack.gate.endpoint, cacert: stack.pki.ca, ...stack.pki.client('rogue'), timeoutMs: 4_000 });
     expect(result.code).not.toBe(0);
     expect(await ok(['get', '--print-value-only', '/txn/k'])).toBe('v2\n');
   });

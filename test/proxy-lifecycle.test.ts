@@ -4,32 +4,19 @@
  * skipped; a graceful stop ends streams with UNAVAILABLE so clients reconnect elsewhere.
  */
 import * as grpc from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { encode } from './support/etcd-messages.js';
-import { startEtcd, type EtcdCluster } from './support/etcd.js';
 import { etcdctl, readLines, spawnEtcdctl } from './support/etcdctl.js';
-import { startTestGateway } from './support/gateway.js';
-import { makePki, type Pki } from './support/pki.js';
+import { useGatewayStack } from './support/stack.js';
 import { freePort } from './support/ports.js';
 import { callEtcd, collectWatch, rawClient, rawWatch } from './support/raw-client.js';
 
-let pki: Pki;
-let etcd: EtcdCluster;
-
-beforeAll(async () => {
-  pki = await makePki();
-  etcd = await startEtcd(pki);
-});
-
-afterAll(async () => {
-  await etcd?.stop();
-  await pki?.remove();
-});
+const stack = useGatewayStack({ gateway: false });
 
 describe('lifecycle', () => {
   it('keeps a watch open while the client pings every 2 s, past any ping-enforcement window', async () => {
-    const gate = await startTestGateway({ pki, upstream: etcd.endpoints });
-    const root = { endpoint: gate.endpoint, cacert: pki.ca, ...pki.client('root') };
+    const gate = await stack.startGateway();
+    const root = { endpoint: gate.endpoint, cacert: stack.pki.ca, ...stack.pki.client('root') };
     const watcher = spawnEtcdctl(['--keepalive-time=2s', '--keepalive-timeout=2s', 'watch', '/held'], root);
     try {
       // 16 s of idle stream is eight client pings: grpc-go servers send GOAWAY after three too-frequent ones.
@@ -46,8 +33,8 @@ describe('lifecycle', () => {
 
   it('skips an upstream endpoint that is down', async () => {
     const dead = `https://127.0.0.1:${await freePort()}`;
-    const gate = await startTestGateway({ pki, upstream: [dead, ...etcd.endpoints] });
-    const client = rawClient(gate.endpoint, pki, 'root');
+    const gate = await stack.startGateway({ upstream: [dead, ...stack.etcd.endpoints] });
+    const client = rawClient(gate.endpoint, stack.pki, 'root');
     try {
       const put = await callEtcd(client, 'KV', 'Put', ['PutRequest', { key: Buffer.from('/failover'), value: Buffer.from('ok') }], 'PutResponse');
       expect(put['header']).toBeDefined();
@@ -60,8 +47,8 @@ describe('lifecycle', () => {
   });
 
   it('ends open watch streams with UNAVAILABLE on a graceful stop, and refuses new connections', async () => {
-    const gate = await startTestGateway({ pki, upstream: etcd.endpoints });
-    const client = rawClient(gate.endpoint, pki, 'root');
+    const gate = await stack.startGateway();
+    const client = rawClient(gate.endpoint, stack.pki, 'root');
     try {
       const stream = rawWatch(client);
       const created = collectWatch(stream, (rs) => rs.some((r) => r['created'] === true));
@@ -70,7 +57,7 @@ describe('lifecycle', () => {
       const status = new Promise<grpc.StatusObject>((resolve) => stream.on('status', resolve));
       await gate.gateway.stop();
       expect((await status).code).toBe(grpc.status.UNAVAILABLE);
-      const after = await etcdctl(['get', '/stop/'], { endpoint: gate.endpoint, cacert: pki.ca, ...pki.client('root'), timeoutMs: 3_000 });
+      const after = await etcdctl(['get', '/stop/'], { endpoint: gate.endpoint, cacert: stack.pki.ca, ...stack.pki.client('root'), timeoutMs: 3_000 });
       expect(after.code).not.toBe(0);
     } finally {
       client.close();

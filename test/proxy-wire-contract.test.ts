@@ -7,35 +7,25 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encode } from './support/etcd-messages.js';
-import { startEtcd, type EtcdCluster } from './support/etcd.js';
 import { etcd3Client } from './support/etcd3-client.js';
-import { startTestGateway, type TestGateway } from './support/gateway.js';
-import { makePki, type Pki } from './support/pki.js';
+import { useGatewayStack } from './support/stack.js';
 import { callEtcd, collectWatch, rawClient, rawUnary, rawWatch } from './support/raw-client.js';
 
-let pki: Pki;
-let etcd: EtcdCluster;
-let gate: TestGateway;
+const stack = useGatewayStack();
 let viaGate: grpc.Client;
 
-beforeAll(async () => {
-  pki = await makePki();
-  etcd = await startEtcd(pki);
-  gate = await startTestGateway({ pki, upstream: etcd.endpoints });
-  viaGate = rawClient(gate.endpoint, pki, 'root');
+beforeAll(() => {
+  viaGate = rawClient(stack.gate.endpoint, stack.pki, 'root');
 });
 
-afterAll(async () => {
+afterAll(() => {
   viaGate?.close();
-  await gate?.stop();
-  await etcd?.stop();
-  await pki?.remove();
 });
 
 describe('wire contract', () => {
   it("returns etcd's response bytes unchanged", async () => {
     await callEtcd(viaGate, 'KV', 'Put', ['PutRequest', { key: Buffer.from('/bytes/k'), value: Buffer.from([0, 255, 1]) }], 'PutResponse');
-    const direct = rawClient(etcd.endpoints[0]!, pki, 'root');
+    const direct = rawClient(stack.etcd.endpoints[0]!, stack.pki, 'root');
     try {
       // A serializable read at a fixed revision is answered identically by the same member.
       const put = await callEtcd(viaGate, 'KV', 'Put', ['PutRequest', { key: Buffer.from('/bytes/k2'), value: Buffer.from('x') }], 'PutResponse');
@@ -55,7 +45,7 @@ describe('wire contract', () => {
   });
 
   it('refuses a connection without a client certificate', async () => {
-    const anonymous = rawClient(gate.endpoint, pki, null);
+    const anonymous = rawClient(stack.gate.endpoint, stack.pki, null);
     try {
       const error = await rawUnary(anonymous, '/etcdserverpb.KV/Range', encode('etcdserverpb.RangeRequest', { key: Buffer.from('/bytes/k') })).catch((e: unknown) => e);
       expect(error).toMatchObject({ code: grpc.status.UNAVAILABLE });
@@ -90,7 +80,7 @@ describe('wire contract', () => {
   });
 
   it('passes a Range answer larger than 20 MiB', async () => {
-    const client = etcd3Client(gate.endpoint, pki, 'root', { grpcOptions: { 'grpc.ssl_target_name_override': 'localhost', 'grpc.max_receive_message_length': -1 } });
+    const client = etcd3Client(stack.gate.endpoint, stack.pki, 'root', { grpcOptions: { 'grpc.ssl_target_name_override': 'localhost', 'grpc.max_receive_message_length': -1 } });
     try {
       const value = Buffer.alloc(1024 * 1024, 'v');
       for (let i = 0; i < 21; i += 1) await client.put(`/big/${String(i).padStart(2, '0')}`).value(value);

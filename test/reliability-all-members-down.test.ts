@@ -4,26 +4,14 @@
  * and its upstream down; when etcd comes back it recovers by itself, no restart needed.
  */
 import * as grpc from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEtcd, type EtcdCluster } from './support/etcd.js';
-import { startTestGateway, type TestGateway } from './support/gateway.js';
+import { describe, expect, it } from 'vitest';
 import { CallError, unary } from './support/load.js';
-import { makePki, type Pki } from './support/pki.js';
+import type { TestGateway } from './support/gateway.js';
+import { useGatewayStack } from './support/stack.js';
 import { parseExposition } from './support/prometheus-text.js';
 import { rawClient } from './support/raw-client.js';
 
-let pki: Pki;
-let etcd: EtcdCluster;
-
-beforeAll(async () => {
-  pki = await makePki();
-  etcd = await startEtcd(pki);
-}, 120_000);
-
-afterAll(async () => {
-  await etcd?.stop();
-  await pki?.remove();
-});
+const stack = useGatewayStack({ gateway: false });
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const DEADLINE_MS = 10_000;
@@ -60,13 +48,13 @@ async function put(client: grpc.Client, key: string): Promise<{ code: number; ms
 
 describe('every etcd member down', () => {
   it('fails calls fast with UNAVAILABLE, turns /readyz 503, and recovers by itself when etcd returns', async () => {
-    const gate = await startTestGateway({ pki, upstream: etcd.endpoints });
-    const client = rawClient(gate.endpoint, pki, 'root');
+    const gate = await stack.startGateway();
+    const client = rawClient(gate.endpoint, stack.pki, 'root');
     try {
       expect(await eventually(async () => (await readyStatus(gate)) === 200, 30_000)).toBe(true);
       expect((await put(client, '/down/before')).code).toBe(grpc.status.OK);
 
-      await Promise.all(etcd.members.map((m) => m.stop()));
+      await Promise.all(stack.etcd.members.map((m) => m.stop()));
 
       // Right after the stop (the channel may still be reconnecting) and again once etcdgate knows.
       for (const key of ['/down/at-once', '/down/later']) {
@@ -81,12 +69,12 @@ describe('every etcd member down', () => {
       );
       expect(range).toBe(grpc.status.UNAVAILABLE);
       expect(await eventually(async () => (await readyStatus(gate)) === 503, 15_000)).toBe(true);
-      expect(await upstreamUp(gate)).toEqual(etcd.members.map(() => 0));
+      expect(await upstreamUp(gate)).toEqual(stack.etcd.members.map(() => 0));
 
-      for (const member of etcd.members) await member.start();
+      for (const member of stack.etcd.members) await member.start();
 
       expect(await eventually(async () => (await readyStatus(gate)) === 200, 30_000)).toBe(true);
-      expect(await upstreamUp(gate)).toEqual(etcd.members.map(() => 1));
+      expect(await upstreamUp(gate)).toEqual(stack.etcd.members.map(() => 1));
       // Clients retry UNAVAILABLE; once etcd is back their calls succeed through the same etcdgate.
       expect(await eventually(async () => (await put(client, '/down/after')).code === grpc.status.OK, 15_000)).toBe(true);
       const after = await unary(client, 'KV', 'Range', ['RangeRequest', { key: Buffer.from('/down/after') }], 'RangeResponse');

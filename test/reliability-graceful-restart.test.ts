@@ -10,25 +10,19 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEtcd, type EtcdCluster } from './support/etcd.js';
-import { startGatewayProcess, type GatewayProcess, type ProcessExit } from './support/gateway-process.js';
-import { prefixEnd, startPutLoad, unary, waitForQuiet } from './support/load.js';
-import { makePki, type Pki } from './support/pki.js';
+import type { GatewayProcess, ProcessExit } from './support/gateway-process.js';
+import { keysUnder, startPutLoad, waitForQuiet } from './support/load.js';
+import { useGatewayStack } from './support/stack.js';
 import { rawClient } from './support/raw-client.js';
 
-let pki: Pki;
-let etcd: EtcdCluster;
+const stack = useGatewayStack({ gateway: false });
 let auditDir: string;
 
 beforeAll(async () => {
-  pki = await makePki();
-  etcd = await startEtcd(pki);
   auditDir = await mkdtemp(path.join(tmpdir(), 'etcdgate-restart-audit-'));
 }, 120_000);
 
 afterAll(async () => {
-  await etcd?.stop();
-  await pki?.remove();
   if (auditDir !== undefined) await rm(auditDir, { recursive: true, force: true });
 });
 
@@ -58,12 +52,12 @@ describe('graceful restart under load', () => {
     const auditFiles = [path.join(auditDir, 'first.jsonl'), path.join(auditDir, 'second.jsonl')] as const;
     const gates: GatewayProcess[] = [];
     const clients: grpc.Client[] = [];
-    const survivor = rawClient(etcd.endpoints[0] ?? '', pki, 'root');
+    const survivor = rawClient(stack.etcd.endpoints[0] ?? '', stack.pki, 'root');
     try {
       for (const file of auditFiles) {
-        const gate = await startGatewayProcess({ pki, upstream: etcd.endpoints, audit: { sink: `file:${file}` } });
+        const gate = await stack.startGatewayProcess({ audit: { sink: `file:${file}` } });
         gates.push(gate);
-        clients.push(rawClient(gate.endpoint, pki, 'root'));
+        clients.push(rawClient(gate.endpoint, stack.pki, 'root'));
       }
       const [first, second] = gates;
       if (first === undefined || second === undefined) throw new Error('two gateways expected');
@@ -88,14 +82,7 @@ describe('graceful restart under load', () => {
       expect(load.attempts.filter((a) => a.code === 0 && a.client === 1 && a.at > stoppedAt).length).toBeGreaterThan(0);
 
       // Every acknowledged Put is in etcd.
-      const stored = await unary(
-        survivor,
-        'KV',
-        'Range',
-        ['RangeRequest', { key: Buffer.from(prefix), range_end: prefixEnd(prefix), keys_only: true }],
-        'RangeResponse',
-      );
-      const keys = new Set(((stored['kvs'] as { key: Buffer }[] | undefined) ?? []).map((kv) => kv.key.toString()));
+      const keys = await keysUnder(survivor, prefix);
       expect([...load.acked.keys()].filter((key) => !keys.has(key))).toEqual([]);
 
       // Every acknowledged call is in the audit file of the instance that answered it.

@@ -7,34 +7,22 @@
  * in flight is on it when it goes away.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEtcd, type EtcdCluster } from './support/etcd.js';
-import { startTestGateway, type TestGateway } from './support/gateway.js';
-import { headerRevision, prefixEnd, startPutLoad, startResumingWatch, unary, waitForQuiet } from './support/load.js';
-import { makePki, type Pki } from './support/pki.js';
+import { describe, expect, it } from 'vitest';
+import { headerRevision, keysUnder, startPutLoad, startResumingWatch, unary, waitForQuiet } from './support/load.js';
+import type { TestGateway } from './support/gateway.js';
+import { useGatewayStack } from './support/stack.js';
 import { parseExposition } from './support/prometheus-text.js';
 import { rawClient } from './support/raw-client.js';
 
-let pki: Pki;
-let etcd: EtcdCluster;
-
-beforeAll(async () => {
-  pki = await makePki();
-  etcd = await startEtcd(pki, { clusterSize: 3 });
-}, 120_000);
-
-afterAll(async () => {
-  await etcd?.stop();
-  await pki?.remove();
-});
+const stack = useGatewayStack({ clusterSize: 3, gateway: false });
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Index of the member that is leader, asking each member's Maintenance.Status directly. */
 async function leaderIndex(): Promise<number> {
   for (let round = 0; round < 50; round++) {
-    for (const [index, member] of etcd.members.entries()) {
-      const client = rawClient(member.clientUrl, pki, 'root');
+    for (const [index, member] of stack.etcd.members.entries()) {
+      const client = rawClient(member.clientUrl, stack.pki, 'root');
       try {
         const status = await unary(client, 'Maintenance', 'Status', ['StatusRequest', {}], 'StatusResponse', { deadlineMs: 3_000 });
         const header = status['header'] as { member_id?: string } | undefined;
@@ -68,15 +56,15 @@ async function survivorRevision(survivor: grpc.Client): Promise<number> {
 
 async function stopMemberUnderLoad(role: 'leader' | 'follower'): Promise<void> {
   const leader = await leaderIndex();
-  const victim = role === 'leader' ? leader : (leader + 1) % etcd.members.length;
+  const victim = role === 'leader' ? leader : (leader + 1) % stack.etcd.members.length;
   const survivorIndex = [0, 1, 2].find((i) => i !== victim) ?? 0;
-  const member = etcd.members[victim];
-  const survivorMember = etcd.members[survivorIndex];
+  const member = stack.etcd.members[victim];
+  const survivorMember = stack.etcd.members[survivorIndex];
   if (member === undefined || survivorMember === undefined) throw new Error('cluster has fewer than 3 members');
-  const upstream = [member.clientUrl, ...etcd.members.filter((_, i) => i !== victim).map((m) => m.clientUrl)];
-  const gate = await startTestGateway({ pki, upstream });
-  const client = rawClient(gate.endpoint, pki, 'root');
-  const survivor = rawClient(survivorMember.clientUrl, pki, 'root');
+  const upstream = [member.clientUrl, ...stack.etcd.members.filter((_, i) => i !== victim).map((m) => m.clientUrl)];
+  const gate = await stack.startGateway({ upstream });
+  const client = rawClient(gate.endpoint, stack.pki, 'root');
+  const survivor = rawClient(survivorMember.clientUrl, stack.pki, 'root');
   const prefix = `/reliability/${role}/`;
   try {
     await waitAllUpstreamsUp(gate, 3);
@@ -97,14 +85,7 @@ async function stopMemberUnderLoad(role: 'leader' | 'follower'): Promise<void> {
     }
 
     // Every acknowledged Put is in etcd, read from a member that stayed up.
-    const stored = await unary(
-      survivor,
-      'KV',
-      'Range',
-      ['RangeRequest', { key: Buffer.from(prefix), range_end: prefixEnd(prefix), keys_only: true }],
-      'RangeResponse',
-    );
-    const keys = new Set(((stored['kvs'] as { key: Buffer }[] | undefined) ?? []).map((kv) => kv.key.toString()));
+    const keys = await keysUnder(survivor, prefix);
     const lost = [...load.acked.keys()].filter((key) => !keys.has(key));
     expect(lost).toEqual([]);
 

@@ -15,16 +15,15 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encode } from './support/etcd-messages.js';
-import { startEtcd, type EtcdCluster } from './support/etcd.js';
-import { startTestGateway, type TestGateway } from './support/gateway.js';
-import { makePki, type CertPair, type Pki } from './support/pki.js';
+import type { TestGateway } from './support/gateway.js';
+import type { CertPair } from './support/pki.js';
 import { testCa, type TestCa } from './support/pki-variants.js';
 import { parseExposition, sampleValue } from './support/prometheus-text.js';
 import { callEtcd, collectWatch, rawClient, rawWatch } from './support/raw-client.js';
+import { useGatewayStack } from './support/stack.js';
 import { probeTls } from './support/tls-probe.js';
 
-let pki: Pki;
-let etcd: EtcdCluster;
+const stack = useGatewayStack({ gateway: false });
 let ca: TestCa;
 /** The files the gateway under test is configured with (copies, rewritten by the tests). */
 const live = { cert: '', key: '', crl: '', upstreamCert: '', upstreamKey: '' };
@@ -55,42 +54,36 @@ async function eventually<T>(what: string, probe: () => Promise<T>, ok: (value: 
 const gatePort = (): number => Number(new URL(gate.endpoint).port);
 
 beforeAll(async () => {
-  pki = await makePki();
-  etcd = await startEtcd(pki);
-  ca = await testCa(pki);
-  live.cert = path.join(pki.dir, 'live-server.crt');
-  live.key = path.join(pki.dir, 'live-server.key');
-  live.crl = path.join(pki.dir, 'live.crl');
-  live.upstreamCert = path.join(pki.dir, 'live-upstream.crt');
-  live.upstreamKey = path.join(pki.dir, 'live-upstream.key');
-  await copyFile(pki.gateServer.cert, live.cert);
-  await copyFile(pki.gateServer.key, live.key);
-  await copyFile(pki.upstreamClient.cert, live.upstreamCert);
-  await copyFile(pki.upstreamClient.key, live.upstreamKey);
+  ca = await testCa(stack.pki);
+  live.cert = path.join(stack.pki.dir, 'live-server.crt');
+  live.key = path.join(stack.pki.dir, 'live-server.key');
+  live.crl = path.join(stack.pki.dir, 'live.crl');
+  live.upstreamCert = path.join(stack.pki.dir, 'live-upstream.crt');
+  live.upstreamKey = path.join(stack.pki.dir, 'live-upstream.key');
+  await copyFile(stack.pki.gateServer.cert, live.cert);
+  await copyFile(stack.pki.gateServer.key, live.key);
+  await copyFile(stack.pki.upstreamClient.cert, live.upstreamCert);
+  await copyFile(stack.pki.upstreamClient.key, live.upstreamKey);
   await ca.crl([], live.crl);
-  gate = await startTestGateway({
-    pki,
-    upstream: etcd.endpoints,
+  gate = await stack.startGateway({
     overrides: {
-      server: { tls: { cert: live.cert, key: live.key, clientCA: pki.ca, crl: live.crl } },
-      upstream: { tls: { ca: pki.ca, cert: live.upstreamCert, key: live.upstreamKey } },
+      server: { tls: { cert: live.cert, key: live.key, clientCA: stack.pki.ca, crl: live.crl } },
+      upstream: { tls: { ca: stack.pki.ca, cert: live.upstreamCert, key: live.upstreamKey } },
     },
   });
 }, 60_000);
 
 afterAll(async () => {
   await gate?.stop();
-  await etcd?.stop();
-  await pki?.remove();
 });
 
 describe('server certificate rotation', () => {
   let rotated: CertPair;
 
   it('new handshakes see the new certificate; a watch opened before keeps working', async () => {
-    const client = rawClient(gate.endpoint, pki, 'root');
+    const client = rawClient(gate.endpoint, stack.pki, 'root');
     try {
-      const before = await probeTls(gatePort(), pki, pki.client('root'));
+      const before = await probeTls(gatePort(), stack.pki, stack.pki.client('root'));
       expect(before.served).toBe(true);
       const stream = rawWatch(client);
       const created = collectWatch(stream, (rs) => rs.some((r) => r['created'] === true));
@@ -101,7 +94,7 @@ describe('server certificate rotation', () => {
       rotated = await ca.issue({ name: 'rotated-server', cn: 'etcdgate-server', eku: 'serverAuth', san: 'DNS:localhost, IP:127.0.0.1' });
       await replace(live.key, rotated.key);
       await replace(live.cert, rotated.cert);
-      const after = await eventually('new server certificate', () => probeTls(gatePort(), pki, pki.client('root')), (r) => r.serverSerial !== before.serverSerial);
+      const after = await eventually('new server certificate', () => probeTls(gatePort(), stack.pki, stack.pki.client('root')), (r) => r.serverSerial !== before.serverSerial);
       expect(after.served).toBe(true);
       expect(await reloads('success')).toBeGreaterThan(successes);
 
@@ -116,18 +109,18 @@ describe('server certificate rotation', () => {
   }, 40_000);
 
   it('a broken certificate file keeps the old material and is counted as a failure', async () => {
-    const current = await probeTls(gatePort(), pki, pki.client('root'));
+    const current = await probeTls(gatePort(), stack.pki, stack.pki.client('root'));
     const failures = await reloads('failure');
     await writeFile(live.cert, 'this is not a certificate\n');
     await eventually('failed reload counted', () => reloads('failure'), (n) => n > failures);
     expect(gate.gateway.reloadTls()).toBe(false);
-    const still = await probeTls(gatePort(), pki, pki.client('root'));
+    const still = await probeTls(gatePort(), stack.pki, stack.pki.client('root'));
     expect(still).toMatchObject({ served: true, serverSerial: current.serverSerial });
     // A key that does not match the certificate is refused the same way.
     await copyFile(rotated.cert, live.cert);
-    await copyFile(pki.client('root').key, live.key);
+    await copyFile(stack.pki.client('root').key, live.key);
     expect(gate.gateway.reloadTls()).toBe(false);
-    expect((await probeTls(gatePort(), pki, pki.client('root'))).serverSerial).toBe(current.serverSerial);
+    expect((await probeTls(gatePort(), stack.pki, stack.pki.client('root'))).serverSerial).toBe(current.serverSerial);
     await copyFile(rotated.key, live.key);
     expect(gate.gateway.reloadTls()).toBe(true);
   }, 30_000);
@@ -135,33 +128,33 @@ describe('server certificate rotation', () => {
 
 describe('CRL reload', () => {
   it('a CRL that now revokes tenant-a refuses its new handshakes, tenant-b still gets in', async () => {
-    expect((await probeTls(gatePort(), pki, pki.client('tenant-a'))).served).toBe(true);
-    const next = path.join(pki.dir, 'next.crl');
-    await ca.crl([pki.client('tenant-a').cert], next);
+    expect((await probeTls(gatePort(), stack.pki, stack.pki.client('tenant-a'))).served).toBe(true);
+    const next = path.join(stack.pki.dir, 'next.crl');
+    await ca.crl([stack.pki.client('tenant-a').cert], next);
     await replace(live.crl, next);
-    await eventually('tenant-a refused', () => probeTls(gatePort(), pki, pki.client('tenant-a')), (r) => !r.served);
-    const refused = await probeTls(gatePort(), pki, pki.client('tenant-a'));
+    await eventually('tenant-a refused', () => probeTls(gatePort(), stack.pki, stack.pki.client('tenant-a')), (r) => !r.served);
+    const refused = await probeTls(gatePort(), stack.pki, stack.pki.client('tenant-a'));
     const records = await gate.auditRecords();
     const record = records.find((r) => (r['source'] as { port: number }).port === refused.localPort);
     expect(record).toMatchObject({ event: { reason: 'revoked' }, user: { name: 'tenant-a' } });
-    expect((await probeTls(gatePort(), pki, pki.client('tenant-b'))).served).toBe(true);
+    expect((await probeTls(gatePort(), stack.pki, stack.pki.client('tenant-b'))).served).toBe(true);
   }, 30_000);
 
   it('a CRL file that does not parse keeps the previous CRL in force', async () => {
     await writeFile(live.crl, '-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n');
     expect(gate.gateway.reloadTls()).toBe(false);
-    expect((await probeTls(gatePort(), pki, pki.client('tenant-a'))).served).toBe(false);
-    expect((await probeTls(gatePort(), pki, pki.client('tenant-b'))).served).toBe(true);
+    expect((await probeTls(gatePort(), stack.pki, stack.pki.client('tenant-a'))).served).toBe(false);
+    expect((await probeTls(gatePort(), stack.pki, stack.pki.client('tenant-b'))).served).toBe(true);
   });
 });
 
 describe('upstream credentials reload', () => {
   it('new upstream calls use the new client certificate; an open watch stays on the old channels', async () => {
-    const client = rawClient(gate.endpoint, pki, 'root');
+    const client = rawClient(gate.endpoint, stack.pki, 'root');
     const put = (key: string): Promise<Record<string, unknown>> =>
       callEtcd(client, 'KV', 'Put', ['PutRequest', { key: Buffer.from(key), value: Buffer.from('v') }], 'PutResponse');
     // The previous test left a broken CRL; a reload is all-or-nothing, so fix that first.
-    await replace(live.crl, path.join(pki.dir, 'next.crl'));
+    await replace(live.crl, path.join(stack.pki.dir, 'next.crl'));
     try {
       await put('/upstream/before');
       const stream = rawWatch(client);
@@ -170,7 +163,7 @@ describe('upstream credentials reload', () => {
       await created;
 
       // A client certificate from a CA etcd does not trust: new upstream connections fail.
-      const rogue = pki.client('rogue');
+      const rogue = stack.pki.client('rogue');
       await replace(live.upstreamKey, rogue.key);
       await replace(live.upstreamCert, rogue.cert);
       expect(gate.gateway.reloadTls()).toBe(true);
@@ -181,8 +174,8 @@ describe('upstream credentials reload', () => {
       expect(failed?.code).toBe(grpc.status.UNAVAILABLE);
 
       // Back to a trusted one: calls work again, on new channels.
-      await replace(live.upstreamKey, pki.upstreamClient.key);
-      await replace(live.upstreamCert, pki.upstreamClient.cert);
+      await replace(live.upstreamKey, stack.pki.upstreamClient.key);
+      await replace(live.upstreamCert, stack.pki.upstreamClient.cert);
       expect(gate.gateway.reloadTls()).toBe(true);
       await eventually('upstream calls work again', () => put('/upstream/after').then(() => true, () => false), Boolean);
 

@@ -63,6 +63,7 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     audit: { sink: `file:${auditFile}`, ...options.overrides?.['audit'] },
     log: { level: 'silent', ...options.overrides?.['log'] },
     ...(options.overrides?.['limits'] === undefined ? {} : { limits: options.overrides['limits'] }),
+    ...(options.overrides?.['cache'] === undefined ? {} : { cache: options.overrides['cache'] }),
     policy: options.policy ?? ROOT_ONLY_POLICY,
   };
   const config = parseConfig(document, { source: path.join(dir, 'etcdgate.yaml'), baseDir: dir });

@@ -213,6 +213,12 @@ export function prefixEnd(prefix: string): Buffer {
   return Buffer.from([0]);
 }
 
+/** The keys etcd holds under `prefix`, read with one keys-only Range through `client`. */
+export async function keysUnder(client: grpc.Client, prefix: string): Promise<Set<string>> {
+  const stored = await unary(client, 'KV', 'Range', ['RangeRequest', { key: Buffer.from(prefix), range_end: prefixEnd(prefix), keys_only: true }], 'RangeResponse');
+  return new Set(((stored['kvs'] as { key: Buffer }[] | undefined) ?? []).map((kv) => kv.key.toString()));
+}
+
 /**
  * Watches `prefix` from `startRevision` and keeps watching: whenever the stream ends or
  * etcd cancels the watcher (no leader, member gone), it opens a new stream from the
