@@ -17,11 +17,15 @@ import type { Connection } from './tls/client-listener.js';
 import { createClientListener, serverContextOptions } from './tls/client-listener.js';
 import type { OpenStream, ProxyContext } from './proxy/context.js';
 import { PolicyState } from './proxy/policy-state.js';
+import { RangeCache } from './proxy/range-cache.js';
 import { createGrpcServer } from './proxy/server.js';
 import { SHUTTING_DOWN } from './proxy/status.js';
 import { AbuseLimits } from './proxy/limits.js';
 import { readUpstreamMaterial, UpstreamPool, type UpstreamMaterial } from './upstream/pool.js';
 import { VERSION } from './version.js';
+
+const WATCH_PATH = '/etcdserverpb.Watch/Watch';
+const passThrough = (buffer: Buffer): Buffer => buffer;
 
 export interface Gateway {
   /** The client-facing port (useful when the config asked for port 0). */
@@ -110,6 +114,10 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const pool = new UpstreamPool(config.upstream, metrics, upstreamMaterial);
   const connections = new Map<string, Connection>();
   const streams = new Set<OpenStream>();
+  const cacheConfig = config.cache.serializableRange;
+  const rangeCache = cacheConfig.enabled ? new RangeCache(cacheConfig) : undefined;
+  const stopRangeCache =
+    rangeCache?.follow(() => pool.pick()?.client.makeBidiStreamRequest(WATCH_PATH, passThrough, passThrough, new grpc.Metadata())) ?? (() => undefined);
   const context: ProxyContext = {
     pool,
     policy,
@@ -122,6 +130,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     state: { shuttingDown: false },
     lookupTimeoutMs: config.upstream.dialTimeoutMs,
     limits: new AbuseLimits(config.limits),
+    ...(rangeCache === undefined ? {} : { rangeCache }),
   };
   policy.onChange(() => {
     for (const stream of streams) stream.revalidate?.();
@@ -166,6 +175,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     });
   } catch (error: unknown) {
     listener.close();
+    stopRangeCache();
     pool.close();
     grpcServer.forceShutdown();
     await auditor.close();
@@ -235,6 +245,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
         resolve();
       });
     });
+    stopRangeCache();
     pool.close();
     await admin?.close();
     await auditor.close();

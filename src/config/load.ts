@@ -19,12 +19,13 @@ import { checkDistinctListeners, readAdmin, readServer } from './server-section.
 import { readUpstream } from './upstream-section.js';
 import { readAudit } from './audit-section.js';
 import { readLimits } from './limits-section.js';
+import { readCache } from './cache-section.js';
 
 export { ConfigError, ROOT_PATH } from './errors.js';
 export type { ConfigIssue } from './errors.js';
 export { UNLIMITED_BYTES } from './read.js';
 
-const ROOT_KEYS = ['server', 'upstream', 'admin', 'audit', 'log', 'limits', 'policy'];
+const ROOT_KEYS = ['server', 'upstream', 'admin', 'audit', 'log', 'limits', 'cache', 'policy'];
 const LOG_LEVELS: readonly LogConfig['level'][] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /** Where a document came from: `source` is reported in Config; `baseDir` anchors relative paths. */
@@ -62,9 +63,10 @@ export function parseConfig(document: unknown, options: ParseOptions): Config {
   const log: LogConfig = { level: reader.choice(logSection['level'], 'log.level', LOG_LEVELS, 'info') };
   const policy = readPolicy(reader, root['policy']);
   const limits = readLimits(reader, root['limits']);
+  const cache = readCache(reader, root['cache']);
 
   if (reader.issues.length > 0) throw new ConfigError(reader.issues, options.source);
-  return deepFreeze<Config>({ source: options.source, server, upstream, admin, audit, log, limits, policy });
+  return deepFreeze<Config>({ source: options.source, server, upstream, admin, audit, log, limits, cache, policy });
 }
 
 /**

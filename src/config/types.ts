@@ -101,6 +101,22 @@ export interface LimitsConfig {
   readonly maxWatcherBufferBytes: number;
 }
 
+/** Optional response caches; all off by default. */
+export interface CacheConfig {
+  /**
+   * Answers to serializable Range requests, keyed by the exact request bytes, served only
+   * after the caller's policy allowed the request; invalidated by writes etcdgate
+   * forwards and by an upstream watch, and never older than maxStalenessMs.
+   */
+  readonly serializableRange: {
+    readonly enabled: boolean;
+    /** Entries kept, least recently used evicted first (default 10000). */
+    readonly maxEntries: number;
+    /** Age after which an entry is not served, ms (default 1000). */
+    readonly maxStalenessMs: number;
+  };
+}
+
 export interface LogConfig {
   readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
@@ -114,6 +130,7 @@ export interface Config {
   readonly audit: AuditConfig;
   readonly log: LogConfig;
   readonly limits: LimitsConfig;
+  readonly cache: CacheConfig;
   /**
    * The policy (required): a file path (absolute after loading, reloadable) or the policy
    * document inline. Its contents are validated by src/policy, not here.

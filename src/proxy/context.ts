@@ -12,6 +12,7 @@ import type { Connection } from '../tls/client-listener.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import type { AbuseLimits } from './limits.js';
 import type { PolicyState } from './policy-state.js';
+import type { RangeCache } from './range-cache.js';
 import { UNAUTHENTICATED, type Status } from './status.js';
 
 /** An open stream that shutdown or a policy reload may need to end. */
@@ -37,6 +38,8 @@ export interface ProxyContext {
   readonly lookupTimeoutMs: number;
   /** Per-identity request rate and watcher limits, and the bound on unread watch data. */
   readonly limits: AbuseLimits;
+  /** The serializable-Range cache, when enabled (config cache.serializableRange). */
+  readonly rangeCache?: RangeCache;
 }
 
 /** What a handler knows about the caller once the connection is identified. */

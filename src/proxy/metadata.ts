@@ -9,14 +9,31 @@ import * as grpc from '@grpc/grpc-js';
 
 const FORWARDED_KEYS: readonly string[] = ['hasleader', 'client-api-version', 'traceparent', 'tracestate', 'grpc-trace-bin'];
 
-/** Copies the allowlisted entries of a client's metadata into a fresh Metadata for etcd. */
+/**
+ * Shared by every call that forwards nothing (the common case). Safe to share: grpc-js
+ * clones a call's metadata when the call starts and never writes to the caller's copy.
+ */
+const NOTHING_FORWARDED = new grpc.Metadata();
+
+/** Copies the allowlisted entries of a client's metadata into a Metadata for etcd. */
 export function upstreamMetadata(incoming: grpc.Metadata): grpc.Metadata {
-  const outgoing = new grpc.Metadata();
+  let outgoing: grpc.Metadata | undefined;
   for (const key of FORWARDED_KEYS) {
     const values = incoming.get(key);
+    if (values.length === 0) continue;
+    outgoing ??= new grpc.Metadata();
     for (const value of values) outgoing.add(key, value);
   }
-  return outgoing;
+  return outgoing ?? NOTHING_FORWARDED;
+}
+
+/**
+ * Whether etcd's response headers carry anything beyond what grpc-js sends on its own
+ * (content-type): only then is relaying them worth a separate header write per call.
+ */
+export function hasCustomHeaders(headers: grpc.Metadata): boolean {
+  for (const key of Object.keys(headers.getMap())) if (key !== 'content-type') return true;
+  return false;
 }
 
 /** The W3C trace id from a `traceparent` header ("00-<32 hex>-<16 hex>-<2 hex>"), if well-formed. */

@@ -10,11 +10,12 @@ import type { Decision } from '../policy/types.js';
 import { authorize } from './authorize.js';
 import { callerOf, callEvent, deadlineOf, startClock, type ProxyContext } from './context.js';
 import { forwardUnary } from './forward.js';
-import { traceIdOf, upstreamMetadata } from './metadata.js';
+import { hasCustomHeaders, traceIdOf, upstreamMetadata } from './metadata.js';
 import { RATE_LIMITED_DECISION } from './limits.js';
 import { AUDIT_UNAVAILABLE, MALFORMED, PERMISSION_DENIED, RATE_LIMITED, SHUTTING_DOWN, statusFromError, type Status } from './status.js';
 
 const MEMBER_LIST = '/etcdserverpb.Cluster/MemberList';
+const RANGE = '/etcdserverpb.KV/Range';
 
 /** Reads that etcd answers the same however often they are asked: safe to repeat on another endpoint. */
 const IDEMPOTENT = new Set([
@@ -106,6 +107,14 @@ async function handleUnary(
   }
   if (!decision.allowed) return finish(PERMISSION_DENIED);
 
+  // Only now, with the caller's own request allowed, may a cached answer be used.
+  const cache = context.rangeCache;
+  const cacheable = cache !== undefined && spec.path === RANGE ? cache.cacheable(request) : undefined;
+  if (cacheable !== undefined) {
+    const hit = cache?.get(cacheable);
+    if (hit !== undefined) return finish(undefined, hit);
+  }
+
   let cancel: (() => void) | undefined;
   const onCancelled = (): void => cancel?.();
   call.once('cancelled', onCancelled);
@@ -118,12 +127,19 @@ async function handleUnary(
         cancel = fn;
       },
     });
-    if (reply.headers !== undefined) call.sendMetadata(reply.headers);
+    if (reply.headers !== undefined && hasCustomHeaders(reply.headers)) call.sendMetadata(reply.headers);
     const response = spec.path === MEMBER_LIST ? rewriteMemberListUrls(reply.response, context.advertiseClientUrls) : reply.response;
+    if (cacheable !== undefined) cache?.store(cacheable, response);
     finish(undefined, response, reply.trailers);
   } catch (error: unknown) {
     finish(statusFromError(error));
   } finally {
+    // A write that failed may still have been applied: invalidate either way.
+    if (cache !== undefined && spec.eventType === 'change') {
+      // Revoking a lease deletes its keys, which the request does not name.
+      if (spec.method === 'LeaseRevoke') cache.clear();
+      else cache.invalidateWrites(decoded.accesses);
+    }
     call.removeListener('cancelled', onCancelled);
   }
 }

@@ -124,6 +124,8 @@ export class UpstreamPool {
     const endpoints = config.endpoints.map((url) => ({
       url,
       // Each endpoint gets its own channel (no subchannel sharing) so its state is its own.
+      // One channel, not several per endpoint: measured, spreading unary calls over four
+      // connections raised CPU per call (fewer frames coalesced per write) for no gain.
       client: new grpc.Client(endpointTarget(url), credentials, { ...options, 'grpc.use_local_subchannel_pool': 1 }),
     }));
     const generation: Generation = { endpoints, up: endpoints.map(() => false), retired: false };

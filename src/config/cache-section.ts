@@ -1,0 +1,39 @@
+/**
+ * Parser for the optional `cache` section. Today it holds one cache, for serializable
+ * Range answers; it is off unless enabled, since a cached answer may be up to
+ * `maxStalenessMs` older than etcd's (see src/proxy/range-cache.ts for what bounds it).
+ */
+import type { CacheConfig } from './types.js';
+import type { Reader } from './read.js';
+import { MAX_TIMER_MS, at, describe, isAbsent } from './read.js';
+
+const CACHE_KEYS = ['serializableRange'];
+const RANGE_CACHE_KEYS = ['enabled', 'maxEntries', 'maxStalenessMs'];
+
+/** The defaults, also what an absent section means. */
+export const DEFAULT_CACHE: CacheConfig = {
+  serializableRange: { enabled: false, maxEntries: 10_000, maxStalenessMs: 1_000 },
+};
+
+/** Reads the optional `cache` section. */
+export function readCache(reader: Reader, value: unknown): CacheConfig {
+  const raw = reader.optionalMapping(value, 'cache', CACHE_KEYS);
+  const path = at('cache', 'serializableRange');
+  const range = reader.optionalMapping(raw['serializableRange'], path, RANGE_CACHE_KEYS);
+  const defaults = DEFAULT_CACHE.serializableRange;
+  return {
+    serializableRange: {
+      enabled: readBoolean(reader, range['enabled'], at(path, 'enabled'), defaults.enabled),
+      maxEntries: reader.integer(range['maxEntries'], at(path, 'maxEntries'), { min: 1, max: 10_000_000, fallback: defaults.maxEntries }),
+      // 0 would make every entry stale at once: a cache that never answers is a misconfiguration.
+      maxStalenessMs: reader.integer(range['maxStalenessMs'], at(path, 'maxStalenessMs'), { min: 1, max: MAX_TIMER_MS, fallback: defaults.maxStalenessMs }),
+    },
+  };
+}
+
+function readBoolean(reader: Reader, value: unknown, fieldPath: string, fallback: boolean): boolean {
+  if (isAbsent(value)) return fallback;
+  if (typeof value === 'boolean') return value;
+  reader.report(fieldPath, `must be true or false, got ${describe(value)}`);
+  return fallback;
+}
