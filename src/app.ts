@@ -16,16 +16,18 @@ import { loadConfiguredPolicy } from './policy/load-file.js';
 import type { Connection } from './tls/client-listener.js';
 import { createClientListener, serverContextOptions } from './tls/client-listener.js';
 import type { OpenStream, ProxyContext } from './proxy/context.js';
+import { passThrough } from './proxy/bidi.js';
 import { PolicyState } from './proxy/policy-state.js';
 import { RangeCache } from './proxy/range-cache.js';
 import { createGrpcServer } from './proxy/server.js';
+import { findInjectedHttp2Server, observeTransportRefusals } from './proxy/transport-refusals.js';
+import { METHODS } from './etcd/methods.js';
 import { SHUTTING_DOWN } from './proxy/status.js';
 import { AbuseLimits } from './proxy/limits.js';
 import { readUpstreamMaterial, UpstreamPool, type UpstreamMaterial } from './upstream/pool.js';
 import { VERSION } from './version.js';
 
 const WATCH_PATH = '/etcdserverpb.Watch/Watch';
-const passThrough = (buffer: Buffer): Buffer => buffer;
 
 export interface Gateway {
   /** The client-facing port (useful when the config asked for port 0). */
@@ -138,6 +140,9 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
 
   const grpcServer = createGrpcServer(context, config.server, config.limits);
   const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const injectedHttp2 = findInjectedHttp2Server(grpcServer);
+  if (injectedHttp2 !== undefined) observeTransportRefusals(injectedHttp2, context, METHODS);
+  else logger.warn('calls refused by grpc-js itself (unknown method, oversized message) cannot be audited with this grpc-js version');
   const listener = createClientListener({
     tls: config.server.tls,
     handshakeTimeoutMs: config.limits.handshakeTimeoutMs,

@@ -105,6 +105,16 @@ function failure(promise: Promise<unknown>): Promise<grpc.ServiceError> {
   );
 }
 
+/** Records written when the refused HTTP/2 stream closes, which can be just after the client saw its status. */
+async function recordsEventually(predicate: (record: Record<string, unknown>) => boolean): Promise<Record<string, unknown>[]> {
+  for (let attempt = 0; attempt < 30; attempt += 1) {
+    const found = await recordsMatching(predicate);
+    if (found.length > 0) return found;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return [];
+}
+
 async function recordsMatching(predicate: (record: Record<string, unknown>) => boolean): Promise<Record<string, unknown>[]> {
   return (await gate.auditRecords()).filter(predicate);
 }
@@ -131,12 +141,16 @@ describe('refused by etcdgate itself, never forwarded', () => {
   it('a frame declaring 4 GiB -> RESOURCE_EXHAUSTED', async () => {
     const reply = await rawHttp2('/etcdserverpb.KV/Range', frame(Buffer.from([0x0a, 0x01, 0x61]), 0xffff_ffff));
     expect(reply.grpcStatus).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    const records = await recordsEventually((r) => reasonOf(r) === 'message refused while being read' && JSON.stringify(r).includes('"action":"etcd.kv.range"'));
+    expect(records).not.toHaveLength(0);
   });
 
   it('a message over server.maxRecvBytes -> RESOURCE_EXHAUSTED', async () => {
     const big = encode('etcdserverpb.PutRequest', { key: Buffer.from('/big'), value: Buffer.alloc(8192, 0x62) });
     const error = await failure(rawUnary(root, '/etcdserverpb.KV/Put', big));
     expect(error.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    const records = await recordsEventually((r) => reasonOf(r) === 'message refused while being read' && JSON.stringify(r).includes('"action":"etcd.kv.put"'));
+    expect(records).not.toHaveLength(0);
     const got = await callEtcd(root, 'KV', 'Range', ['RangeRequest', { key: Buffer.from('/big'), count_only: true }], 'RangeResponse');
     expect(got['count']).toBeUndefined();
   });
@@ -153,6 +167,7 @@ describe('refused by etcdgate itself, never forwarded', () => {
   it('content-type text/plain is not gRPC: refused', async () => {
     const reply = await rawHttp2('/etcdserverpb.KV/Range', frame(encode('etcdserverpb.RangeRequest', { key: Buffer.from('/x') })), 'text/plain');
     expect(reply.httpStatus === 415 || (reply.grpcStatus !== undefined && reply.grpcStatus !== grpc.status.OK)).toBe(true);
+    expect(await recordsEventually((r) => reasonOf(r) === 'not a gRPC request')).not.toHaveLength(0);
   });
 
   it('an unknown method -> UNIMPLEMENTED', async () => {
@@ -160,6 +175,11 @@ describe('refused by etcdgate itself, never forwarded', () => {
     expect(error.code).toBe(grpc.status.UNIMPLEMENTED);
     const raw = await rawHttp2('/not.a.Service/Nothing', frame(Buffer.alloc(0)));
     expect(raw.grpcStatus).toBe(grpc.status.UNIMPLEMENTED);
+    const records = await recordsEventually((r) => reasonOf(r) === 'unknown method');
+    const paths = records.map((r) => JSON.stringify(r));
+    expect(paths.some((p) => p.includes('/etcdserverpb.KV/RangeStream'))).toBe(true);
+    expect(paths.some((p) => p.includes('/not.a.Service/Nothing'))).toBe(true);
+    expect(records[0]).toMatchObject({ user: { name: 'root' }, etcd: { response: { code: 12 } } });
   });
 });
 
