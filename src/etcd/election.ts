@@ -7,6 +7,7 @@
  */
 import { decoded, Details, EMPTY, keyAccess, keySummary } from './decoded.js';
 import { prefixEnd, recipePrefix } from './keys.js';
+import { decodeRecipeEntry } from './lock.js';
 import type { DecodedRequest } from './types.js';
 import { WireReader } from './wire.js';
 
@@ -51,24 +52,7 @@ function leaderDetails(leader: LeaderKey): Details {
 
 /** Election.Campaign: read and write on the prefix `name/`; a lease adds a write check on its keys. */
 export function decodeCampaignRequest(message: Buffer): DecodedRequest {
-  let name = EMPTY;
-  let lease = '0';
-  const r = new WireReader(message);
-  while (r.next()) {
-    switch (r.field) {
-      case 1: name = r.bytes(); break;
-      case 2: lease = r.int64(); break;
-      // Field 3 (value) is skipped on purpose.
-      default: r.skip();
-    }
-  }
-  const key = recipePrefix(name);
-  const end = prefixEnd(key);
-  return decoded(
-    [keyAccess('read', key, end), keyAccess('write', key, end)],
-    keySummary('campaign', key, end, new Details().int('lease', lease)),
-    lease !== '0' ? [{ leaseId: lease, kind: 'write' }] : [],
-  );
+  return decodeRecipeEntry('campaign', message);
 }
 
 /** Election.Proclaim: read and write on the leader key; its lease gets a write check (the value is put with it). */

@@ -9,8 +9,12 @@ import { prefixEnd, recipePrefix } from './keys.js';
 import type { DecodedRequest } from './types.js';
 import { WireReader } from './wire.js';
 
-/** Lock.Lock: read and write on the prefix `name/`; a lease adds a write check on its keys. */
-export function decodeLockRequest(message: Buffer): DecodedRequest {
+/**
+ * Lock and Campaign alike (field 1 name, field 2 lease; Campaign's value, field 3, is
+ * never read): they put `name/<lease in hex>` with the lease attached and read the whole
+ * `name/` prefix, so they need read and write on it, and the lease rule of KV.Put.
+ */
+export function decodeRecipeEntry(op: 'lock' | 'campaign', message: Buffer): DecodedRequest {
   let name = EMPTY;
   let lease = '0';
   const r = new WireReader(message);
@@ -23,12 +27,16 @@ export function decodeLockRequest(message: Buffer): DecodedRequest {
   }
   const key = recipePrefix(name);
   const end = prefixEnd(key);
-  // The lock key is put with the lease attached, so the lease rule of KV.Put applies too.
   return decoded(
     [keyAccess('read', key, end), keyAccess('write', key, end)],
-    keySummary('lock', key, end, new Details().int('lease', lease)),
+    keySummary(op, key, end, new Details().int('lease', lease)),
     lease !== '0' ? [{ leaseId: lease, kind: 'write' }] : [],
   );
+}
+
+/** Lock.Lock: read and write on the prefix `name/`; a lease adds a write check on its keys. */
+export function decodeLockRequest(message: Buffer): DecodedRequest {
+  return decodeRecipeEntry('lock', message);
 }
 
 /** Lock.Unlock: write on the key it names (the key Lock returned). */

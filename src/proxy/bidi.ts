@@ -4,10 +4,10 @@
  * identified, the audit sink can take records and an endpoint is available.
  */
 import type * as grpc from '@grpc/grpc-js';
-import type { MethodSpec } from '../etcd/types.js';
-import { callerOf, type Caller, type ProxyContext } from './context.js';
+import { DecodeError, type DecodedRequest, type MethodSpec } from '../etcd/types.js';
+import { callerOf, type Caller, type OpenStream, type ProxyContext } from './context.js';
 import { upstreamMetadata } from './metadata.js';
-import { AUDIT_UNAVAILABLE, endWithStatus, NO_UPSTREAM } from './status.js';
+import { AUDIT_UNAVAILABLE, endWithStatus, MALFORMED, NO_UPSTREAM } from './status.js';
 
 /** The codec of every registered method and upstream call: bytes in, the same bytes out. */
 export const passThrough = (buffer: Buffer): Buffer => buffer;
@@ -25,4 +25,15 @@ export function bidiHandler(context: ProxyContext, spec: MethodSpec, relay: Bidi
     if (endpoint === undefined) return endWithStatus(call, NO_UPSTREAM);
     relay(caller, call, endpoint.client.makeBidiStreamRequest(spec.path, passThrough, passThrough, upstreamMetadata(call.metadata)));
   };
+}
+
+/** Decodes one client message of a stream; a malformed one ends the stream with INVALID_ARGUMENT and gives undefined. */
+export function decodeStreamMessage(spec: MethodSpec, message: Buffer, stream: OpenStream): DecodedRequest | undefined {
+  try {
+    return spec.decode(message);
+  } catch (error: unknown) {
+    if (!(error instanceof DecodeError)) throw error;
+    stream.abort(MALFORMED);
+    return undefined;
+  }
 }

@@ -6,13 +6,13 @@
  * as etcd does when a renewal fails.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { DecodeError, type DecodedRequest, type MethodSpec } from '../etcd/types.js';
+import type { DecodedRequest, MethodSpec } from '../etcd/types.js';
 import type { Decision } from '../policy/types.js';
 import { authorize } from './authorize.js';
 import { callEvent, currentCaller, startClock, type Caller, type OpenStream, type ProxyContext } from './context.js';
 import { traceIdOf } from './metadata.js';
-import { bidiHandler } from './bidi.js';
-import { endWithStatus, MALFORMED, PERMISSION_DENIED, statusFromError, type Status } from './status.js';
+import { bidiHandler, decodeStreamMessage } from './bidi.js';
+import { endWithStatus, PERMISSION_DENIED, statusFromError, type Status } from './status.js';
 
 const OPENED: Decision = { allowed: true, reason: 'stream opened' };
 
@@ -71,14 +71,8 @@ class KeepAliveStream implements OpenStream {
   private async renew(message: Buffer): Promise<void> {
     if (this.closed) return;
     this.context.metrics.bytes('in', message.length);
-    let decoded: DecodedRequest;
-    try {
-      decoded = this.spec.decode(message);
-    } catch (error: unknown) {
-      if (!(error instanceof DecodeError)) throw error;
-      this.abort(MALFORMED);
-      return;
-    }
+    const decoded = decodeStreamMessage(this.spec, message, this);
+    if (decoded === undefined) return;
     let decision: Decision;
     try {
       // The policy in force now, not the one the stream was opened under.

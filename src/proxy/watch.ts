@@ -16,13 +16,13 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { KeySummary } from '../audit/types.js';
 import { encodeWatchCancelRequest, encodeWatchCanceled, readWatchResponse, type WatchResponseInfo } from '../etcd/responses.js';
-import { DecodeError, type DecodedRequest, type MethodSpec } from '../etcd/types.js';
+import type { MethodSpec } from '../etcd/types.js';
 import type { Access, Decision, Permissions } from '../policy/types.js';
 import { callEvent, currentCaller, startClock, type Caller, type OpenStream, type ProxyContext } from './context.js';
 import { traceIdOf } from './metadata.js';
 import { RATE_LIMITED_DECISION, TOO_MANY_WATCHERS_DECISION } from './limits.js';
-import { bidiHandler } from './bidi.js';
-import { endWithStatus, MALFORMED, PERMISSION_DENIED_MESSAGE, RATE_LIMITED, TOO_MANY_WATCHERS_MESSAGE, WATCHER_TOO_SLOW, type Status } from './status.js';
+import { bidiHandler, decodeStreamMessage } from './bidi.js';
+import { endWithStatus, PERMISSION_DENIED_MESSAGE, RATE_LIMITED, TOO_MANY_WATCHERS_MESSAGE, WATCHER_TOO_SLOW, type Status } from './status.js';
 
 interface Watcher {
   readonly summary: KeySummary;
@@ -81,14 +81,8 @@ class WatchStream implements OpenStream {
 
   private fromClient(message: Buffer): void {
     this.context.metrics.bytes('in', message.length);
-    let decoded: DecodedRequest;
-    try {
-      decoded = this.spec.decode(message);
-    } catch (error: unknown) {
-      if (!(error instanceof DecodeError)) throw error;
-      this.abort(MALFORMED);
-      return;
-    }
+    const decoded = decodeStreamMessage(this.spec, message, this);
+    if (decoded === undefined) return;
     if (decoded.accesses.length === 0) {
       // Cancel or progress request: nothing to authorize.
       this.toEtcd(message);
