@@ -12,7 +12,8 @@
  * txn, watch, watch-memory), --clients=1,64, --workers N, --cpu-prof (etcdgate writes
  * a V8 CPU profile to bench-results/profiles/ on exit), --no-docs, --targets=a,b (a
  * subset of grpc-proxy, etcdgate, etcdgate-audit-off, etcdgate-cache; direct always
- * runs), --baseline=PATH/dist/src/main.js (adds "etcdgate-baseline": another build,
+ * runs), --passthrough (adds "grpc-js-passthrough", a bare grpc-js pass-through with no
+ * policy and no audit, unary workloads only), --baseline=PATH/dist/src/main.js (adds "etcdgate-baseline": another build,
  * for A/B comparisons of an optimization in the same run).
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -61,6 +62,7 @@ const { values: flags } = parseArgs({
     'no-docs': { type: 'boolean', default: false },
     targets: { type: 'string' },
     baseline: { type: 'string' },
+    passthrough: { type: 'boolean' },
   },
 });
 
@@ -303,7 +305,7 @@ async function main(): Promise<void> {
 
     const targets: Target[] = [{ name: 'direct', address: etcd.address, proxy: undefined }];
     const wanted = flags.targets?.split(',');
-    const want = (name: string): boolean => wanted === undefined || wanted.includes(name) || name === 'etcdgate-baseline';
+    const want = (name: string): boolean => wanted === undefined || wanted.includes(name) || name === 'etcdgate-baseline' || name === 'grpc-js-passthrough';
     if (want('grpc-proxy')) {
       if (grpcProxyAvailable()) {
         const proxy = await startGrpcProxy(dir, pki, etcd);
@@ -320,6 +322,8 @@ async function main(): Promise<void> {
       // The default rate limit (10000/s per identity) would cap what the cache can show.
       { name: 'etcdgate-cache', audit: true, cache: true, extra: { limits: { requestsPerSecond: 0 } } },
       ...(flags.baseline === undefined ? [] : [{ name: 'etcdgate-baseline', audit: true, cache: false, main: path.resolve(flags.baseline) }]),
+      // The reference point: bare grpc-js, identity codecs, no policy, no audit (unary only).
+      ...(flags.passthrough === true ? [{ name: 'grpc-js-passthrough', audit: false, cache: false, main: path.join(root, 'dist-bench/bench/lib/passthrough-main.js') }] : []),
     ]) {
       if (!want(variant.name)) continue;
       const gateway = await startGateway(root, dir, pki, etcd, policyFile, variant, logDir);
@@ -350,7 +354,7 @@ async function main(): Promise<void> {
       }
     }
     if (workloads.includes('watch')) {
-      const eligible = targets.filter((t) => t.name !== 'etcdgate-cache');
+      const eligible = targets.filter((t) => t.name !== 'etcdgate-cache' && t.name !== 'grpc-js-passthrough');
       for (let round = 1; round <= rounds; round++) {
         for (const target of eligible) {
           const point = await measureWatch(target, direct, pki, round);
