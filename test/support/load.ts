@@ -7,6 +7,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { decode, encode } from './etcd-messages.js';
+import { prefixEnd as wirePrefixEnd } from '../../src/etcd/keys.js';
 
 const passThrough = (buffer: Buffer): Buffer => buffer;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -203,14 +204,7 @@ export interface ResumingWatchOptions {
 
 /** Key after the last key with `prefix` (etcd's prefix range end). */
 export function prefixEnd(prefix: string): Buffer {
-  const end = Buffer.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i] !== 0xff) {
-      end[i] = (end[i] ?? 0) + 1;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return Buffer.from([0]);
+  return wirePrefixEnd(Buffer.from(prefix));
 }
 
 /** The keys etcd holds under `prefix`, read with one keys-only Range through `client`. */
