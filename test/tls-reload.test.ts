@@ -180,10 +180,12 @@ describe('upstream credentials reload', () => {
       await eventually('upstream calls work again', () => put('/upstream/after').then(() => true, () => false), Boolean);
 
       // The watch opened before both swaps still delivers.
-      const events = collectWatch(stream, (rs) => rs.some((r) => ((r['events'] as unknown[] | undefined) ?? []).length > 0));
+      // Wait for this key's event: the event of '/upstream/after' may still be on its way.
+      const eventKeys = (rs: Record<string, unknown>[]): string[] =>
+        rs.flatMap((r) => ((r['events'] as { kv: { key: Buffer } }[] | undefined) ?? []).map((e) => e.kv.key.toString()));
+      const events = collectWatch(stream, (rs) => eventKeys(rs).includes('/upstream/watched'));
       await put('/upstream/watched');
-      const keys = (await events).flatMap((r) => ((r['events'] as { kv: { key: Buffer } }[] | undefined) ?? []).map((e) => e.kv.key.toString()));
-      expect(keys).toContain('/upstream/watched');
+      expect(eventKeys(await events)).toContain('/upstream/watched');
       stream.cancel();
     } finally {
       client.close();
