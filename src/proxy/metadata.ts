@@ -15,8 +15,8 @@ const FORWARDED_KEYS: readonly string[] = ['hasleader', 'client-api-version', 't
  */
 const NOTHING_FORWARDED = new grpc.Metadata();
 
-/** Copies the allowlisted entries of a client's metadata into a Metadata for etcd. */
-export function upstreamMetadata(incoming: grpc.Metadata): grpc.Metadata {
+/** The allowlisted entries of a client's metadata, or undefined when there are none. */
+export function forwardedMetadata(incoming: grpc.Metadata): grpc.Metadata | undefined {
   let outgoing: grpc.Metadata | undefined;
   for (const key of FORWARDED_KEYS) {
     const values = incoming.get(key);
@@ -24,16 +24,12 @@ export function upstreamMetadata(incoming: grpc.Metadata): grpc.Metadata {
     outgoing ??= new grpc.Metadata();
     for (const value of values) outgoing.add(key, value);
   }
-  return outgoing ?? NOTHING_FORWARDED;
+  return outgoing;
 }
 
-/**
- * Whether etcd's response headers carry anything beyond what grpc-js sends on its own
- * (content-type): only then is relaying them worth a separate header write per call.
- */
-export function hasCustomHeaders(headers: grpc.Metadata): boolean {
-  for (const key of Object.keys(headers.getMap())) if (key !== 'content-type') return true;
-  return false;
+/** Copies the allowlisted entries of a client's metadata into a Metadata for a grpc-js call to etcd. */
+export function upstreamMetadata(incoming: grpc.Metadata): grpc.Metadata {
+  return forwardedMetadata(incoming) ?? NOTHING_FORWARDED;
 }
 
 /** The W3C trace id from a `traceparent` header ("00-<32 hex>-<16 hex>-<2 hex>"), if well-formed. */

@@ -10,7 +10,7 @@ import type { Decision } from '../policy/types.js';
 import { authorize } from './authorize.js';
 import { callerOf, callEvent, deadlineOf, startClock, type ProxyContext } from './context.js';
 import { forwardUnary } from './forward.js';
-import { hasCustomHeaders, traceIdOf, upstreamMetadata } from './metadata.js';
+import { forwardedMetadata, traceIdOf } from './metadata.js';
 import { RATE_LIMITED_DECISION } from './limits.js';
 import { AUDIT_UNAVAILABLE, MALFORMED, PERMISSION_DENIED, RATE_LIMITED, SHUTTING_DOWN, statusFromError, type Status } from './status.js';
 
@@ -120,14 +120,14 @@ async function handleUnary(
   call.once('cancelled', onCancelled);
   try {
     const reply = await forwardUnary(context, spec.path, request, {
-      metadata: upstreamMetadata(call.metadata),
+      metadata: forwardedMetadata(call.metadata),
       ...deadlineOf(call),
       idempotent: IDEMPOTENT.has(spec.path),
       onCancel: (fn) => {
         cancel = fn;
       },
     });
-    if (reply.headers !== undefined && hasCustomHeaders(reply.headers)) call.sendMetadata(reply.headers);
+    if (reply.headers !== undefined) call.sendMetadata(reply.headers);
     const response = spec.path === MEMBER_LIST ? rewriteMemberListUrls(reply.response, context.advertiseClientUrls) : reply.response;
     if (cacheable !== undefined) cache?.store(cacheable, response);
     finish(undefined, response, reply.trailers);

@@ -1,5 +1,6 @@
 /**
- * Upstream: one gRPC channel per etcd endpoint, all over TLS with etcdgate's own client
+ * Upstream: per etcd endpoint, one gRPC channel for streams and one plain HTTP/2 session
+ * for unary calls (unary-connection.ts), all over TLS with etcdgate's own client
  * certificate. Calls go to the first endpoint whose channel is READY, in configured
  * order, so a dead member is skipped as soon as its channel notices; the channels keep
  * reconnecting in the background and an endpoint comes back by itself.
@@ -17,11 +18,16 @@ import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { UpstreamConfig } from '../config/types.js';
 import type { Metrics } from '../observability/metrics-types.js';
+import { VERSION } from '../version.js';
+import { UnaryConnection } from './unary-connection.js';
 
 export interface Endpoint {
   /** The configured URL, used as the metric label. */
   readonly url: string;
+  /** Streams (Watch, LeaseKeepAlive, Snapshot) and the channel state that picks endpoints. */
   readonly client: grpc.Client;
+  /** Unary calls. */
+  readonly unary: UnaryConnection;
 }
 
 const { READY, TRANSIENT_FAILURE, SHUTDOWN } = grpc.connectivityState;
@@ -101,7 +107,7 @@ export class UpstreamPool {
   private closeGeneration(entry: { generation: Generation; timer: NodeJS.Timeout }): void {
     clearTimeout(entry.timer);
     this.retiring.delete(entry);
-    for (const endpoint of entry.generation.endpoints) endpoint.client.close();
+    for (const endpoint of entry.generation.endpoints) closeEndpoint(endpoint);
   }
 
   private build(material: UpstreamMaterial, first = false): Generation {
@@ -127,6 +133,15 @@ export class UpstreamPool {
       // One channel, not several per endpoint: measured, spreading unary calls over four
       // connections raised CPU per call (fewer frames coalesced per write) for no gain.
       client: new grpc.Client(endpointTarget(url), credentials, { ...options, 'grpc.use_local_subchannel_pool': 1 }),
+      unary: new UnaryConnection(`https://${endpointTarget(url)}`, {
+        ...material,
+        serverName: config.tls.serverName,
+        maxRecvBytes: config.maxRecvBytes,
+        dialTimeoutMs: config.dialTimeoutMs,
+        keepaliveTimeMs: config.keepaliveTimeMs,
+        keepaliveTimeoutMs: config.keepaliveTimeoutMs,
+        userAgent: `etcdgate/${VERSION}`,
+      }),
     }));
     const generation: Generation = { endpoints, up: endpoints.map(() => false), retired: false };
     endpoints.forEach((endpoint, index) => {
@@ -175,6 +190,11 @@ export class UpstreamPool {
   close(): void {
     this.closed = true;
     for (const entry of [...this.retiring]) this.closeGeneration(entry);
-    for (const endpoint of this.current.endpoints) endpoint.client.close();
+    for (const endpoint of this.current.endpoints) closeEndpoint(endpoint);
   }
+}
+
+function closeEndpoint(endpoint: Endpoint): void {
+  endpoint.client.close();
+  endpoint.unary.close();
 }
