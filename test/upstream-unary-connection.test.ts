@@ -1,0 +1,302 @@
+/**
+ * The unary path to etcd (src/upstream/unary-connection.ts), on its own: against a real
+ * etcd for answers, errors and the response size limit, and against a scripted HTTP/2
+ * server for what etcd will not do on demand (never answer, refuse a stream, reset, go
+ * away). Each failure must come back as the status a gRPC client would see, and say
+ * whether etcd can have seen the request (only then may a write not be repeated).
+ */
+import { readFileSync } from 'node:fs';
+import * as http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import * as net from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UnaryConnection, type UnaryConnectionOptions, type UnaryFailure, type UnaryReply } from '../src/upstream/unary-connection.js';
+import { decode, encode } from './support/etcd-messages.js';
+import { startEtcd, type EtcdCluster } from './support/etcd.js';
+import { makePki, type Pki } from './support/pki.js';
+
+const RANGE = '/etcdserverpb.KV/Range';
+const PUT = '/etcdserverpb.KV/Put';
+
+let pki: Pki;
+let etcd: EtcdCluster;
+const opened: UnaryConnection[] = [];
+
+beforeAll(async () => {
+  pki = await makePki();
+  etcd = await startEtcd(pki);
+}, 60_000);
+
+afterAll(async () => {
+  for (const connection of opened) connection.close();
+  await etcd.stop();
+  await pki.remove();
+});
+
+function connect(url: string, overrides: Partial<UnaryConnectionOptions> = {}): UnaryConnection {
+  const connection = new UnaryConnection(url, {
+    ca: readFileSync(pki.ca),
+    cert: readFileSync(pki.upstreamClient.cert),
+    key: readFileSync(pki.upstreamClient.key),
+    maxRecvBytes: -1,
+    dialTimeoutMs: 2_000,
+    keepaliveTimeMs: 30_000,
+    keepaliveTimeoutMs: 10_000,
+    userAgent: 'etcdgate/test',
+    ...overrides,
+  });
+  opened.push(connection);
+  return connection;
+}
+
+/** The failure a call rejected with (fails the test if it succeeded). */
+async function failureOf(call: Promise<UnaryReply>): Promise<UnaryFailure> {
+  return call.then(
+    () => expect.fail('the call was expected to fail'),
+    (error: UnaryFailure) => error,
+  );
+}
+
+function etcdUrl(): string {
+  const url = etcd.endpoints[0];
+  if (url === undefined) throw new Error('no etcd endpoint');
+  return url;
+}
+
+describe('against a real etcd', () => {
+  it("returns etcd's response bytes for a write and a read", async () => {
+    const connection = connect(etcdUrl());
+    const put = await connection.call(PUT, encode('etcdserverpb.PutRequest', { key: Buffer.from('/uc/a'), value: Buffer.from('one') }));
+    const putHeader = decode('etcdserverpb.PutResponse', put.response)['header'] as { revision: string };
+    const range = await connection.call(RANGE, encode('etcdserverpb.RangeRequest', { key: Buffer.from('/uc/a') }));
+    const decoded = decode('etcdserverpb.RangeResponse', range.response) as { kvs: { key: Buffer; value: Buffer }[]; header: { revision: string } };
+    expect(decoded.kvs.map((kv) => kv.value.toString())).toEqual(['one']);
+    expect(decoded.header.revision).toBe(putHeader.revision);
+    // etcd's trailers hold only grpc-status and grpc-message: nothing to relay.
+    expect(range.trailers).toBeUndefined();
+  });
+
+  it("keeps etcd's own error code and message", async () => {
+    const connection = connect(etcdUrl());
+    const failure = await failureOf(connection.call(RANGE, encode('etcdserverpb.RangeRequest', { key: Buffer.from('/uc/a'), revision: 1_000_000 })));
+    expect(failure.code).toBe(grpc.status.OUT_OF_RANGE);
+    expect(failure.details).toBe('etcdserver: mvcc: required revision is a future revision');
+    expect(failure.notSent).toBe(false);
+  });
+
+  it('refuses a response larger than maxRecvBytes, and takes it without a limit', async () => {
+    const big = Buffer.alloc(64 * 1024, 'x');
+    await connect(etcdUrl()).call(PUT, encode('etcdserverpb.PutRequest', { key: Buffer.from('/uc/big'), value: big }));
+    const request = encode('etcdserverpb.RangeRequest', { key: Buffer.from('/uc/big') });
+    const failure = await failureOf(connect(etcdUrl(), { maxRecvBytes: 1024 }).call(RANGE, request));
+    expect(failure.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(failure.details).toContain('upstream.maxRecvBytes');
+    const whole = await connect(etcdUrl()).call(RANGE, request);
+    const decoded = decode('etcdserverpb.RangeResponse', whole.response) as { kvs: { value: Buffer }[] };
+    expect(decoded.kvs[0]?.value.equals(big)).toBe(true);
+  });
+
+  it('a past deadline fails at once and nothing is sent', async () => {
+    const failure = await failureOf(connect(etcdUrl()).call(RANGE, encode('etcdserverpb.RangeRequest', { key: Buffer.from('/uc/a') }), { deadline: Date.now() - 1 }));
+    expect(failure.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    expect(failure.notSent).toBe(true);
+  });
+
+  it('a client certificate etcd does not trust is UNAVAILABLE and marked not sent', async () => {
+    const rogue = pki.client('rogue');
+    const connection = connect(etcdUrl(), { cert: readFileSync(rogue.cert), key: readFileSync(rogue.key) });
+    const failure = await failureOf(connection.call(PUT, encode('etcdserverpb.PutRequest', { key: Buffer.from('/uc/rogue'), value: Buffer.from('v') })));
+    expect(failure.code).toBe(grpc.status.UNAVAILABLE);
+    expect(failure.notSent).toBe(true);
+  });
+
+  it('a closed port is UNAVAILABLE and marked not sent', async () => {
+    const port = await closedPort();
+    const failure = await failureOf(connect(`https://127.0.0.1:${port}`).call(RANGE, encode('etcdserverpb.RangeRequest', { key: Buffer.from('/uc/a') })));
+    expect(failure.code).toBe(grpc.status.UNAVAILABLE);
+    expect(failure.notSent).toBe(true);
+  });
+});
+
+/** How the scripted server treats each stream. */
+type Script = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
+
+/** A TLS HTTP/2 server with etcd's certificate that runs `script` on every stream. */
+async function scriptedServer(script: Script): Promise<{ url: string; sessionsOpened(): number; close(): Promise<void> }> {
+  const server = http2.createSecureServer({ cert: readFileSync(pki.etcdServer.cert), key: readFileSync(pki.etcdServer.key) });
+  const sessions = new Set<http2.ServerHttp2Session>();
+  let opened = 0;
+  server.on('session', (session) => {
+    opened += 1;
+    sessions.add(session);
+    session.on('close', () => sessions.delete(session));
+  });
+  server.on('stream', (stream, headers) => {
+    // Resetting a stream on purpose makes it emit 'error' on this side too.
+    stream.on('error', () => undefined);
+    script(stream, headers);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `https://127.0.0.1:${port}`,
+    sessionsOpened: () => opened,
+    close: () =>
+      new Promise((resolve) => {
+        for (const session of sessions) session.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+async function closedPort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
+}
+
+describe('against a scripted HTTP/2 server', () => {
+  it('sends a gRPC request: POST, content-type, te, grpc-timeout, user-agent and the forwarded metadata', async () => {
+    let seen: http2.IncomingHttpHeaders | undefined;
+    let body = Buffer.alloc(0);
+    const server = await scriptedServer((stream, headers) => {
+      seen = headers;
+      stream.on('data', (chunk: Buffer) => {
+        body = Buffer.concat([body, chunk]);
+      });
+      stream.on('end', () => {
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'x-from-etcd': 'h' }, { waitForTrailers: true });
+        stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0', 'x-trailer': 't' }));
+        stream.end(Buffer.from([0, 0, 0, 0, 2, 0x08, 0x01]));
+      });
+    });
+    try {
+      const metadata = new grpc.Metadata();
+      metadata.set('hasleader', 'true');
+      const reply = await connect(server.url).call(RANGE, Buffer.from([0x0a, 0x01, 0x61]), { metadata, deadline: Date.now() + 5_000 });
+      expect(reply.response).toEqual(Buffer.from([0x08, 0x01]));
+      expect(reply.headers?.get('x-from-etcd')).toEqual(['h']);
+      expect(reply.trailers?.get('x-trailer')).toEqual(['t']);
+      expect(seen?.[':method']).toBe('POST');
+      expect(seen?.[':path']).toBe(RANGE);
+      expect(seen?.['content-type']).toBe('application/grpc');
+      expect(seen?.['te']).toBe('trailers');
+      expect(seen?.['user-agent']).toBe('etcdgate/test');
+      expect(seen?.['hasleader']).toBe('true');
+      expect(seen?.['grpc-timeout']).toMatch(/^\d+m$/u);
+      // The request went out framed: uncompressed flag, 4-byte length, the bytes themselves.
+      expect(body).toEqual(Buffer.from([0, 0, 0, 0, 3, 0x0a, 0x01, 0x61]));
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a server that never answers: DEADLINE_EXCEEDED at the deadline, and the stream is cancelled', async () => {
+    let reset: number | undefined;
+    const server = await scriptedServer((stream) => {
+      stream.on('close', () => {
+        reset = stream.rstCode;
+      });
+    });
+    try {
+      const failure = await failureOf(connect(server.url).call(PUT, Buffer.alloc(3), { deadline: Date.now() + 300 }));
+      expect(failure.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+      expect(failure.notSent).toBe(false);
+      await expect.poll(() => reset).toBe(http2.constants.NGHTTP2_CANCEL);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('cancelling a call resets its stream and rejects with CANCELLED', async () => {
+    let reset: number | undefined;
+    let arrive = (): void => undefined;
+    const arrived = new Promise<void>((resolve) => {
+      arrive = resolve;
+    });
+    const server = await scriptedServer((stream) => {
+      arrive();
+      stream.on('close', () => {
+        reset = stream.rstCode;
+      });
+    });
+    try {
+      let cancel: (() => void) | undefined;
+      const call = connect(server.url).call(RANGE, Buffer.alloc(0), { onCancel: (fn) => (cancel = fn) });
+      await arrived;
+      cancel?.();
+      const failure = await failureOf(call);
+      expect(failure.code).toBe(grpc.status.CANCELLED);
+      await expect.poll(() => reset).toBe(http2.constants.NGHTTP2_CANCEL);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a refused stream is UNAVAILABLE and not sent; another reset is INTERNAL and may have been', async () => {
+    const server = await scriptedServer((stream, headers) => {
+      stream.close(headers['x-test'] === 'refuse' ? http2.constants.NGHTTP2_REFUSED_STREAM : http2.constants.NGHTTP2_INTERNAL_ERROR);
+    });
+    try {
+      const connection = connect(server.url);
+      const refuse = new grpc.Metadata();
+      refuse.set('x-test', 'refuse');
+      const refused = await failureOf(connection.call(PUT, Buffer.alloc(0), { metadata: refuse }));
+      expect(refused.code).toBe(grpc.status.UNAVAILABLE);
+      expect(refused.notSent).toBe(true);
+      const reset = await failureOf(connection.call(PUT, Buffer.alloc(0)));
+      expect(reset.code).toBe(grpc.status.INTERNAL);
+      expect(reset.notSent).toBe(false);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a non-gRPC answer or a malformed frame is an error, never a response', async () => {
+    const server = await scriptedServer((stream, headers) => {
+      if (headers[':path'] === '/http') {
+        stream.respond({ ':status': 502 });
+        stream.end('bad gateway');
+        return;
+      }
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      // Declares 10 bytes, carries 2.
+      stream.end(Buffer.from([0, 0, 0, 0, 10, 1, 2]));
+    });
+    try {
+      const connection = connect(server.url);
+      const http = await failureOf(connection.call('/http', Buffer.alloc(0)));
+      expect(http.code).toBe(grpc.status.UNKNOWN);
+      expect(http.details).toContain('HTTP 502');
+      const malformed = await failureOf(connection.call(RANGE, Buffer.alloc(0)));
+      expect(malformed.code).toBe(grpc.status.INTERNAL);
+      expect(malformed.details).toContain('malformed response frame');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('after the server goes away, the next call opens a new session', async () => {
+    const server = await scriptedServer((stream) => {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      stream.end(Buffer.from([0, 0, 0, 0, 0]));
+      stream.session?.close();
+    });
+    try {
+      const connection = connect(server.url);
+      // Each answer comes with a GOAWAY; each call still succeeds, on its own session.
+      for (let i = 0; i < 3; i += 1) {
+        const reply = await connection.call(RANGE, Buffer.alloc(0));
+        expect(reply.response.length).toBe(0);
+      }
+      expect(server.sessionsOpened()).toBe(3);
+    } finally {
+      await server.close();
+    }
+  });
+});
