@@ -5,6 +5,10 @@
  * the sink has taken it. When the queue is full, onFailure decides: "deny" reports
  * not-accepting (the proxy then refuses new calls) until it has drained to half,
  * "allow" keeps accepting; in both cases records beyond the bound are dropped and counted.
+ * Records wait as strings and are encoded to UTF-8 a batch at a time, one buffer per
+ * write rather than one per record. With `lingerMs`, the writer waits that long before a
+ * batch so that more records share a write (a write costs far more than a record); it
+ * stops waiting at once for flush(), close() or a full batch, and never delays a retry.
  */
 import type { Metrics } from '../observability/metrics-types.js';
 
@@ -58,6 +62,8 @@ export interface DeliveryQueueOptions {
   readonly retry?: RetryOptions | undefined;
   /** Largest batch handed to the transport at once, bytes (a single larger record is sent alone). */
   readonly maxBatchBytes?: number | undefined;
+  /** How long a batch may wait for more records before it is written, ms (default 0: no wait). */
+  readonly lingerMs?: number | undefined;
 }
 
 interface FlushWaiter {
@@ -71,6 +77,8 @@ interface FlushWaiter {
 interface Batch {
   chunk: Buffer;
   readonly records: number;
+  /** UTF-16 length of its records (for the linger's rough size count). */
+  readonly chars: number;
 }
 
 function errorText(err: unknown): string {
@@ -87,10 +95,14 @@ export class DeliveryQueue {
   readonly #logger: AuditLogger | undefined;
   readonly #retry: RetryOptions;
   readonly #maxBatchBytes: number;
+  readonly #lingerMs: number;
 
-  // Records in order; the first #head entries are written and awaiting compaction.
-  #records: Buffer[] = [];
+  // Encoded records (complete lines or frames) in order; the first #head entries are
+  // written and awaiting compaction.
+  #records: string[] = [];
   #head = 0;
+  /** UTF-16 length of the records waiting: a lower bound on their UTF-8 size, so a full batch waits once it reaches maxBatchBytes. */
+  #chars = 0;
   #batch: Batch | null = null;
   #enqueued = 0;
   #written = 0;
@@ -104,6 +116,7 @@ export class DeliveryQueue {
   #closing: Promise<void> | null = null;
   #backoffMs: number;
   #wake: (() => void) | null = null;
+  #endLinger: (() => void) | null = null;
 
   constructor(transport: Transport, options: DeliveryQueueOptions) {
     if (!Number.isInteger(options.capacity) || options.capacity < 1) {
@@ -117,6 +130,7 @@ export class DeliveryQueue {
     this.#logger = options.logger;
     this.#retry = options.retry ?? DEFAULT_RETRY;
     this.#maxBatchBytes = options.maxBatchBytes ?? 1024 * 1024;
+    this.#lingerMs = options.lingerMs ?? 0;
     this.#backoffMs = this.#retry.initialMs;
   }
 
@@ -130,14 +144,20 @@ export class DeliveryQueue {
     return !this.#blocked;
   }
 
-  /** Queues one encoded record; false (and counted as a failure) when it had to be dropped. */
-  push(record: Buffer): boolean {
+  /**
+   * Queues one encoded record (a complete line or frame, written as UTF-8); false (and
+   * counted as a failure) when it had to be dropped.
+   */
+  push(record: string): boolean {
     if (this.#closed || this.size >= this.#capacity) {
       this.#drop(1, this.#closed ? 'audit trail closed: record dropped' : 'audit buffer full: records dropped');
       return false;
     }
     this.#records.push(record);
     this.#enqueued += 1;
+    this.#chars += record.length;
+    // A full batch is worth writing now (a UTF-16 unit is at least one byte).
+    if (this.#chars >= this.#maxBatchBytes) this.#endLinger?.();
     if (this.#deny && !this.#blocked && this.size >= this.#capacity) {
       this.#blocked = true;
       this.#logger?.error({ sink: this.#transport.description, buffered: this.size }, 'audit buffer full: refusing new calls until the sink catches up');
@@ -152,6 +172,7 @@ export class DeliveryQueue {
     if (this.#written >= this.#enqueued) return Promise.resolve();
     return new Promise((resolve, reject) => {
       this.#waiters.push({ target: this.#enqueued, resolve, reject });
+      this.#endLinger?.();
     });
   }
 
@@ -173,6 +194,7 @@ export class DeliveryQueue {
   async #close(): Promise<void> {
     this.#closed = true;
     this.#wake?.();
+    this.#endLinger?.();
     try {
       await this.flush();
     } catch {
@@ -193,24 +215,36 @@ export class DeliveryQueue {
     }
   }
 
-  /** The records at the head of the queue, up to maxBatchBytes, as one buffer. */
+  /** The records at the head of the queue, up to maxBatchBytes, encoded into one buffer. */
   #takeBatch(): Batch {
-    const parts: Buffer[] = [];
-    let bytes = 0;
-    for (let i = this.#head; i < this.#records.length; i += 1) {
-      const record = this.#records[i];
-      if (record === undefined) break;
-      if (parts.length > 0 && bytes + record.length > this.#maxBatchBytes) break;
-      parts.push(record);
-      bytes += record.length;
+    const first = this.#records[this.#head];
+    if (first === undefined) return { chunk: Buffer.alloc(0), records: 0, chars: 0 };
+    let bytes = Buffer.byteLength(first, 'utf8');
+    let end = this.#head + 1;
+    for (; end < this.#records.length; end += 1) {
+      const record = this.#records[end] as string;
+      const size = Buffer.byteLength(record, 'utf8');
+      if (bytes + size > this.#maxBatchBytes) break;
+      bytes += size;
     }
-    return { chunk: parts.length === 1 && parts[0] !== undefined ? parts[0] : Buffer.concat(parts, bytes), records: parts.length };
+    if (end === this.#head + 1) return { chunk: Buffer.from(first, 'utf8'), records: 1, chars: first.length };
+    const chunk = Buffer.allocUnsafe(bytes);
+    let offset = 0;
+    let chars = 0;
+    for (let i = this.#head; i < end; i += 1) {
+      const record = this.#records[i] as string;
+      offset += chunk.write(record, offset, 'utf8');
+      chars += record.length;
+    }
+    return { chunk, records: end - this.#head, chars };
   }
 
   async #pump(): Promise<void> {
     this.#pumping = true;
     try {
       while (this.#batch !== null || this.size > 0) {
+        const lingering = this.#batch === null ? this.#linger() : undefined;
+        if (lingering !== undefined) await lingering;
         const batch = this.#batch ?? this.#takeBatch();
         this.#batch = batch;
         try {
@@ -227,6 +261,7 @@ export class DeliveryQueue {
           continue;
         }
         this.#batch = null;
+        this.#chars -= batch.chars;
         this.#onWritten(batch.records);
       }
     } finally {
@@ -283,6 +318,7 @@ export class DeliveryQueue {
     const lost = this.size;
     this.#records = [];
     this.#head = 0;
+    this.#chars = 0;
     this.#batch = null;
     // Nothing is pending any more: later flush() calls resolve at once.
     this.#enqueued = this.#written;
@@ -292,6 +328,20 @@ export class DeliveryQueue {
     const error = new Error(`audit sink failed: ${String(lost)} records not written`);
     for (const waiter of this.#waiters) waiter.reject(error);
     this.#waiters = [];
+  }
+
+  /** Before a new batch: waits up to lingerMs for more records, unless someone waits for them. */
+  #linger(): Promise<void> | undefined {
+    if (this.#lingerMs <= 0 || this.#closed || this.#waiters.length > 0 || this.#chars >= this.#maxBatchBytes) return undefined;
+    return new Promise<void>((resolve) => {
+      const end = (): void => {
+        clearTimeout(timer);
+        this.#endLinger = null;
+        resolve();
+      };
+      const timer = setTimeout(end, this.#lingerMs);
+      this.#endLinger = end;
+    });
   }
 
   /** Waits ms, or less if close() wakes it. */

@@ -45,6 +45,38 @@ export function renderKey(bytes: Buffer): RenderedKey {
 }
 
 /**
+ * Whether every byte is printable US-ASCII (0x20-0x7e), the common case of etcd keys.
+ * Such bytes are valid UTF-8 whose text has no unsafe unit, so renderKey would show them
+ * as text; checking the bytes directly skips the UTF-8 validation and decoding.
+ */
+function isPrintableAscii(bytes: Buffer): boolean {
+  for (let i = 0; i < bytes.length; i += 1) {
+    const byte = bytes[i] as number;
+    if (byte < 0x20 || byte > 0x7e) return false;
+  }
+  return true;
+}
+
+/**
+ * The JSON member `"field":"text"` or `"field_base64":"..."` that putKey would add for the
+ * same bytes, for records written directly as text; undefined for non-Buffer input.
+ * `field` is written as given, so callers pass a constant field name. Printable text holds
+ * no control, DEL, C1, separator or lone surrogate, so only `"` and `\` can need escaping.
+ */
+export function keyMember(field: string, bytes: unknown): string | undefined {
+  if (!Buffer.isBuffer(bytes)) return undefined;
+  if (isPrintableAscii(bytes)) {
+    const text = bytes.toString('latin1');
+    const quoted = text.includes('"') || text.includes('\\') ? JSON.stringify(text) : `"${text}"`;
+    return `"${field}":${quoted}`;
+  }
+  const rendered = renderKey(bytes);
+  if ('text' in rendered) return `"${field}":${JSON.stringify(rendered.text)}`;
+  // Base64 digits need no escaping.
+  return `"${field}_base64":"${rendered.base64}"`;
+}
+
+/**
  * Adds `field` (printable) or `field_base64` to `target` for the given bytes. Non-Buffer
  * input is ignored: the audit trail never serializes anything it was not meant to.
  */

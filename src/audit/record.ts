@@ -4,11 +4,18 @@
  * names and metadata only; a CallEvent never holds a value, and this builder copies
  * only the fields it names, so nothing else that an event might carry reaches the log.
  * docs/audit-schema.md describes every field with examples.
+ *
+ * Each record exists in two forms. buildCallRecord/buildHandshakeRecord make the object
+ * (tests and scripts read it; serializeRecord turns it into a line). The auditor calls
+ * serializeCallRecord/serializeHandshakeRecord, which write the same line directly as
+ * text, byte for byte: same fields, same order, same escaping, without an object tree,
+ * and with the per-connection parts (user.name, tls.client) serialized once per identity.
+ * test/audit-record-fast-path.test.ts holds the two forms to that.
  */
 import { displayName } from '../tls/identity.js';
 import type { Identity } from '../tls/identity.js';
 import type { CallEvent, CallEventKind, HandshakeEvent, KeySummary } from './types.js';
-import { putKey } from './key-render.js';
+import { keyMember, putKey } from './key-render.js';
 import { grpcCodeName } from '../grpc-codes.js';
 
 /** ECS version the field names follow. */
@@ -259,12 +266,16 @@ function sourceFields(address: unknown, port: unknown): JsonObject {
  */
 const RAW_UNSAFE = /[\u007f-\u009f\u2028\u2029]/gu;
 
-/** A record as one line of JSON: no raw control, line or paragraph separator characters. */
-export function serializeRecord(record: JsonObject): string {
-  const json = JSON.stringify(record);
+/** JSON text with the RAW_UNSAFE characters escaped as \\uXXXX. */
+function escapeRawUnsafe(json: string): string {
   RAW_UNSAFE.lastIndex = 0;
   if (!RAW_UNSAFE.test(json)) return json;
   return json.replace(RAW_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** A record as one line of JSON: no raw control, line or paragraph separator characters. */
+export function serializeRecord(record: JsonObject): string {
+  return escapeRawUnsafe(JSON.stringify(record));
 }
 
 /** Builds the record of one call (or stream event) described by the proxy. */
@@ -354,4 +365,298 @@ export function buildHandshakeRecord(event: HandshakeEvent, context: RecordConte
   }
   record['etcdgate'] = etcdgateFields(context, 'handshake.refused');
   return record;
+}
+
+// ---------------------------------------------------------------------------------------
+// The same records written directly as text. Every function below mirrors one step of
+// the object builders above and yields exactly the characters serializeRecord would
+// write for it; JSON members are written in the order the object builders insert them.
+// ---------------------------------------------------------------------------------------
+
+/**
+ * Characters after which a string needs more than two quotes to be the JSON that
+ * serializeRecord writes: the ones JSON.stringify escapes (`"`, `\`, C0 controls, lone
+ * surrogates; any surrogate is sent the slow way, to keep this test simple) and the
+ * RAW_UNSAFE ones. Most strings in a record have none of them.
+ */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what this looks for
+const NEEDS_ESCAPING = /["\\\u0000-\u001f\u007f-\u009f\u2028\u2029\ud800-\udfff]/;
+
+/** A string as serializeRecord writes it. */
+function jsonString(value: string): string {
+  return NEEDS_ESCAPING.test(value) ? escapeRawUnsafe(JSON.stringify(value)) : `"${value}"`;
+}
+
+/** A string from the event through text(), as JSON; undefined when the field is left out. */
+function jsonText(value: unknown): string | undefined {
+  const t = text(value);
+  return t === undefined ? undefined : jsonString(t);
+}
+
+/** A number as JSON.stringify writes it (non-finite numbers become null). */
+function jsonNumber(value: number): string {
+  return Number.isFinite(value) ? String(value) : 'null';
+}
+
+/**
+ * A value the object builders copy without narrowing (context fields, event.kind, the
+ * display name), as JSON.stringify writes it as an object member; undefined when it
+ * would be left out (undefined, functions, symbols).
+ */
+function jsonAny(value: unknown): string | undefined {
+  if (typeof value === 'string') return jsonString(value);
+  const json = JSON.stringify(value) as string | undefined;
+  return json === undefined ? undefined : escapeRawUnsafe(json);
+}
+
+/** The same, as an array element: JSON.stringify writes null where a member would be left out. */
+function jsonItem(value: unknown): string {
+  return jsonAny(value) ?? 'null';
+}
+
+/** `body` (an object's members so far) with `"name":json` appended; unchanged for undefined. */
+function member(body: string, name: string, json: string | undefined): string {
+  if (json === undefined) return body;
+  return body === '' ? `"${name}":${json}` : `${body},"${name}":${json}`;
+}
+
+/** Two runs of members joined, either of which may be empty. */
+function members(body: string, more: string | undefined): string {
+  if (more === undefined || more === '') return body;
+  return body === '' ? more : `${body},${more}`;
+}
+
+/** texts() as a JSON array's elements. */
+function jsonTexts(values: unknown): string {
+  if (!Array.isArray(values)) return '';
+  let items = '';
+  for (const value of values) {
+    const t = text(value);
+    if (t !== undefined) items = items === '' ? jsonString(t) : `${items},${jsonString(t)}`;
+  }
+  return items;
+}
+
+/**
+ * isoDate(value) ?? now, formatting each whole second once: records of one second share
+ * everything up to the milliseconds, and toISOString is a noticeable part of a record.
+ */
+let isoSecond = Number.NaN;
+let isoSecondPrefix = '';
+function isoTimestamp(value: unknown): string {
+  const ms = value instanceof Date ? value.getTime() : Number.NaN;
+  if (Number.isNaN(ms)) return new Date().toISOString();
+  const second = Math.floor(ms / 1000) * 1000;
+  if (second !== isoSecond) {
+    // "2024-01-15T10:00:00.000Z" -> "2024-01-15T10:00:00." (also right for 6-digit years).
+    isoSecondPrefix = new Date(second).toISOString().slice(0, -4);
+    isoSecond = second;
+  }
+  const milli = ms - second;
+  return `${isoSecondPrefix}${milli < 10 ? '00' : milli < 100 ? '0' : ''}${String(milli)}Z`;
+}
+
+/** What a connection contributes to every record, serialized once per identity. */
+interface IdentityText {
+  /** user.name as JSON, undefined when the object builder would leave it out. */
+  readonly name: string | undefined;
+  /** tls.client as JSON. */
+  readonly tlsClient: string;
+}
+
+const identityTextCache = new WeakMap<Identity, IdentityText>();
+
+function identityText(identity: Identity): IdentityText {
+  let cached = identityTextCache.get(identity);
+  if (cached === undefined) {
+    cached = { name: jsonAny(displayName(identity)), tlsClient: escapeRawUnsafe(JSON.stringify(tlsClient(identity))) };
+    identityTextCache.set(identity, cached);
+  }
+  return cached;
+}
+
+/** tls.version/version_protocol members per printed version ("TLSv1.3"); a handful exist. */
+const tlsVersionText = new Map<string, string>();
+
+function tlsVersionMembers(printed: unknown): string {
+  if (typeof printed !== 'string') return '';
+  let text = tlsVersionText.get(printed);
+  if (text === undefined) {
+    const fields: JsonObject = {};
+    tlsVersion(fields, printed);
+    text = escapeRawUnsafe(JSON.stringify(fields)).slice(1, -1);
+    // Bounded: the printed version comes from Node, but nothing here relies on that.
+    if (tlsVersionText.size < 16) tlsVersionText.set(printed, text);
+  }
+  return text;
+}
+
+/** detailField, remembered: detail names come from the decoders, a few dozen in all. */
+const detailFieldCache = new Map<string, string | null>();
+
+function cachedDetailField(name: string): string | undefined {
+  let field = detailFieldCache.get(name);
+  if (field === undefined) {
+    field = detailField(name) ?? null;
+    if (detailFieldCache.size < 256) detailFieldCache.set(name, field);
+  }
+  return field ?? undefined;
+}
+
+/**
+ * The detail members of a summary. Two names can map to one field ("prevKv", "prev_kv"):
+ * as in the object, the field keeps its first position and takes the last value.
+ */
+function detailMembers(details: object): string {
+  const fields: string[] = [];
+  const values: string[] = [];
+  for (const [name, value] of Object.entries(details)) {
+    const field = cachedDetailField(name);
+    if (field === undefined || RESERVED_REQUEST_FIELDS.has(field)) continue;
+    let json: string | undefined;
+    if (typeof value === 'boolean') json = value ? 'true' : 'false';
+    else if (typeof value === 'number') json = Number.isFinite(value) ? String(value) : undefined;
+    else json = jsonText(value);
+    if (json === undefined) continue;
+    const at = fields.indexOf(field);
+    if (at >= 0) values[at] = json;
+    else {
+      fields.push(field);
+      values.push(json);
+    }
+  }
+  let body = '';
+  for (let i = 0; i < fields.length; i += 1) body = member(body, fields[i] as string, values[i]);
+  return body;
+}
+
+/** renderSummary's members as text, with the same budget and bounds. */
+function summaryMembers(summary: KeySummary, depth: number, budget: SummaryBudget): string {
+  budget.nodes += 1;
+  let body = member('', 'op', jsonText(summary.op));
+  body = members(body, keyMember('key', summary.key));
+  body = members(body, keyMember('range_end', summary.rangeEnd));
+  const details = summary.details;
+  if (details !== undefined && details !== null && typeof details === 'object') body = members(body, detailMembers(details));
+  for (const branch of ['compare', 'success', 'failure'] as const) {
+    const children = summary[branch];
+    if (!Array.isArray(children)) continue;
+    let items = '';
+    for (const child of children as readonly KeySummary[]) {
+      if (depth + 1 > MAX_SUMMARY_DEPTH || budget.nodes >= MAX_SUMMARY_NODES) {
+        budget.truncated = true;
+        break;
+      }
+      const node = `{${summaryMembers(child, depth + 1, budget)}}`;
+      items = items === '' ? node : `${items},${node}`;
+    }
+    body = member(body, branch, `[${items}]`);
+  }
+  return body;
+}
+
+/** renderRequest as text. */
+function requestJson(event: CallEvent): string {
+  let body = member('', 'service', jsonText(event.service));
+  body = member(body, 'method', jsonText(event.method));
+  const budget: SummaryBudget = { nodes: 0, truncated: false };
+  body = members(body, summaryMembers(event.request, 0, budget));
+  body = member(body, 'watch_id', jsonText(event.watchId));
+  if (budget.truncated) body = member(body, 'truncated', 'true');
+  return `{${body}}`;
+}
+
+/** sourceFields as text. */
+function sourceJson(address: unknown, port: unknown): string {
+  let body = '';
+  const ip = text(address);
+  if (ip !== undefined && ip !== '') {
+    const json = jsonString(ip);
+    body = `"address":${json},"ip":${json}`;
+  }
+  const p = finiteNumber(port);
+  return `{${member(body, 'port', p === undefined ? undefined : String(p))}}`;
+}
+
+/** The head of every record: `{"@timestamp":...,"ecs":{...},"event":{` up to event.kind. */
+function recordHead(start: unknown, context: RecordContext): string {
+  const id = jsonAny(context.eventId);
+  return `{"@timestamp":"${isoTimestamp(start)}","ecs":{"version":"${ECS_VERSION}"},"event":{${id === undefined ? '' : `"id":${id},`}"kind":"event","module":"etcdgate","dataset":"etcdgate.audit"`;
+}
+
+/** The `etcdgate` object and the record's closing brace. */
+function recordTail(context: RecordContext, kind: unknown): string {
+  let body = `"schema_version":${String(AUDIT_SCHEMA_VERSION)}`;
+  body = member(body, 'version', jsonAny(context.version));
+  body = member(body, 'policy_version', jsonAny(context.policyVersion));
+  body = member(body, 'event_kind', jsonAny(kind));
+  return `,"etcdgate":{${body}}}`;
+}
+
+/** serializeRecord(buildCallRecord(event, context)), written directly. */
+export function serializeCallRecord(event: CallEvent, context: RecordContext): string {
+  const { decision, result } = event;
+  const allowed = decision.allowed === true;
+  const code = finiteNumber(result.code) ?? 2;
+  const codeName = grpcCodeName(code);
+  const denied = !allowed || event.kind === 'keepalive.deny';
+
+  let types = jsonItem(event.eventType);
+  if (START_KINDS.has(event.kind)) types += ',"start"';
+  if (END_KINDS.has(event.kind)) types += ',"end"';
+  if (denied) types += ',"denied"';
+
+  const message = text(result.message);
+  let reason: string | undefined;
+  if (denied) reason = text(decision.reason);
+  else if (code !== 0) reason = message !== undefined && message !== '' ? message : codeName;
+  else reason = text(decision.reason);
+
+  let line = recordHead(event.start, context);
+  line += `,"category":[${jsonItem(event.category)}],"type":[${types}],"action":${jsonText(event.action) ?? '"etcd.unknown"'}`;
+  line += `,"outcome":"${!denied && code === 0 ? 'success' : 'failure'}","duration":${jsonNumber(durationNs(event.durationNs))}`;
+  if (reason !== undefined) line += `,"reason":${jsonString(reason)}`;
+
+  const identity = event.peer.identity;
+  const who = identityText(identity);
+  line += `},"user":{${who.name === undefined ? '' : `"name":${who.name},`}"roles":[${jsonTexts(event.roles)}]}`;
+  line += `,"source":${sourceJson(event.peer.address, event.peer.port)}`;
+  const version = tlsVersionMembers(event.peer.tlsVersion);
+  line += `,"tls":{${version === '' ? '' : `${version},`}"client":${who.tlsClient}}`;
+
+  line += `,"etcd":{"request":${requestJson(event)}`;
+  let decisionBody = `"allowed":${allowed ? 'true' : 'false'}`;
+  decisionBody = member(decisionBody, 'role', jsonText(decision.role));
+  decisionBody = member(decisionBody, 'rule', jsonText(decision.rule));
+  decisionBody = member(decisionBody, 'reason', jsonText(decision.reason));
+  line += `,"decision":{${decisionBody}}`;
+  let response = `"code":${String(code)},"code_name":${jsonString(codeName)}`;
+  if (message !== undefined && message !== '') response += `,"message":${jsonString(message)}`;
+  response = member(response, 'revision', jsonText(result.revision));
+  const count = finiteNumber(result.count);
+  response = member(response, 'count', count === undefined ? undefined : String(count));
+  const bytes = finiteNumber(result.bytes);
+  response = member(response, 'bytes', bytes === undefined ? undefined : String(bytes));
+  line += `,"response":{${response}}}`;
+
+  const traceId = text(event.traceId);
+  if (traceId !== undefined && traceId !== '') line += `,"trace":{"id":${jsonString(traceId)}}`;
+  return line + recordTail(context, event.kind);
+}
+
+/** serializeRecord(buildHandshakeRecord(event, context)), written directly. */
+export function serializeHandshakeRecord(event: HandshakeEvent, context: RecordContext): string {
+  let line = recordHead(event.start, context);
+  line += ',"category":["authentication"],"type":["start","denied"],"action":"etcdgate.tls.handshake","outcome":"failure"';
+  const reason = jsonText(event.reason);
+  if (reason !== undefined) line += `,"reason":${reason}`;
+  line += '}';
+  const errorMessage = text(event.error);
+  if (errorMessage !== undefined && errorMessage !== '') line += `,"error":{"message":${jsonString(errorMessage)}}`;
+  line += `,"source":${sourceJson(event.address, event.port)}`;
+  if (event.identity !== undefined) {
+    const who = identityText(event.identity);
+    line += `,"user":{${who.name === undefined ? '' : `"name":${who.name}`}},"tls":{"client":${who.tlsClient}}`;
+  }
+  return line + recordTail(context, 'handshake.refused');
 }

@@ -3,7 +3,11 @@
  * per write, continuing a partial write where it stopped. reopen() makes the next write
  * go to a freshly opened file at the same path (log rotation); if that open fails, the
  * old file keeps receiving records and the reopen is tried again on the next write.
+ * Writes go through fs.write on the handle's descriptor (still asynchronous, on libuv's
+ * thread pool): it costs measurably less CPU per write than FileHandle.write, and all
+ * operations run one at a time in call order, so no write overlaps a close.
  */
+import { write as writeToFd } from 'node:fs';
 import { mkdir, open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -12,6 +16,16 @@ import type { AuditLogger, Transport } from '../delivery-queue.js';
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** Writes bytes at the end of the file (opened for appending); resolves with how many were taken. */
+function appendSome(fd: number, chunk: Buffer, offset: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    writeToFd(fd, chunk, offset, chunk.length - offset, null, (err, bytesWritten) => {
+      if (err) reject(err);
+      else resolve(bytesWritten);
+    });
+  });
 }
 
 /** Appends audit records to a file; see the module comment for rotation and failures. */
@@ -90,7 +104,8 @@ export class FileTransport implements Transport {
   async #write(chunk: Buffer): Promise<void> {
     let handle: FileHandle;
     try {
-      handle = await this.#ensureOpen();
+      // The usual case (open, no rotation pending) needs no extra turn through #ensureOpen.
+      handle = this.#handle !== null && !this.#reopenWanted && !this.#closed ? this.#handle : await this.#ensureOpen();
     } catch (err: unknown) {
       // A failed reopen keeps the old file in use (rotation must never lose records).
       if (this.#handle === null || this.#closed) throw err;
@@ -102,10 +117,7 @@ export class FileTransport implements Transport {
     }
     let offset = 0;
     try {
-      while (offset < chunk.length) {
-        const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset);
-        offset += bytesWritten;
-      }
+      while (offset < chunk.length) offset += await appendSome(handle.fd, chunk, offset);
     } catch (err: unknown) {
       // The descriptor may be unusable now (EIO, EBADF): the next attempt opens the file afresh.
       this.#reopenWanted = true;

@@ -43,17 +43,19 @@ export function syslogHeader(hostname: string, appName: string, procId: number, 
 }
 
 /**
- * One octet-counted frame: `LEN SP <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID - MSG`
- * where MSG is the JSON record (no structured data). LEN counts the bytes of the message.
+ * One octet-counted frame as text, to be sent as UTF-8:
+ * `LEN SP <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID - MSG` where MSG is the JSON
+ * record (no structured data) and LEN counts the UTF-8 bytes of the message.
  */
-export function syslogFrame(header: SyslogHeader, severity: number, msgId: string, time: Date, json: string): Buffer {
+export function syslogFrameText(header: SyslogHeader, severity: number, msgId: string, time: Date, json: string): string {
   const pri = header.facility * 8 + severity;
-  const message = Buffer.from(
-    `<${String(pri)}>1 ${time.toISOString()} ${header.hostname} ${header.appName} ${header.procId} ${headerField(msgId, 32)} - ${json}`,
-    'utf8',
-  );
-  const prefix = Buffer.from(`${String(message.length)} `, 'latin1');
-  return Buffer.concat([prefix, message], prefix.length + message.length);
+  const message = `<${String(pri)}>1 ${time.toISOString()} ${header.hostname} ${header.appName} ${header.procId} ${headerField(msgId, 32)} - ${json}`;
+  return `${String(Buffer.byteLength(message, 'utf8'))} ${message}`;
+}
+
+/** syslogFrameText's frame as the bytes that go on the wire. */
+export function syslogFrame(header: SyslogHeader, severity: number, msgId: string, time: Date, json: string): Buffer {
+  return Buffer.from(syslogFrameText(header, severity, msgId, time, json), 'utf8');
 }
 
 /** Where and how to reach the syslog server. */
