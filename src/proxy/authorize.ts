@@ -15,12 +15,20 @@ import { leaseKeys } from './lease-keys.js';
 
 const EMPTY = Buffer.alloc(0);
 
-/** Decides a request; rejects only when a lease lookup fails (with that upstream status). */
-export async function authorize(context: ProxyContext, caller: Caller, decoded: DecodedRequest): Promise<Decision> {
+/**
+ * Decides a request. Most requests name no lease and are decided at once; only those
+ * that do return a promise (rejected when a lease lookup fails, with that upstream status).
+ */
+export function authorize(context: ProxyContext, caller: Caller, decoded: DecodedRequest): Decision | Promise<Decision> {
   const decision = caller.permissions.check(decoded.accesses);
   if (!decision.allowed || decoded.leaseChecks.length === 0) return decision;
+  return checkLeases(context, caller, decoded.leaseChecks, decision);
+}
+
+/** The lease part of a decision: every key attached to each lease must be allowed too. */
+async function checkLeases(context: ProxyContext, caller: Caller, checks: DecodedRequest['leaseChecks'], decision: Decision): Promise<Decision> {
   let last = decision;
-  for (const check of decoded.leaseChecks) {
+  for (const check of checks) {
     const keys = await leaseKeys(context, check.leaseId);
     if (keys.length === 0) continue;
     const accesses: Access[] = keys.map((key) => ({ kind: check.kind, key, rangeEnd: EMPTY }));

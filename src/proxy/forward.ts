@@ -26,12 +26,12 @@ function notSent(error: unknown): boolean {
 /** Forwards a unary call; rejects with the Status to return to the client. */
 export async function forwardUnary(context: ProxyContext, path: string, request: Buffer, options: UpstreamCallOptions): Promise<UpstreamReply> {
   const method = path.slice(path.lastIndexOf('/') + 1);
-  const tried = new Set<Endpoint>();
+  // Allocated only when a call fails over: most calls succeed on the first endpoint.
+  let tried: Set<Endpoint> | undefined;
   let lastStatus: Status = NO_UPSTREAM;
   for (;;) {
     const endpoint = context.pool.pick(tried);
     if (endpoint === undefined) throw lastStatus;
-    tried.add(endpoint);
     const started = process.hrtime.bigint();
     try {
       const reply = await endpoint.unary.call(path, request, options);
@@ -41,6 +41,8 @@ export async function forwardUnary(context: ProxyContext, path: string, request:
       lastStatus = statusFromError(error);
       context.metrics.upstreamCall(method, Number(process.hrtime.bigint() - started) / 1e9);
       const retry = lastStatus.code === grpc.status.UNAVAILABLE && (options.idempotent || notSent(error));
+      tried ??= new Set();
+      tried.add(endpoint);
       if (!retry || tried.size >= context.pool.endpoints.length) throw lastStatus;
       context.metrics.upstreamFailover();
     }

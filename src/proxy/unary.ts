@@ -101,7 +101,8 @@ async function handleUnary(
   }
 
   try {
-    decision = await authorize(context, caller, decoded);
+    const pending = authorize(context, caller, decoded);
+    decision = pending instanceof Promise ? await pending : pending;
   } catch (error: unknown) {
     return finish(statusFromError(error));
   }
