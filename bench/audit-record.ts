@@ -17,6 +17,7 @@ import type { RecordContext } from '../src/audit/record.js';
 import type { Auditor, CallEvent } from '../src/audit/types.js';
 import { NOOP_METRICS } from '../src/observability/metrics-types.js';
 import type { Identity } from '../src/tls/identity.js';
+import { callEvent } from '../test/support/audit-events.js';
 
 const RECORDS = Number(/^--records=(\d+)$/u.exec(process.argv.find((a) => a.startsWith('--records=')) ?? '')?.[1] ?? 200_000);
 
@@ -38,40 +39,34 @@ const identity: Identity = Object.freeze({
 const peer = { address: '10.0.0.12', port: 51234, tlsVersion: 'TLSv1.3', identity };
 const roles = Object.freeze(['kube-apiserver']);
 
-function putEvent(i: number): CallEvent {
-  return {
-    kind: 'call',
-    service: 'etcdserverpb.KV',
-    method: 'Put',
-    action: 'etcd.kv.put',
-    category: 'database',
-    eventType: 'change',
+/** One call's event; `i` varies the key, time and revision as a stream of calls would. */
+function event(i: number, overrides: Partial<CallEvent>): CallEvent {
+  return callEvent({
     start: new Date(1_705_312_800_000 + i),
     durationNs: 812_345n + BigInt(i % 1000),
     peer,
     roles,
-    request: { op: 'put', key: Buffer.from(`/registry/pods/default/nginx-7c5ddbdf54-${String(i % 10_000)}`), details: { lease: '7587869843012345678' } },
     decision: { allowed: true, role: 'kube-apiserver', rule: 'prefix /registry/ readwrite', reason: 'granted' },
     result: { code: 0, message: '', revision: String(1_000_000 + i) },
-  };
+    ...overrides,
+  });
+}
+
+function putEvent(i: number): CallEvent {
+  return event(i, {
+    request: { op: 'put', key: Buffer.from(`/registry/pods/default/nginx-7c5ddbdf54-${String(i % 10_000)}`), details: { lease: '7587869843012345678' } },
+  });
 }
 
 function rangeEvent(i: number): CallEvent {
-  return {
-    kind: 'call',
+  return event(i, {
     service: 'etcdserverpb.KV',
     method: 'Range',
     action: 'etcd.kv.range',
-    category: 'database',
     eventType: 'access',
-    start: new Date(1_705_312_800_000 + i),
-    durationNs: 1_412_345n + BigInt(i % 1000),
-    peer,
-    roles,
     request: { op: 'range', key: Buffer.from('/registry/pods/default/'), rangeEnd: Buffer.from('/registry/pods/default0'), details: { limit: '500' } },
-    decision: { allowed: true, role: 'kube-apiserver', rule: 'prefix /registry/ readwrite', reason: 'granted' },
     result: { code: 0, message: '', revision: String(1_000_000 + i), count: 500 },
-  };
+  });
 }
 
 function context(i: number): RecordContext {
