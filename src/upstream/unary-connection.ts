@@ -161,8 +161,10 @@ export class UnaryConnection {
         'user-agent': this.options.userAgent,
       };
       let timer: NodeJS.Timeout | undefined;
+      // Milliseconds left before the client's deadline; undefined when it set none.
+      let remaining: number | undefined;
       if (options.deadline !== undefined && options.deadline !== Infinity) {
-        const remaining = toEpochMs(options.deadline) - Date.now();
+        remaining = toEpochMs(options.deadline) - Date.now();
         if (remaining <= 0) {
           reject(failure(grpc.status.DEADLINE_EXCEEDED, 'Deadline exceeded', true));
           return;
@@ -190,11 +192,11 @@ export class UnaryConnection {
         if ('response' in outcome) resolve(outcome);
         else reject(outcome);
       };
-      if (options.deadline !== undefined && options.deadline !== Infinity) {
+      if (remaining !== undefined) {
         timer = setTimeout(() => {
           settle(failure(grpc.status.DEADLINE_EXCEEDED, 'Deadline exceeded'));
           stream.close(NGHTTP2_CANCEL);
-        }, Math.max(0, toEpochMs(options.deadline) - Date.now()));
+        }, remaining);
       }
       options.onCancel?.(() => {
         settle(failure(grpc.status.CANCELLED, 'etcdgate: call cancelled'));
