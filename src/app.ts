@@ -20,7 +20,8 @@ import { passThrough } from './proxy/bidi.js';
 import { PolicyState } from './proxy/policy-state.js';
 import { RangeCache } from './proxy/range-cache.js';
 import { createGrpcServer } from './proxy/server.js';
-import { findInjectedHttp2Server, observeTransportRefusals } from './proxy/transport-refusals.js';
+import { routeStreams } from './proxy/stream-router.js';
+import { findInjectedHttp2Server } from './proxy/transport-refusals.js';
 import { METHODS } from './etcd/methods.js';
 import { SHUTTING_DOWN } from './proxy/status.js';
 import { AbuseLimits } from './proxy/limits.js';
@@ -141,8 +142,9 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const grpcServer = createGrpcServer(context, config.server, config.limits);
   const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   const injectedHttp2 = findInjectedHttp2Server(grpcServer);
-  if (injectedHttp2 !== undefined) observeTransportRefusals(injectedHttp2, context, METHODS);
-  else logger.warn('calls refused by grpc-js itself (unknown method, oversized message) cannot be audited with this grpc-js version');
+  // Without it unary calls would have no handler: refuse to start rather than serve half.
+  if (injectedHttp2 === undefined) throw new Error('this grpc-js version is not supported: its HTTP/2 server for injected connections was not found');
+  routeStreams(injectedHttp2, context, METHODS, config.server);
   const listener = createClientListener({
     tls: config.server.tls,
     handshakeTimeoutMs: config.limits.handshakeTimeoutMs,

@@ -174,9 +174,7 @@ describe('against a scripted HTTP/2 server', () => {
       });
     });
     try {
-      const metadata = new grpc.Metadata();
-      metadata.set('hasleader', 'true');
-      const reply = await connect(server.url).call(RANGE, Buffer.from([0x0a, 0x01, 0x61]), { metadata, deadline: Date.now() + 5_000 });
+      const reply = await connect(server.url).call(RANGE, Buffer.from([0x0a, 0x01, 0x61]), { metadata: { hasleader: 'true' }, deadline: Date.now() + 5_000 });
       expect(reply.response).toEqual(Buffer.from([0x08, 0x01]));
       expect(reply.headers?.get('x-from-etcd')).toEqual(['h']);
       expect(reply.trailers?.get('x-trailer')).toEqual(['t']);
@@ -242,9 +240,7 @@ describe('against a scripted HTTP/2 server', () => {
     });
     try {
       const connection = connect(server.url);
-      const refuse = new grpc.Metadata();
-      refuse.set('x-test', 'refuse');
-      const refused = await failureOf(connection.call(PUT, Buffer.alloc(0), { metadata: refuse }));
+      const refused = await failureOf(connection.call(PUT, Buffer.alloc(0), { metadata: { 'x-test': 'refuse' } }));
       expect(refused.code).toBe(grpc.status.UNAVAILABLE);
       expect(refused.notSent).toBe(true);
       const reset = await failureOf(connection.call(PUT, Buffer.alloc(0)));

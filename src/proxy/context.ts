@@ -48,9 +48,14 @@ export interface Caller {
   readonly permissions: Permissions;
 }
 
-/** Resolves the caller of a call, or the status to refuse it with. */
+/** Resolves the caller of a grpc-js call, or the status to refuse it with. */
 export function callerOf(context: ProxyContext, call: { getPeer(): string }): Caller | Status {
-  const connection = context.connections.get(call.getPeer());
+  return callerAt(context, call.getPeer());
+}
+
+/** Resolves the caller on the connection from `peer` ("address:port"), or the status to refuse it with. */
+export function callerAt(context: ProxyContext, peer: string): Caller | Status {
+  const connection = context.connections.get(peer);
   if (connection === undefined) return UNAUTHENTICATED;
   return { connection, permissions: context.policy.permissionsFor(connection.identity) };
 }

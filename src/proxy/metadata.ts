@@ -5,6 +5,7 @@
  * sends (`token`, `authorization`) are dropped: the caller's identity comes from its
  * certificate, and the upstream identity is etcdgate's own.
  */
+import type * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 
 const FORWARDED_KEYS: readonly string[] = ['hasleader', 'client-api-version', 'traceparent', 'tracestate', 'grpc-trace-bin'];
@@ -15,8 +16,8 @@ const FORWARDED_KEYS: readonly string[] = ['hasleader', 'client-api-version', 't
  */
 const NOTHING_FORWARDED = new grpc.Metadata();
 
-/** The allowlisted entries of a client's metadata, or undefined when there are none. */
-export function forwardedMetadata(incoming: grpc.Metadata): grpc.Metadata | undefined {
+/** The allowlisted entries of a grpc-js call's metadata, for a grpc-js call to etcd (streams). */
+export function upstreamMetadata(incoming: grpc.Metadata): grpc.Metadata {
   let outgoing: grpc.Metadata | undefined;
   for (const key of FORWARDED_KEYS) {
     const values = incoming.get(key);
@@ -24,17 +25,28 @@ export function forwardedMetadata(incoming: grpc.Metadata): grpc.Metadata | unde
     outgoing ??= new grpc.Metadata();
     for (const value of values) outgoing.add(key, value);
   }
+  return outgoing ?? NOTHING_FORWARDED;
+}
+
+/** The allowlisted entries of a unary call's request headers, or undefined when there are none. */
+export function forwardedHeaders(incoming: http2.IncomingHttpHeaders): http2.OutgoingHttpHeaders | undefined {
+  let outgoing: http2.OutgoingHttpHeaders | undefined;
+  for (const key of FORWARDED_KEYS) {
+    const value = incoming[key];
+    if (value === undefined) continue;
+    outgoing ??= {};
+    outgoing[key] = value;
+  }
   return outgoing;
 }
 
-/** Copies the allowlisted entries of a client's metadata into a Metadata for a grpc-js call to etcd. */
-export function upstreamMetadata(incoming: grpc.Metadata): grpc.Metadata {
-  return forwardedMetadata(incoming) ?? NOTHING_FORWARDED;
+/** The W3C trace id of a grpc-js call's metadata. */
+export function traceIdOf(incoming: grpc.Metadata): string | undefined {
+  return traceIdOfHeader(incoming.get('traceparent')[0]);
 }
 
 /** The W3C trace id from a `traceparent` header ("00-<32 hex>-<16 hex>-<2 hex>"), if well-formed. */
-export function traceIdOf(incoming: grpc.Metadata): string | undefined {
-  const value = incoming.get('traceparent')[0];
+export function traceIdOfHeader(value: unknown): string | undefined {
   if (typeof value !== 'string') return undefined;
   const match = /^[\da-f]{2}-([\da-f]{32})-[\da-f]{16}-[\da-f]{2}$/u.exec(value);
   return match?.[1];

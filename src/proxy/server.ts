@@ -1,8 +1,9 @@
 /**
- * The gRPC server: one handler per etcd RPC in the method table, registered with
- * identity (de)serializers so messages stay the bytes they were on the wire. Methods not
- * in the table are not registered, and grpc-js answers them UNIMPLEMENTED (kube-apiserver
- * falls back from etcd 3.7's RangeStream on exactly that).
+ * The gRPC server: one handler per streaming etcd RPC in the method table, registered
+ * with identity (de)serializers so messages stay the bytes they were on the wire. Unary
+ * methods are answered by etcdgate's own HTTP/2 code (src/proxy/stream-router.ts).
+ * Methods not in the table are not registered, and grpc-js answers them UNIMPLEMENTED
+ * (kube-apiserver falls back from etcd 3.7's RangeStream on exactly that).
  */
 import * as grpc from '@grpc/grpc-js';
 import { METHODS } from '../etcd/methods.js';
@@ -12,7 +13,6 @@ import type { ProxyContext } from './context.js';
 import { passThrough } from './bidi.js';
 import { leaseKeepAliveHandler } from './lease-keepalive.js';
 import { serverStreamHandler } from './server-stream.js';
-import { unaryHandler } from './unary.js';
 import { watchHandler } from './watch.js';
 
 const WATCH = '/etcdserverpb.Watch/Watch';
@@ -21,7 +21,7 @@ const KEEPALIVE = '/etcdserverpb.Lease/LeaseKeepAlive';
 function register(server: grpc.Server, context: ProxyContext, spec: MethodSpec): void {
   switch (spec.shape) {
     case 'unary':
-      server.register(spec.path, unaryHandler(context, spec), passThrough, passThrough, 'unary');
+      // Read and answered by etcdgate itself (src/proxy/stream-router.ts), never by grpc-js.
       return;
     case 'serverStream':
       server.register(spec.path, serverStreamHandler(context, spec), passThrough, passThrough, 'serverStream');

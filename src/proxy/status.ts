@@ -20,6 +20,7 @@ export const MALFORMED: Status = { code: grpc.status.INVALID_ARGUMENT, details: 
 export const NO_UPSTREAM: Status = { code: grpc.status.UNAVAILABLE, details: 'etcdgate: no etcd endpoint available' };
 export const SHUTTING_DOWN: Status = { code: grpc.status.UNAVAILABLE, details: 'etcdgate: shutting down' };
 export const AUDIT_UNAVAILABLE: Status = { code: grpc.status.UNAVAILABLE, details: 'etcdgate: audit sink unavailable' };
+export const INTERNAL_ERROR: Status = { code: grpc.status.INTERNAL, details: 'etcdgate: internal error' };
 export const RATE_LIMITED: Status = { code: grpc.status.RESOURCE_EXHAUSTED, details: 'etcdgate: rate limit exceeded' };
 export const TOO_MANY_WATCHERS_MESSAGE = 'etcdgate: too many watchers';
 export const WATCHER_TOO_SLOW: Status = { code: grpc.status.RESOURCE_EXHAUSTED, details: 'etcdgate: watcher too slow' };

@@ -1,18 +1,19 @@
 /**
- * Unary calls: identify, decode, authorize, forward, audit. The request buffer the client
- * sent is the buffer etcd receives; etcd's response buffer is the one the client gets
- * (MemberList is the single exception: its client URLs become etcdgate's own).
+ * Unary calls: identify, decode, authorize, forward, audit. The request frame the client
+ * sent is the frame etcd receives; etcd's response frame is the one the client gets
+ * (MemberList is the single exception: its client URLs become etcdgate's own). The call
+ * itself, reading its message and writing its answer, is src/proxy/unary-call.ts.
  */
-import * as grpc from '@grpc/grpc-js';
 import { rewriteMemberListUrls, summarizeResponse } from '../etcd/responses.js';
 import { DecodeError, type DecodedRequest, type MethodSpec } from '../etcd/types.js';
 import type { Decision } from '../policy/types.js';
 import { authorize } from './authorize.js';
-import { callerOf, callEvent, deadlineOf, startClock, type ProxyContext } from './context.js';
-import { forwardUnary } from './forward.js';
-import { forwardedMetadata, traceIdOf } from './metadata.js';
+import { callerAt, callEvent, startClock, type ProxyContext } from './context.js';
+import { forwardUnary, type UpstreamReply } from './forward.js';
+import { forwardedHeaders, traceIdOfHeader } from './metadata.js';
 import { RATE_LIMITED_DECISION } from './limits.js';
-import { AUDIT_UNAVAILABLE, MALFORMED, PERMISSION_DENIED, RATE_LIMITED, SHUTTING_DOWN, statusFromError, type Status } from './status.js';
+import type { UnaryCall } from './unary-call.js';
+import { AUDIT_UNAVAILABLE, INTERNAL_ERROR, MALFORMED, PERMISSION_DENIED, RATE_LIMITED, SHUTTING_DOWN, statusFromError, type Status } from './status.js';
 
 const MEMBER_LIST = '/etcdserverpb.Cluster/MemberList';
 const RANGE = '/etcdserverpb.KV/Range';
@@ -33,53 +34,48 @@ const IDEMPOTENT = new Set([
 const NOT_DECIDED: Decision = { allowed: false, reason: 'not decided' };
 const MALFORMED_DECISION: Decision = { allowed: false, reason: 'malformed request' };
 
-/** Builds the grpc-js handler for one unary method. */
-export function unaryHandler(context: ProxyContext, spec: MethodSpec): grpc.handleUnaryCall<Buffer, Buffer> {
-  return (call, callback) => {
-    handleUnary(context, spec, call, callback).catch((error: unknown) => {
-      // A bug, not a client's or etcd's doing: answer rather than leave the call hanging.
-      context.logger.error({ err: error, method: spec.path }, 'unexpected error in a unary handler');
-      callback({ code: grpc.status.INTERNAL, details: 'etcdgate: internal error' });
-    });
-  };
+/** Serves one unary call whose request message has been read. */
+export function serveUnary(context: ProxyContext, spec: MethodSpec, call: UnaryCall): void {
+  handleUnary(context, spec, call).catch((error: unknown) => {
+    // A bug, not a client's or etcd's doing: answer rather than leave the call hanging.
+    context.logger.error({ err: error, method: spec.path }, 'unexpected error in a unary handler');
+    call.fail(INTERNAL_ERROR);
+  });
 }
 
-async function handleUnary(
-  context: ProxyContext,
-  spec: MethodSpec,
-  call: grpc.ServerUnaryCall<Buffer, Buffer>,
-  callback: grpc.sendUnaryData<Buffer>,
-): Promise<void> {
+async function handleUnary(context: ProxyContext, spec: MethodSpec, call: UnaryCall): Promise<void> {
   const start = startClock();
   const request = call.request;
   context.metrics.bytes('in', request.length);
-  const caller = callerOf(context, call);
+  const caller = callerAt(context, call.peer);
   if ('code' in caller) {
-    callback(caller);
-    context.metrics.requestFinished(spec.service, spec.method, 'deny', caller.code, 0);
+    const sent = call.fail(caller);
+    context.metrics.requestFinished(spec.service, spec.method, 'deny', sent.code, 0);
     return;
   }
-  const traceId = traceIdOf(call.metadata);
+  const traceId = traceIdOfHeader(call.headers.traceparent);
 
   let decoded: DecodedRequest | undefined;
   let decision = NOT_DECIDED;
-  const finish = (status: Status | undefined, response?: Buffer, trailers?: grpc.Metadata): void => {
+  /** Answers the client (a response, or a status) and records what it got. */
+  const finish = (status: Status | undefined, response?: Buffer, reply?: UpstreamReply): void => {
+    let sent: Status | undefined;
     if (status === undefined && response !== undefined) {
-      callback(null, response, trailers);
-      context.metrics.bytes('out', response.length);
+      sent = call.respond(response, reply?.response === response ? reply.framed : undefined, reply?.headers, reply?.trailers);
+      if (sent === undefined) context.metrics.bytes('out', response.length);
     } else {
-      callback(status ?? MALFORMED);
+      sent = call.fail(status ?? MALFORMED);
     }
-    const code = status?.code ?? 0;
+    const code = sent?.code ?? 0;
     const seconds = Number(process.hrtime.bigint() - start.ns) / 1e9;
     context.metrics.requestFinished(spec.service, spec.method, decision.allowed ? 'allow' : 'deny', code, seconds);
     // A rate-limited call is refused, not denied by the policy: it shows in the request code only.
     if (!decision.allowed && decision !== RATE_LIMITED_DECISION) context.metrics.denied(decision.role ?? 'none');
-    const summary = status === undefined && response !== undefined ? summarizeResponse(spec.path, response) : {};
+    const summary = sent === undefined && response !== undefined ? summarizeResponse(spec.path, response) : {};
     context.auditor.record(
       callEvent(spec, caller, 'call', start, decoded?.summary ?? { op: spec.method }, decision, {
         code,
-        message: status?.details ?? '',
+        message: sent?.details ?? '',
         ...summary,
       }, { traceId }),
     );
@@ -117,21 +113,20 @@ async function handleUnary(
   }
 
   let cancel: (() => void) | undefined;
-  const onCancelled = (): void => cancel?.();
-  call.once('cancelled', onCancelled);
+  call.onCancel(() => cancel?.());
   try {
     const reply = await forwardUnary(context, spec.path, request, {
-      metadata: forwardedMetadata(call.metadata),
-      ...deadlineOf(call),
+      metadata: forwardedHeaders(call.headers),
+      framed: call.framedRequest,
+      deadline: call.deadline,
       idempotent: IDEMPOTENT.has(spec.path),
       onCancel: (fn) => {
         cancel = fn;
       },
     });
-    if (reply.headers !== undefined) call.sendMetadata(reply.headers);
     const response = spec.path === MEMBER_LIST ? rewriteMemberListUrls(reply.response, context.advertiseClientUrls) : reply.response;
     if (cacheable !== undefined) cache?.store(cacheable, response);
-    finish(undefined, response, reply.trailers);
+    finish(undefined, response, reply);
   } catch (error: unknown) {
     finish(statusFromError(error));
   } finally {
@@ -141,6 +136,5 @@ async function handleUnary(
       if (spec.method === 'LeaseRevoke') cache.clear();
       else cache.invalidateWrites(decoded.accesses);
     }
-    call.removeListener('cancelled', onCancelled);
   }
 }

@@ -14,6 +14,7 @@
 import * as http2 from 'node:http2';
 import { isIP } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
+import { frameMessage } from '../grpc-frame.js';
 import type { Status } from '../proxy/status.js';
 
 const {
@@ -44,7 +45,9 @@ export interface UnaryConnectionOptions {
 /** What one unary call needs besides the method and the request bytes. */
 export interface UnaryCallOptions {
   /** Extra request headers (allowlisted client metadata), or undefined for none. */
-  readonly metadata?: grpc.Metadata | undefined;
+  readonly metadata?: http2.OutgoingHttpHeaders | undefined;
+  /** The request already framed (the client's own bytes), sent as they are. */
+  readonly framed?: Buffer | undefined;
   /** Absolute deadline, ms since the epoch (a grpc-js Deadline: Date or number). */
   readonly deadline?: grpc.Deadline | undefined;
   /** Registers the function that cancels the call in flight. */
@@ -54,6 +57,8 @@ export interface UnaryCallOptions {
 /** etcd's answer to a call that ended OK. */
 export interface UnaryReply {
   readonly response: Buffer;
+  /** The same message with its 5-byte gRPC prefix, as etcd sent it. */
+  readonly framed: Buffer;
   /** etcd's response headers, only when they hold more than the gRPC protocol's own. */
   readonly headers: grpc.Metadata | undefined;
   /** etcd's trailers, only when they hold more than grpc-status and grpc-message. */
@@ -107,7 +112,8 @@ function statusMessage(raw: string | string[] | undefined): string {
 
 /** The grpc-timeout header for `ms` milliseconds (at most 8 digits, so long deadlines go in seconds). */
 function timeoutHeader(ms: number): string {
-  return ms < 100_000_000 ? `${ms}m` : `${Math.ceil(ms / 1000)}S`;
+  // Whole units only: a fraction is not a valid TimeoutValue, and etcd answers it with HTTP 500.
+  return ms < 100_000_000 ? `${Math.ceil(ms)}m` : `${Math.ceil(ms / 1000)}S`;
 }
 
 /** The status gRPC assigns to a stream reset without a grpc-status. */
@@ -171,7 +177,7 @@ export class UnaryConnection {
         }
         headers['grpc-timeout'] = timeoutHeader(remaining);
       }
-      if (options.metadata !== undefined) Object.assign(headers, options.metadata.toHttp2Headers());
+      if (options.metadata !== undefined) Object.assign(headers, options.metadata);
 
       const session = this.open();
       let stream: http2.ClientHttp2Stream;
@@ -244,20 +250,16 @@ export class UnaryConnection {
           settle(failure(Number.isInteger(code) ? code : grpc.status.UNKNOWN, details, false, trailerMetadata));
           return;
         }
-        const response = unframe(chunks, received);
-        if (typeof response === 'string') {
-          settle(failure(grpc.status.INTERNAL, `etcdgate: ${response}`));
+        const framed = unframe(chunks, received);
+        if (typeof framed === 'string') {
+          settle(failure(grpc.status.INTERNAL, `etcdgate: ${framed}`));
           return;
         }
         const relayed = responseHeaders === undefined || responseHeaders === statusHeaders ? undefined : customMetadata(responseHeaders);
-        settle({ response, headers: relayed, trailers: trailerMetadata });
+        settle({ response: framed.subarray(5), framed, headers: relayed, trailers: trailerMetadata });
       });
 
-      const frame = Buffer.allocUnsafe(5 + request.length);
-      frame[0] = 0;
-      frame.writeUInt32BE(request.length, 1);
-      request.copy(frame, 5);
-      stream.end(frame);
+      stream.end(options.framed ?? frameMessage(request));
     });
   }
 
@@ -351,8 +353,8 @@ export class UnaryConnection {
 }
 
 /**
- * The one message of a unary response, from its DATA chunks (5-byte gRPC prefix, then
- * the message); a string says what is wrong instead. A single chunk is sliced, not copied.
+ * The one framed message of a unary response (5-byte gRPC prefix, then the message), from
+ * its DATA chunks; a string says what is wrong instead. A single chunk is used, not copied.
  */
 function unframe(chunks: readonly Buffer[], total: number): Buffer | string {
   const body = chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks, total);
@@ -360,5 +362,5 @@ function unframe(chunks: readonly Buffer[], total: number): Buffer | string {
   if (body[0] !== 0) return 'etcd sent a compressed response, which etcdgate did not ask for';
   const length = body.readUInt32BE(1);
   if (body.length !== 5 + length) return 'etcd sent a malformed response frame';
-  return body.subarray(5);
+  return body;
 }

@@ -1,0 +1,281 @@
+/**
+ * One unary gRPC call, read off its HTTP/2 stream and answered on it without grpc-js.
+ *
+ * grpc-js's server wraps every call in metadata objects, an interceptor chain, a read
+ * queue and a writable; per call that cost more CPU than etcdgate's policy check and
+ * audit record together (docs/performance.md). Unary calls are most of etcd's traffic,
+ * so etcdgate reads them itself: the 5-byte gRPC frame, `grpc-timeout` and
+ * `grpc-encoding`, and it writes the response frame and the status as HTTP/2 headers
+ * and trailers. Streaming methods, unknown methods and non-gRPC requests stay with
+ * grpc-js (src/proxy/stream-router.ts).
+ *
+ * A call ends exactly once: by the handler's answer, by its deadline, or by the client
+ * resetting the stream. Whatever ends it, `respond` and `fail` report the status the
+ * client actually got, so the audit record says what happened on the wire.
+ */
+import type * as http2 from 'node:http2';
+import { gunzip, inflate } from 'node:zlib';
+import * as grpc from '@grpc/grpc-js';
+import { frameMessage } from '../grpc-frame.js';
+import type { Status } from './status.js';
+
+/** Size limits of server.maxRecvBytes / server.maxSendBytes; -1 means none. */
+export interface UnaryCallLimits {
+  readonly maxRecvBytes: number;
+  readonly maxSendBytes: number;
+}
+
+/** The answer's protocol headers, as grpc-js sent them; Node copies this object on respond. */
+const OK_HEADERS: http2.OutgoingHttpHeaders = {
+  ':status': 200,
+  'content-type': 'application/grpc+proto',
+  'grpc-accept-encoding': 'identity,deflate,gzip',
+  'grpc-encoding': 'identity',
+};
+const OK_TRAILERS: http2.OutgoingHttpHeaders = { 'grpc-status': '0', 'grpc-message': 'OK' };
+/** No Date header: gRPC clients ignore it, and etcd sends none. */
+const RESPOND_WITH_TRAILERS = { waitForTrailers: true, sendDate: false } as const;
+const RESPOND_AND_END = { endStream: true, sendDate: false } as const;
+
+/** A client that resets its stream gets nothing; this is what its audit record says. */
+export const CANCELLED_BY_CLIENT: Status = { code: grpc.status.CANCELLED, details: 'etcdgate: call cancelled by the client' };
+/** Marker for a call answered OK (kept apart from every refusal Status). */
+const OK: Status = { code: grpc.status.OK, details: 'OK' };
+const DEADLINE_EXCEEDED: Status = { code: grpc.status.DEADLINE_EXCEEDED, details: 'Deadline exceeded' };
+
+/** grpc-timeout: up to 8 digits and a unit (gRPC over HTTP/2, "Timeout"). */
+const TIMEOUT = /^(\d{1,8})([HMSmun])$/u;
+const UNIT_MS: Readonly<Record<string, number>> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000_001 };
+
+const EMPTY = Buffer.alloc(0);
+
+/** Printable ASCII but '%': what grpc-message may carry unencoded. */
+const PLAIN = /^[\x20-\x24\x26-\x7e]*$/u;
+
+/** grpc-message on the wire: UTF-8, with every byte outside printable ASCII, and '%', percent-encoded. */
+export function grpcMessage(details: string): string {
+  if (PLAIN.test(details)) return details;
+  let encoded = '';
+  for (const byte of Buffer.from(details, 'utf8')) {
+    encoded += byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return encoded;
+}
+
+function text(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** The Status of a message refused while being read (never forwarded). */
+function refusal(code: grpc.status, details: string): Status {
+  return { code, details: `etcdgate: ${details}` };
+}
+
+/** What the message is waiting for before the handler can have it. */
+export type UnaryCallHandlers = {
+  /** The request message is complete: decide and answer with `call.respond` or `call.fail`. */
+  readonly onMessage: (call: UnaryCall) => void;
+  /** The call was refused while its message was read (already answered); for the audit. */
+  readonly onRefused: (call: UnaryCall, status: Status) => void;
+};
+
+/** A unary call on a raw HTTP/2 stream; reading starts at construction (see acceptUnaryCall). */
+export class UnaryCall {
+  /** "address:port" of the client's connection (the key of the verified-connections map). */
+  readonly peer: string;
+  /** Monotonic clock when the stream arrived, ns. */
+  readonly startNs = process.hrtime.bigint();
+  /** Absolute deadline from grpc-timeout, ms since the epoch; undefined when the client set none. */
+  readonly deadline: number | undefined;
+  /** The request message (after decompression), once onMessage is called. */
+  request: Buffer = EMPTY;
+  /** The request as the client framed it, when it came uncompressed: forwarded as is. */
+  framedRequest: Buffer | undefined;
+  /** The status the client got, once the call has ended; undefined while it is open. */
+  private ended: Status | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private cancelListener: (() => void) | undefined;
+  private chunks: Buffer[] = [];
+  private received = 0;
+  /** Declared length of the first message, once its prefix has arrived; -1 before. */
+  private declared = -1;
+
+  constructor(
+    private readonly stream: http2.ServerHttp2Stream,
+    readonly headers: http2.IncomingHttpHeaders,
+    private readonly limits: UnaryCallLimits,
+    private readonly handlers: UnaryCallHandlers,
+  ) {
+    const socket = stream.session?.socket;
+    this.peer = `${socket?.remoteAddress ?? ''}:${socket?.remotePort ?? 0}`;
+    // Errors on the stream always come with 'close', which is where they are handled.
+    stream.on('error', ignore);
+    stream.on('close', () => this.onClose());
+
+    const timeout = text(headers['grpc-timeout']);
+    let deadline: number | undefined;
+    if (timeout !== undefined) {
+      const match = TIMEOUT.exec(timeout);
+      if (match === null) {
+        this.deadline = undefined;
+        this.refuse(refusal(grpc.status.INTERNAL, `invalid grpc-timeout "${timeout.slice(0, 32)}"`));
+        return;
+      }
+      // Whole milliseconds, at least one: a deadline below 1 ms still gets its try.
+      const ms = Math.max(1, Math.ceil(Number(match[1]) * (UNIT_MS[match[2] ?? ''] ?? 1)));
+      deadline = Date.now() + ms;
+      this.timer = setTimeout(() => this.expire(), ms);
+    }
+    this.deadline = deadline;
+    stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    stream.on('end', () => this.onEnd());
+  }
+
+  /** True once the call has its status (answered, expired, or cancelled by the client). */
+  get done(): boolean {
+    return this.ended !== undefined;
+  }
+
+  /** Registers what to do if the call ends before the handler answers (deadline or client reset). */
+  onCancel(listener: () => void): void {
+    this.cancelListener = listener;
+  }
+
+  /**
+   * Answers with one message (`framed`, when given, is the same message already framed,
+   * as etcd sent it) and status OK. Returns the status the client got: undefined for OK.
+   */
+  respond(message: Buffer, framed?: Buffer, headers?: grpc.Metadata, trailers?: grpc.Metadata): Status | undefined {
+    if (this.ended !== undefined) return this.endedStatus();
+    const max = this.limits.maxSendBytes;
+    if (max >= 0 && message.length > max) return this.fail({ code: grpc.status.RESOURCE_EXHAUSTED, details: `etcdgate: response larger than server.maxSendBytes (${message.length} vs ${max})` });
+    this.clear();
+    const stream = this.stream;
+    if (stream.destroyed || stream.closed) {
+      this.ended = CANCELLED_BY_CLIENT;
+      return CANCELLED_BY_CLIENT;
+    }
+    this.ended = OK;
+    stream.respond(headers === undefined ? OK_HEADERS : { ...OK_HEADERS, ...headers.toHttp2Headers() }, RESPOND_WITH_TRAILERS);
+    stream.once('wantTrailers', () => stream.sendTrailers(trailers === undefined ? OK_TRAILERS : { ...OK_TRAILERS, ...trailers.toHttp2Headers() }));
+    stream.end(framed ?? frameMessage(message));
+    return undefined;
+  }
+
+  /** Ends the call with a status (a trailers-only answer); returns the status the client got. */
+  fail(status: Status): Status {
+    if (this.ended !== undefined) return this.endedStatus() ?? status;
+    this.clear();
+    const stream = this.stream;
+    if (stream.destroyed || stream.closed) {
+      this.ended = CANCELLED_BY_CLIENT;
+      return CANCELLED_BY_CLIENT;
+    }
+    this.ended = status;
+    stream.respond(
+      { ...OK_HEADERS, 'grpc-status': String(status.code), 'grpc-message': grpcMessage(status.details), ...status.metadata?.toHttp2Headers() },
+      RESPOND_AND_END,
+    );
+    return status;
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.ended !== undefined) return;
+    this.chunks.push(chunk);
+    this.received += chunk.length;
+    if (this.declared < 0 && this.received >= 5) {
+      const head = this.chunks.length === 1 ? chunk : Buffer.concat(this.chunks, this.received);
+      this.declared = head.readUInt32BE(1);
+      const max = this.limits.maxRecvBytes;
+      if (max >= 0 && this.declared > max) {
+        this.refuse(refusal(grpc.status.RESOURCE_EXHAUSTED, `request message larger than server.maxRecvBytes (${this.declared} vs ${max})`));
+        return;
+      }
+    }
+    // Anything after the first message is a second one: a unary call carries exactly one.
+    if (this.declared >= 0 && this.received > 5 + this.declared) {
+      this.refuse(refusal(grpc.status.UNIMPLEMENTED, 'a unary call takes exactly one request message'));
+    }
+  }
+
+  private onEnd(): void {
+    if (this.ended !== undefined) return;
+    if (this.declared < 0 || this.received < 5 + this.declared) {
+      this.refuse(refusal(grpc.status.UNIMPLEMENTED, 'the call ended without a complete request message'));
+      return;
+    }
+    const body = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks, this.received);
+    this.chunks = [];
+    const message = body.subarray(5);
+    if (body[0] === 0) {
+      this.request = message;
+      this.framedRequest = body;
+      this.handlers.onMessage(this);
+      return;
+    }
+    this.decompress(message);
+  }
+
+  /** A compressed request (flag 1), in the encoding the client named; limits apply to the result. */
+  private decompress(message: Buffer): void {
+    const encoding = text(this.headers['grpc-encoding']) ?? 'identity';
+    const method = encoding === 'gzip' ? gunzip : encoding === 'deflate' ? inflate : undefined;
+    if (method === undefined) {
+      this.refuse(refusal(grpc.status.UNIMPLEMENTED, `request compressed with unsupported encoding "${encoding.slice(0, 32)}"`));
+      return;
+    }
+    const max = this.limits.maxRecvBytes;
+    method(message, max >= 0 ? { maxOutputLength: Math.max(max, 1) } : {}, (error, result) => {
+      if (this.ended !== undefined) return;
+      if (error === null) {
+        this.request = result;
+        this.handlers.onMessage(this);
+      } else if ('code' in error && error.code === 'ERR_BUFFER_TOO_LARGE') {
+        this.refuse(refusal(grpc.status.RESOURCE_EXHAUSTED, `request message decompresses to more than server.maxRecvBytes (${max})`));
+      } else {
+        this.refuse(refusal(grpc.status.INTERNAL, `request message could not be decompressed (${encoding})`));
+      }
+    });
+  }
+
+  /** Refused while reading: answer, stop reading, and tell the handlers for the audit. */
+  private refuse(status: Status): void {
+    this.chunks = [];
+    this.fail(status);
+    // Whatever the client still sends is read and dropped, so its stream can close.
+    this.stream.on('data', ignore);
+    this.handlers.onRefused(this, status);
+  }
+
+  private expire(): void {
+    this.timer = undefined;
+    if (this.ended !== undefined) return;
+    this.fail(DEADLINE_EXCEEDED);
+    this.cancelListener?.();
+  }
+
+  private onClose(): void {
+    if (this.ended !== undefined) return;
+    this.ended = CANCELLED_BY_CLIENT;
+    this.clear();
+    this.cancelListener?.();
+  }
+
+  private clear(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private endedStatus(): Status | undefined {
+    return this.ended === OK ? undefined : this.ended;
+  }
+}
+
+function ignore(): void {
+  // Stream errors are handled on 'close'; data after a refusal is dropped.
+}
+
+/** Takes a unary call's stream: reads its message, then hands it to `handlers`. */
+export function acceptUnaryCall(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, limits: UnaryCallLimits, handlers: UnaryCallHandlers): UnaryCall {
+  return new UnaryCall(stream, headers, limits, handlers);
+}
