@@ -25,14 +25,17 @@ export interface UnaryCallLimits {
   readonly maxSendBytes: number;
 }
 
-/** The answer's protocol headers, as grpc-js sent them; Node copies this object on respond. */
+/**
+ * The answer's protocol headers: the ones gRPC requires, and the request encodings
+ * accepted (see decompress). Responses are never compressed, so grpc-encoding is left
+ * out. Node copies this object on respond, so it is shared.
+ */
 const OK_HEADERS: http2.OutgoingHttpHeaders = {
   ':status': 200,
   'content-type': 'application/grpc+proto',
   'grpc-accept-encoding': 'identity,deflate,gzip',
-  'grpc-encoding': 'identity',
 };
-const OK_TRAILERS: http2.OutgoingHttpHeaders = { 'grpc-status': '0', 'grpc-message': 'OK' };
+const OK_TRAILERS: http2.OutgoingHttpHeaders = { 'grpc-status': '0' };
 /** No Date header: gRPC clients ignore it, and etcd sends none. */
 const RESPOND_WITH_TRAILERS = { waitForTrailers: true, sendDate: false } as const;
 const RESPOND_AND_END = { endStream: true, sendDate: false } as const;

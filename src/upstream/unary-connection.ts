@@ -70,8 +70,13 @@ export interface UnaryFailure extends Status {
   readonly notSent: boolean;
 }
 
-/** Headers the gRPC protocol itself uses: never relayed as metadata. */
-const PROTOCOL_HEADERS = new Set(['content-type', 'grpc-status', 'grpc-message', 'grpc-encoding', 'grpc-accept-encoding', 'date']);
+/**
+ * Headers of the gRPC and HTTP protocols, never relayed as metadata. etcd behind TLS
+ * serves gRPC through Go's HTTP server, which adds `trailer` and its CORS headers
+ * (`access-control-*`) to every answer; they describe the HTTP exchange, not the call.
+ */
+const PROTOCOL_HEADERS = new Set(['content-type', 'content-length', 'grpc-status', 'grpc-message', 'grpc-encoding', 'grpc-accept-encoding', 'date', 'trailer']);
+const isProtocolHeader = (name: string): boolean => name.startsWith(':') || PROTOCOL_HEADERS.has(name) || name.startsWith('access-control-');
 
 /** Node refuses new streams with ENHANCE_YOUR_CALM past this much buffered data (MB); flow control bounds it anyway. */
 const MAX_SESSION_MEMORY_MB = 1024;
@@ -88,7 +93,7 @@ function failure(code: grpc.status, details: string, notSent = false, metadata?:
 function customMetadata(headers: http2.IncomingHttpHeaders): grpc.Metadata | undefined {
   let metadata: grpc.Metadata | undefined;
   for (const name of Object.keys(headers)) {
-    if (name.startsWith(':') || PROTOCOL_HEADERS.has(name)) continue;
+    if (isProtocolHeader(name)) continue;
     const value = headers[name];
     if (value === undefined) continue;
     metadata ??= new grpc.Metadata();
