@@ -13,7 +13,8 @@
  * a V8 CPU profile to bench-results/profiles/ on exit), --no-docs, --targets=a,b (a
  * subset of grpc-proxy, etcdgate, etcdgate-audit-off, etcdgate-cache; direct always
  * runs), --passthrough (adds "grpc-js-passthrough", a bare grpc-js pass-through with no
- * policy and no audit, unary workloads only), --baseline=PATH/dist/src/main.js (adds "etcdgate-baseline": another build,
+ * policy and no audit, unary workloads only), --http2-passthrough (adds
+ * "http2-passthrough", the same on bare node:http2 at both ends), --baseline=PATH/dist/src/main.js (adds "etcdgate-baseline": another build,
  * for A/B comparisons of an optimization in the same run).
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -63,6 +64,7 @@ const { values: flags } = parseArgs({
     targets: { type: 'string' },
     baseline: { type: 'string' },
     passthrough: { type: 'boolean' },
+    'http2-passthrough': { type: 'boolean' },
   },
 });
 
@@ -77,6 +79,9 @@ const workerCount = Number(flags.workers ?? 2);
 const clientsPerConnection = Number(flags['clients-per-connection'] ?? 8);
 const watchers = Number(flags.watchers ?? (quick ? 50 : 200));
 const puts = Number(flags.puts ?? (quick ? 200 : 1000));
+
+/** Reference proxies with no policy or audit: unary workloads only. */
+const PASSTHROUGHS: ReadonlySet<string> = new Set(['grpc-js-passthrough', 'http2-passthrough']);
 
 const root = packageRoot();
 const workerFile = fileURLToPath(new URL('./lib/load-worker.js', import.meta.url));
@@ -305,7 +310,7 @@ async function main(): Promise<void> {
 
     const targets: Target[] = [{ name: 'direct', address: etcd.address, proxy: undefined }];
     const wanted = flags.targets?.split(',');
-    const want = (name: string): boolean => wanted === undefined || wanted.includes(name) || name === 'etcdgate-baseline' || name === 'grpc-js-passthrough';
+    const want = (name: string): boolean => wanted === undefined || wanted.includes(name) || name === 'etcdgate-baseline' || PASSTHROUGHS.has(name);
     if (want('grpc-proxy')) {
       if (grpcProxyAvailable()) {
         const proxy = await startGrpcProxy(dir, pki, etcd);
@@ -324,6 +329,8 @@ async function main(): Promise<void> {
       ...(flags.baseline === undefined ? [] : [{ name: 'etcdgate-baseline', audit: true, cache: false, main: path.resolve(flags.baseline) }]),
       // The reference point: bare grpc-js, identity codecs, no policy, no audit (unary only).
       ...(flags.passthrough === true ? [{ name: 'grpc-js-passthrough', audit: false, cache: false, main: path.join(root, 'dist-bench/bench/lib/passthrough-main.js') }] : []),
+      // The least a Node proxy can cost: bare node:http2 on both legs (unary only).
+      ...(flags['http2-passthrough'] === true ? [{ name: 'http2-passthrough', audit: false, cache: false, main: path.join(root, 'dist-bench/bench/lib/http2-passthrough-main.js') }] : []),
     ]) {
       if (!want(variant.name)) continue;
       const gateway = await startGateway(root, dir, pki, etcd, policyFile, variant, logDir);
@@ -354,7 +361,7 @@ async function main(): Promise<void> {
       }
     }
     if (workloads.includes('watch')) {
-      const eligible = targets.filter((t) => t.name !== 'etcdgate-cache' && t.name !== 'grpc-js-passthrough');
+      const eligible = targets.filter((t) => t.name !== 'etcdgate-cache' && !PASSTHROUGHS.has(t.name));
       for (let round = 1; round <= rounds; round++) {
         for (const target of eligible) {
           const point = await measureWatch(target, direct, pki, round);

@@ -36,7 +36,7 @@ const OK_HEADERS: http2.OutgoingHttpHeaders = {
   'grpc-accept-encoding': 'identity,deflate,gzip',
 };
 const OK_TRAILERS: http2.OutgoingHttpHeaders = { 'grpc-status': '0' };
-/** No Date header: gRPC clients ignore it, and etcd sends none. */
+/** No Date header: gRPC clients ignore it (sendDate is a Node option its types omit). */
 const RESPOND_WITH_TRAILERS = { waitForTrailers: true, sendDate: false } as const;
 const RESPOND_AND_END = { endStream: true, sendDate: false } as const;
 
