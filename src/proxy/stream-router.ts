@@ -10,9 +10,17 @@
 import type * as http2 from 'node:http2';
 import type { MethodSpec } from '../etcd/types.js';
 import type { ProxyContext } from './context.js';
+import type { Decision } from '../policy/types.js';
 import { recordRefusal, observeGrpcRefusal, UNREADABLE } from './transport-refusals.js';
-import { acceptUnaryCall, type UnaryCallHandlers, type UnaryCallLimits } from './unary-call.js';
+import { acceptUnaryCall, type EndedWhileReading, type UnaryCallHandlers, type UnaryCallLimits } from './unary-call.js';
 import { serveUnary } from './unary.js';
+
+/** The audit decision of a unary call that ended before its message was read. */
+const ENDED_WHILE_READING: Readonly<Record<EndedWhileReading, Decision>> = {
+  unreadable: UNREADABLE,
+  deadline: { allowed: false, reason: 'deadline passed while the request was read' },
+  cancelled: { allowed: false, reason: 'cancelled by the client while the request was read' },
+};
 
 type StreamListener = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void;
 
@@ -33,7 +41,7 @@ export function routeStreams(http2Server: http2.Http2Server, context: ProxyConte
     if (spec.shape !== 'unary') continue;
     handlers.set(spec.path, {
       onMessage: (call) => serveUnary(context, spec, call),
-      onRefused: (call, status) => recordRefusal(context, call.peer, spec.path, spec, UNREADABLE, { code: status.code, message: status.details }, call.startNs),
+      onRefused: (call, status, why) => recordRefusal(context, call.peer, spec.path, spec, ENDED_WHILE_READING[why], { code: status.code, message: status.details }, call.startNs),
     });
   }
   http2Server.removeAllListeners('stream');

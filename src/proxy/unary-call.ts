@@ -78,9 +78,19 @@ function refusal(code: grpc.status, details: string): Status {
 export type UnaryCallHandlers = {
   /** The request message is complete: decide and answer with `call.respond` or `call.fail`. */
   readonly onMessage: (call: UnaryCall) => void;
-  /** The call was refused while its message was read (already answered); for the audit. */
-  readonly onRefused: (call: UnaryCall, status: Status) => void;
+  /**
+   * The call ended before its message reached onMessage (already answered, if the client
+   * is still there); for the audit. `why`: the message could not be read, the deadline
+   * passed, or the client reset the stream.
+   */
+  readonly onRefused: (call: UnaryCall, status: Status, why: EndedWhileReading) => void;
 };
+
+/** Why a call ended while its message was still being read. */
+export type EndedWhileReading = 'unreadable' | 'deadline' | 'cancelled';
+
+/** The longest delay a Node timer takes (2^31 - 1 ms, ~24.8 days); longer ones fire at once. */
+const MAX_TIMER_MS = 2_147_483_647;
 
 /** A unary call on a raw HTTP/2 stream; reading starts at construction (see acceptUnaryCall). */
 export class UnaryCall {
@@ -102,6 +112,8 @@ export class UnaryCall {
   private received = 0;
   /** Declared length of the first message, once its prefix has arrived; -1 before. */
   private declared = -1;
+  /** Whether the message has been handed to onMessage (the handler then records the call). */
+  private delivered = false;
 
   constructor(
     private readonly stream: http2.ServerHttp2Stream,
@@ -127,7 +139,8 @@ export class UnaryCall {
       // Whole milliseconds, at least one: a deadline below 1 ms still gets its try.
       const ms = Math.max(1, Math.ceil(Number(match[1]) * (UNIT_MS[match[2] ?? ''] ?? 1)));
       deadline = Date.now() + ms;
-      this.timer = setTimeout(() => this.expire(), ms);
+      // A deadline past what a timer can hold is as good as none here; etcd still gets it.
+      if (ms <= MAX_TIMER_MS) this.timer = setTimeout(() => this.expire(), ms);
     }
     this.deadline = deadline;
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -213,7 +226,7 @@ export class UnaryCall {
     if (body[0] === 0) {
       this.request = message;
       this.framedRequest = body;
-      this.handlers.onMessage(this);
+      this.deliver();
       return;
     }
     this.decompress(message);
@@ -222,6 +235,11 @@ export class UnaryCall {
   /** A compressed request (flag 1), in the encoding the client named; limits apply to the result. */
   private decompress(message: Buffer): void {
     const encoding = text(this.headers['grpc-encoding']) ?? 'identity';
+    if (encoding === 'identity') {
+      // The compressed flag without a compression is a protocol error, as grpc-go treats it.
+      this.refuse(refusal(grpc.status.INTERNAL, 'request flagged compressed without a grpc-encoding'));
+      return;
+    }
     const method = encoding === 'gzip' ? gunzip : encoding === 'deflate' ? inflate : undefined;
     if (method === undefined) {
       this.refuse(refusal(grpc.status.UNIMPLEMENTED, `request compressed with unsupported encoding "${encoding.slice(0, 32)}"`));
@@ -232,7 +250,7 @@ export class UnaryCall {
       if (this.ended !== undefined) return;
       if (error === null) {
         this.request = result;
-        this.handlers.onMessage(this);
+        this.deliver();
       } else if ('code' in error && error.code === 'ERR_BUFFER_TOO_LARGE') {
         this.refuse(refusal(grpc.status.RESOURCE_EXHAUSTED, `request message decompresses to more than server.maxRecvBytes (${max})`));
       } else {
@@ -247,21 +265,28 @@ export class UnaryCall {
     this.fail(status);
     // Whatever the client still sends is read and dropped, so its stream can close.
     this.stream.on('data', ignore);
-    this.handlers.onRefused(this, status);
+    this.handlers.onRefused(this, status, 'unreadable');
+  }
+
+  private deliver(): void {
+    this.delivered = true;
+    this.handlers.onMessage(this);
   }
 
   private expire(): void {
     this.timer = undefined;
     if (this.ended !== undefined) return;
-    this.fail(DEADLINE_EXCEEDED);
-    this.cancelListener?.();
+    const sent = this.fail(DEADLINE_EXCEEDED);
+    if (this.delivered) this.cancelListener?.();
+    else this.handlers.onRefused(this, sent, 'deadline');
   }
 
   private onClose(): void {
     if (this.ended !== undefined) return;
     this.ended = CANCELLED_BY_CLIENT;
     this.clear();
-    this.cancelListener?.();
+    if (this.delivered) this.cancelListener?.();
+    else this.handlers.onRefused(this, CANCELLED_BY_CLIENT, 'cancelled');
   }
 
   private clear(): void {

@@ -78,6 +78,9 @@ export interface UnaryFailure extends Status {
 const PROTOCOL_HEADERS = new Set(['content-type', 'content-length', 'grpc-status', 'grpc-message', 'grpc-encoding', 'grpc-accept-encoding', 'date', 'trailer']);
 const isProtocolHeader = (name: string): boolean => name.startsWith(':') || PROTOCOL_HEADERS.has(name) || name.startsWith('access-control-');
 
+/** The longest delay a Node timer takes (2^31 - 1 ms); a longer one fires at once. */
+const MAX_TIMER_MS = 2_147_483_647;
+
 /** Node refuses new streams with ENHANCE_YOUR_CALM past this much buffered data (MB); flow control bounds it anyway. */
 const MAX_SESSION_MEMORY_MB = 1024;
 
@@ -203,7 +206,8 @@ export class UnaryConnection {
         if ('response' in outcome) resolve(outcome);
         else reject(outcome);
       };
-      if (remaining !== undefined) {
+      // Past what a Node timer holds (~24.8 days) a deadline is left to etcd alone.
+      if (remaining !== undefined && remaining <= MAX_TIMER_MS) {
         timer = setTimeout(() => {
           settle(failure(grpc.status.DEADLINE_EXCEEDED, 'Deadline exceeded'));
           stream.close(NGHTTP2_CANCEL);
