@@ -14,7 +14,9 @@
  * subset of grpc-proxy, etcdgate, etcdgate-audit-off, etcdgate-cache; direct always
  * runs), --passthrough (adds "grpc-js-passthrough", a bare grpc-js pass-through with no
  * policy and no audit, unary workloads only), --http2-passthrough (adds
- * "http2-passthrough", the same on bare node:http2 at both ends), --baseline=PATH/dist/src/main.js (adds "etcdgate-baseline": another build,
+ * "http2-passthrough", the same on bare node:http2 at both ends), --http2-canned (adds
+ * "http2-canned", a node:http2 server answering every call with a canned Range answer
+ * and no etcd: the floor of a Node server's cost), --baseline=PATH/dist/src/main.js (adds "etcdgate-baseline": another build,
  * for A/B comparisons of an optimization in the same run).
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -65,6 +67,7 @@ const { values: flags } = parseArgs({
     baseline: { type: 'string' },
     passthrough: { type: 'boolean' },
     'http2-passthrough': { type: 'boolean' },
+    'http2-canned': { type: 'boolean' },
   },
 });
 
@@ -81,7 +84,7 @@ const watchers = Number(flags.watchers ?? (quick ? 50 : 200));
 const puts = Number(flags.puts ?? (quick ? 200 : 1000));
 
 /** Reference proxies with no policy or audit: unary workloads only. */
-const PASSTHROUGHS: ReadonlySet<string> = new Set(['grpc-js-passthrough', 'http2-passthrough']);
+const PASSTHROUGHS: ReadonlySet<string> = new Set(['grpc-js-passthrough', 'http2-passthrough', 'http2-canned']);
 
 const root = packageRoot();
 const workerFile = fileURLToPath(new URL('./lib/load-worker.js', import.meta.url));
@@ -331,6 +334,8 @@ async function main(): Promise<void> {
       ...(flags.passthrough === true ? [{ name: 'grpc-js-passthrough', audit: false, cache: false, main: path.join(root, 'dist-bench/bench/lib/passthrough-main.js') }] : []),
       // The least a Node proxy can cost: bare node:http2 on both legs (unary only).
       ...(flags['http2-passthrough'] === true ? [{ name: 'http2-passthrough', audit: false, cache: false, main: path.join(root, 'dist-bench/bench/lib/http2-passthrough-main.js') }] : []),
+      // No proxy at all: a canned answer, for the floor of a Node server's cost (reads only).
+      ...(flags['http2-canned'] === true ? [{ name: 'http2-canned', audit: false, cache: false, main: path.join(root, 'dist-bench/bench/lib/http2-canned-main.js') }] : []),
     ]) {
       if (!want(variant.name)) continue;
       const gateway = await startGateway(root, dir, pki, etcd, policyFile, variant, logDir);
@@ -347,7 +352,12 @@ async function main(): Promise<void> {
     };
     for (const workload of workloads.filter((w): w is UnaryWorkload => (UNARY as readonly string[]).includes(w))) {
       // The cache only changes serializable reads; elsewhere it would measure etcdgate twice.
-      const eligible = targets.filter((t) => t.name !== 'etcdgate-cache' || workload === 'range-serializable' || workload === 'range-hot');
+      const eligible = targets.filter(
+        (t) =>
+          (t.name !== 'etcdgate-cache' || workload === 'range-serializable' || workload === 'range-hot') &&
+          // Its canned answer is a RangeResponse: it stands in for reads only.
+          (t.name !== 'http2-canned' || workload.startsWith('range-')),
+      );
       for (const clients of clientCounts) {
         for (let round = 1; round <= rounds; round++) {
           // Rotate the order each round so no target always runs first (warm caches, drift).
