@@ -13,19 +13,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encode } from './support/etcd-messages.js';
 import { startEtcd, type EtcdCluster } from './support/etcd.js';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
+import { ROOT_AND_TENANT_B } from './support/policies.js';
 import { makePki, type Pki } from './support/pki.js';
 import { callEtcd, rawClient, rawUnary } from './support/raw-client.js';
 
-const POLICY = {
-  roles: {
-    root: { keys: [{ all: true, access: 'readwrite' }] },
-    tenant: { keys: [{ prefix: '/t/', access: 'readwrite' }] },
-  },
-  bindings: [
-    { match: { cn: 'root' }, roles: ['root'] },
-    { match: { cn: 'tenant-b' }, roles: ['tenant'] },
-  ],
-};
+const POLICY = ROOT_AND_TENANT_B;
 
 let pki: Pki;
 let etcd: EtcdCluster;

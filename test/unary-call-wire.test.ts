@@ -23,19 +23,11 @@ import { b, valueInEtcd } from './support/enforcement.js';
 import { decode, encode } from './support/etcd-messages.js';
 import { startEtcd, type EtcdCluster } from './support/etcd.js';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
+import { ROOT_AND_TENANT_B } from './support/policies.js';
 import { makePki, type CertPair, type Pki } from './support/pki.js';
 import { callEtcd, rawClient } from './support/raw-client.js';
 
-const POLICY = {
-  roles: {
-    root: { keys: [{ all: true, access: 'readwrite' }] },
-    tenant: { keys: [{ prefix: '/t/', access: 'readwrite' }] },
-  },
-  bindings: [
-    { match: { cn: 'root' }, roles: ['root'] },
-    { match: { cn: 'tenant-b' }, roles: ['tenant'] },
-  ],
-};
+const POLICY = ROOT_AND_TENANT_B;
 
 const MAX_RECV_BYTES = 4096;
 const MAX_SEND_BYTES = 8192;

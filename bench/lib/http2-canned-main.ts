@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import * as http2 from 'node:http2';
 import { parse } from 'yaml';
+import { mtlsServerOptions } from './mtls-server.js';
 
 interface BenchConfig {
   server: { tls: { cert: string; key: string; clientCA: string } };
@@ -43,13 +44,7 @@ const frame = Buffer.alloc(5 + message.length);
 frame.writeUInt32BE(message.length, 1);
 message.copy(frame, 5);
 
-const server = http2.createSecureServer({
-  cert: readFileSync(config.server.tls.cert),
-  key: readFileSync(config.server.tls.key),
-  ca: readFileSync(config.server.tls.clientCA),
-  requestCert: true,
-  rejectUnauthorized: true,
-});
+const server = http2.createSecureServer(mtlsServerOptions(config.server.tls));
 server.on('stream', (stream) => {
   stream.on('error', () => undefined);
   stream.on('data', () => undefined);

@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import * as http2 from 'node:http2';
 import { parse } from 'yaml';
+import { mtlsServerOptions } from './mtls-server.js';
 
 interface BenchConfig {
   server: { tls: { cert: string; key: string; clientCA: string } };
@@ -33,14 +34,7 @@ upstream.on('error', (error) => {
   process.exit(1);
 });
 
-const server = http2.createSecureServer({
-  cert: readFileSync(config.server.tls.cert),
-  key: readFileSync(config.server.tls.key),
-  ca: readFileSync(config.server.tls.clientCA),
-  requestCert: true,
-  rejectUnauthorized: true,
-  settings: { initialWindowSize: WINDOW_BYTES },
-});
+const server = http2.createSecureServer(mtlsServerOptions(config.server.tls, { settings: { initialWindowSize: WINDOW_BYTES } }));
 
 function concat(chunks: Buffer[]): Buffer {
   return chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks);

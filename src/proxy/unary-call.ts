@@ -165,13 +165,8 @@ export class UnaryCall {
     if (this.ended !== undefined) return this.endedStatus();
     const max = this.limits.maxSendBytes;
     if (max >= 0 && message.length > max) return this.fail({ code: grpc.status.RESOURCE_EXHAUSTED, details: `etcdgate: response larger than server.maxSendBytes (${message.length} vs ${max})` });
-    this.clear();
+    if (!this.end(OK)) return CANCELLED_BY_CLIENT;
     const stream = this.stream;
-    if (stream.destroyed || stream.closed) {
-      this.ended = CANCELLED_BY_CLIENT;
-      return CANCELLED_BY_CLIENT;
-    }
-    this.ended = OK;
     stream.respond(headers === undefined ? OK_HEADERS : { ...OK_HEADERS, ...headers.toHttp2Headers() }, RESPOND_WITH_TRAILERS);
     stream.once('wantTrailers', () => stream.sendTrailers(trailers === undefined ? OK_TRAILERS : { ...OK_TRAILERS, ...trailers.toHttp2Headers() }));
     stream.end(framed ?? frameMessage(message));
@@ -181,14 +176,8 @@ export class UnaryCall {
   /** Ends the call with a status (a trailers-only answer); returns the status the client got. */
   fail(status: Status): Status {
     if (this.ended !== undefined) return this.endedStatus() ?? status;
-    this.clear();
-    const stream = this.stream;
-    if (stream.destroyed || stream.closed) {
-      this.ended = CANCELLED_BY_CLIENT;
-      return CANCELLED_BY_CLIENT;
-    }
-    this.ended = status;
-    stream.respond(
+    if (!this.end(status)) return CANCELLED_BY_CLIENT;
+    this.stream.respond(
       { ...OK_HEADERS, 'grpc-status': String(status.code), 'grpc-message': grpcMessage(status.details), ...status.metadata?.toHttp2Headers() },
       RESPOND_AND_END,
     );
@@ -287,6 +276,17 @@ export class UnaryCall {
     this.clear();
     if (this.delivered) this.cancelListener?.();
     else this.handlers.onRefused(this, CANCELLED_BY_CLIENT, 'cancelled');
+  }
+
+  /** Ends the call with `status`; false if the client's stream is already gone (then it ends as cancelled). */
+  private end(status: Status): boolean {
+    this.clear();
+    if (this.stream.destroyed || this.stream.closed) {
+      this.ended = CANCELLED_BY_CLIENT;
+      return false;
+    }
+    this.ended = status;
+    return true;
   }
 
   private clear(): void {
