@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UnaryConnection, type UnaryConnectionOptions, type UnaryFailure, type UnaryReply } from '../src/upstream/unary-connection.js';
@@ -158,6 +159,57 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
+/**
+ * A peer that completes the TLS and HTTP/2 handshakes (its SETTINGS, and the ACK of the
+ * client's) and then never answers anything: no stream, no PING acknowledgement. Node's
+ * own HTTP/2 server always answers pings, so this one speaks just enough HTTP/2 by hand.
+ */
+async function silentPeer(): Promise<{ url: string; connections(): number; pings(): number; close(): Promise<void> }> {
+  const PREFACE_BYTES = 24;
+  const SETTINGS = Buffer.from([0, 0, 0, 0x04, 0x00, 0, 0, 0, 0]);
+  const SETTINGS_ACK = Buffer.from([0, 0, 0, 0x04, 0x01, 0, 0, 0, 0]);
+  const PING = 0x06;
+  let connections = 0;
+  let pings = 0;
+  const sockets = new Set<tls.TLSSocket>();
+  const server = tls.createServer({ cert: readFileSync(pki.etcdServer.cert), key: readFileSync(pki.etcdServer.key), ALPNProtocols: ['h2'] }, (socket) => {
+    connections += 1;
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    socket.on('close', () => sockets.delete(socket));
+    socket.write(Buffer.concat([SETTINGS, SETTINGS_ACK]));
+    // Count the PING frames (not acknowledgements) behind the client's preface.
+    let pending = Buffer.alloc(0);
+    let prefaceSeen = false;
+    socket.on('data', (chunk: Buffer) => {
+      pending = Buffer.concat([pending, chunk]);
+      if (!prefaceSeen) {
+        if (pending.length < PREFACE_BYTES) return;
+        pending = pending.subarray(PREFACE_BYTES);
+        prefaceSeen = true;
+      }
+      while (pending.length >= 9) {
+        const length = pending.readUIntBE(0, 3);
+        if (pending.length < 9 + length) return;
+        if (pending[3] === PING && ((pending[4] ?? 0) & 0x01) === 0) pings += 1;
+        pending = pending.subarray(9 + length);
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `https://127.0.0.1:${port}`,
+    connections: () => connections,
+    pings: () => pings,
+    close: () =>
+      new Promise((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
 describe('against a scripted HTTP/2 server', () => {
   it('sends a gRPC request: POST, content-type, te, grpc-timeout, user-agent and the forwarded metadata', async () => {
     let seen: http2.IncomingHttpHeaders | undefined;
@@ -278,6 +330,32 @@ describe('against a scripted HTTP/2 server', () => {
       expect(malformed.details).toContain('malformed response frame');
     } finally {
       await server.close();
+    }
+  });
+
+  it('a peer that stops answering keepalive pings is dropped: the call in flight fails UNAVAILABLE, the next call reconnects', async () => {
+    const peer = await silentPeer();
+    try {
+      const connection = connect(peer.url, { keepaliveTimeMs: 500, keepaliveTimeoutMs: 300 });
+      const started = Date.now();
+      // No deadline: only the keepalive can end this call.
+      const lost = await failureOf(connection.call(RANGE, Buffer.alloc(0)));
+      expect(lost.code).toBe(grpc.status.UNAVAILABLE);
+      expect(lost.details).toMatch(/lost/u);
+      // The peer had accepted the connection, so the request may have reached it.
+      expect(lost.notSent).toBe(false);
+      // Dropped by the first unanswered ping, 500 + 300 ms in (with room for a slow
+      // machine), not by Node giving up after 10 outstanding pings (~5 s here).
+      expect(peer.pings()).toBeGreaterThanOrEqual(1);
+      expect(peer.pings()).toBeLessThanOrEqual(3);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(700);
+      expect(Date.now() - started).toBeLessThan(3_000);
+
+      const next = await failureOf(connection.call(RANGE, Buffer.alloc(0)));
+      expect(next.code).toBe(grpc.status.UNAVAILABLE);
+      expect(peer.connections()).toBe(2);
+    } finally {
+      await peer.close();
     }
   });
 
