@@ -25,6 +25,7 @@ import { findInjectedHttp2Server } from './proxy/transport-refusals.js';
 import { METHODS } from './etcd/methods.js';
 import { SHUTTING_DOWN } from './proxy/status.js';
 import { AbuseLimits } from './proxy/limits.js';
+import { upstreamCalls } from './upstream/calls.js';
 import { readUpstreamMaterial, UpstreamPool, type UpstreamMaterial } from './upstream/pool.js';
 import { VERSION } from './version.js';
 
@@ -131,7 +132,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     connections,
     streams,
     state: { shuttingDown: false },
-    lookupTimeoutMs: config.upstream.dialTimeoutMs,
+    upstream: upstreamCalls(pool, config.upstream.dialTimeoutMs),
     limits: new AbuseLimits(config.limits),
     ...(rangeCache === undefined ? {} : { rangeCache }),
   };

@@ -9,6 +9,7 @@ import type { DecodedRequest, MethodSpec } from '../etcd/types.js';
 import type { Metrics } from '../observability/metrics-types.js';
 import type { Decision, Permissions } from '../policy/types.js';
 import type { Connection } from '../tls/client-listener.js';
+import type { UpstreamCalls } from '../upstream/calls.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import type { AbuseLimits } from './limits.js';
 import type { PolicyState } from './policy-state.js';
@@ -34,8 +35,8 @@ export interface ProxyContext {
   readonly connections: ReadonlyMap<string, Connection>;
   readonly streams: Set<OpenStream>;
   readonly state: { shuttingDown: boolean };
-  /** Timeout of etcdgate's own lookups upstream (lease keys), ms. */
-  readonly lookupTimeoutMs: number;
+  /** etcdgate's own calls to etcd (lease-key lookups), under its upstream identity. */
+  readonly upstream: UpstreamCalls;
   /** Per-identity request rate and watcher limits, and the bound on unread watch data. */
   readonly limits: AbuseLimits;
   /** The serializable-Range cache, when enabled (config cache.serializableRange). */

@@ -11,12 +11,9 @@ const PATH = '/etcdserverpb.Lease/LeaseTimeToLive';
 
 /** The keys attached to `leaseId` (decimal int64); [] when the lease does not exist. Rejects with a Status. */
 export async function leaseKeys(context: ProxyContext, leaseId: string): Promise<Buffer[]> {
-  const endpoint = context.pool.pick();
-  if (endpoint === undefined) throw statusFromError(undefined);
   const request = encodeLeaseTimeToLiveRequest(leaseId, true);
   try {
-    const reply = await endpoint.unary.call(PATH, request, { deadline: Date.now() + context.lookupTimeoutMs });
-    return leaseKeysOf(reply.response);
+    return leaseKeysOf(await context.upstream.unary(PATH, request, { idempotent: true }));
   } catch (error: unknown) {
     throw statusFromError(error);
   }
