@@ -1,30 +1,36 @@
 /**
  * The composition root: builds every part of etcdgate from one Config, wires them
- * together, and owns start, reload and stop. Nothing here touches `process` (argv,
- * signals, exit): src/main.ts does that.
+ * together, and owns start, reload and stop. It composes and does nothing else; each
+ * part's behaviour lives in its folder. Nothing here touches `process`: src/main.ts does.
+ *
+ *   client-facing TLS listener (src/tls) -> HTTP/2 server (src/transport) -> router and
+ *   gate (src/proxy) -> service flows -> upstream pool (src/upstream) -> etcd
  */
-import { readFileSync, unwatchFile, watchFile, type Stats } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type * as tls from 'node:tls';
-import * as grpc from '@grpc/grpc-js';
+import { readFileSync } from 'node:fs';
 import { createAuditor } from './audit/auditor.js';
+import { SYSTEM_CLOCK, type Clock } from './clock.js';
+import { loadConfiguredPolicy } from './config/policy-file.js';
 import type { Config } from './config/types.js';
+import { watchFiles } from './config/watch-files.js';
+import { METHODS } from './etcd/methods.js';
 import { startAdminServer, type AdminServer } from './observability/admin-server.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createPromMetrics, reportCertificateBundle } from './observability/metrics.js';
-import { loadConfiguredPolicy } from './policy/load-file.js';
-import type { Connection } from './tls/client-listener.js';
-import { createClientListener, serverContextOptions } from './tls/client-listener.js';
-import type { OpenStream, ProxyContext } from './proxy/context.js';
-import { passThrough } from './proxy/bidi.js';
+import type { Metrics } from './observability/metrics-types.js';
+import { Client, Gate } from './proxy/gate.js';
+import { LeaseKeyLookups } from './proxy/lease.js';
+import { AbuseLimits } from './proxy/limits.js';
 import { PolicyState } from './proxy/policy-state.js';
 import { RangeCache } from './proxy/range-cache.js';
-import { createGrpcServer } from './proxy/server.js';
-import { routeStreams } from './proxy/stream-router.js';
-import { findInjectedHttp2Server } from './proxy/transport-refusals.js';
-import { METHODS } from './etcd/methods.js';
+import { streamRouter } from './proxy/router.js';
+import { buildServices } from './proxy/services.js';
 import { SHUTTING_DOWN } from './proxy/status.js';
-import { AbuseLimits } from './proxy/limits.js';
+import { createClientListener, serverContextOptions } from './tls/client-listener.js';
+import { Budget } from './transport/budget.js';
+import { DEFAULT_CONNECTION_OPTIONS, type ConnectionOptions, type Http2Connection } from './transport/http2/connection.js';
+import { Http2Server } from './transport/http2/server.js';
 import { upstreamCalls } from './upstream/calls.js';
 import { readUpstreamMaterial, UpstreamPool, type UpstreamMaterial } from './upstream/pool.js';
 import { VERSION } from './version.js';
@@ -40,9 +46,9 @@ export interface Gateway {
   reloadPolicy(): boolean;
   /**
    * Re-reads the server certificate and key, client CA bundle and CRL (for new
-   * handshakes) and the upstream CA and client certificate (for new upstream calls); a
-   * broken or mismatched set keeps all the old material. Also runs by itself when one
-   * of those files changes (polled every second).
+   * handshakes) and the upstream CA and client certificate (for new upstream
+   * connections); a broken or mismatched set keeps all the old material. Also runs by
+   * itself when one of those files changes (polled every second).
    */
   reloadTls(): boolean;
   /** Reopens the audit file (log rotation). */
@@ -55,6 +61,7 @@ export interface Gateway {
 
 export interface GatewayOptions {
   readonly logger?: Logger;
+  readonly clock?: Clock;
 }
 
 function listen(server: tls.Server, host: string, port: number): Promise<number> {
@@ -67,7 +74,7 @@ function listen(server: tls.Server, host: string, port: number): Promise<number>
   });
 }
 
-function reportCertificates(config: Config, metrics: ReturnType<typeof createPromMetrics>['metrics']): void {
+function reportCertificates(config: Config, metrics: Metrics): void {
   reportCertificateBundle(metrics, 'server', readFileSync(config.server.tls.cert, 'utf8'));
   reportCertificateBundle(metrics, 'client-ca', readFileSync(config.server.tls.clientCA, 'utf8'));
   reportCertificateBundle(metrics, 'upstream-ca', readFileSync(config.upstream.tls.ca, 'utf8'));
@@ -79,90 +86,86 @@ function sameMaterial(a: UpstreamMaterial, b: UpstreamMaterial): boolean {
   return a.ca.equals(b.ca) && same(a.cert, b.cert) && same(a.key, b.key);
 }
 
-/** Files whose change triggers a TLS reload: polled, so a rename-replace (how certificate tools write) is seen too. */
+/** The TLS files whose change triggers a reload. */
 function tlsFiles(config: Config): string[] {
   const { server, upstream } = config;
-  const files = [server.tls.cert, server.tls.key, server.tls.clientCA, server.tls.crl, upstream.tls.ca, upstream.tls.cert, upstream.tls.key];
-  return [...new Set(files.filter((file): file is string => file !== undefined))];
+  return [server.tls.cert, server.tls.key, server.tls.clientCA, server.tls.crl, upstream.tls.ca, upstream.tls.cert, upstream.tls.key].filter(
+    (file): file is string => file !== undefined,
+  );
 }
 
-/** How long after a change the reload runs, so a certificate and its key written together are read together. */
-const TLS_SETTLE_MS = 250;
-
-/** Watches the TLS files and calls `reload` once things settle after a change; returns the un-watch function. */
-function watchTlsFiles(config: Config, reload: () => void): () => void {
-  let timer: NodeJS.Timeout | undefined;
-  const onChange = (current: Stats): void => {
-    // A file replaced by rename is briefly absent: wait for the new one to appear.
-    if (current.nlink === 0 && current.ino === 0) return;
-    clearTimeout(timer);
-    timer = setTimeout(reload, TLS_SETTLE_MS);
-    timer.unref();
-  };
-  const files = tlsFiles(config);
-  for (const file of files) watchFile(file, { interval: 1000, persistent: false }, onChange);
-  return () => {
-    clearTimeout(timer);
-    for (const file of files) unwatchFile(file, onChange);
+/**
+ * The client connections' HTTP/2 limits. The connection window is what one connection
+ * may make etcdgate hold of its requests (reopened only as calls finish), so it is at
+ * least one largest request message.
+ */
+function clientConnectionOptions(config: Config): ConnectionOptions {
+  const { limits, server } = config;
+  return {
+    ...DEFAULT_CONNECTION_OPTIONS,
+    maxConcurrentStreams: limits.maxStreamsPerConnection,
+    connectionWindow: Math.max(limits.connectionBufferBytes, server.maxRecvBytes + 64 * 1024),
+    holdConnectionWindow: true,
   };
 }
 
 /** Starts etcdgate. Rejects (and leaves nothing running) if any part cannot start. */
 export async function startGateway(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
   const logger = options.logger ?? createLogger(config.log.level);
+  const clock = options.clock ?? SYSTEM_CLOCK;
   const { metrics, registry } = createPromMetrics({ version: VERSION });
   const policy = new PolicyState(loadConfiguredPolicy(config.policy));
   metrics.policyInfo(policy.current.version, policy.current.ruleCount);
   const auditor = await createAuditor(config.audit, { metrics, logger, version: VERSION, policyVersion: () => policy.current.version });
-  let upstreamMaterial: UpstreamMaterial = readUpstreamMaterial(config.upstream);
+
+  let upstreamMaterial = readUpstreamMaterial(config.upstream);
   const pool = new UpstreamPool(config.upstream, metrics, upstreamMaterial);
-  const connections = new Map<string, Connection>();
-  const streams = new Set<OpenStream>();
-  const cacheConfig = config.cache.serializableRange;
-  const rangeCache = cacheConfig.enabled ? new RangeCache(cacheConfig) : undefined;
-  const stopRangeCache =
-    rangeCache?.follow(() => pool.pick()?.client.makeBidiStreamRequest(WATCH_PATH, passThrough, passThrough, new grpc.Metadata())) ?? (() => undefined);
-  const context: ProxyContext = {
-    pool,
-    policy,
-    auditor,
-    metrics,
-    logger,
-    advertiseClientUrls: config.server.advertiseClientUrls,
-    connections,
-    streams,
-    state: { shuttingDown: false },
-    upstream: upstreamCalls(pool, config.upstream.dialTimeoutMs),
-    limits: new AbuseLimits(config.limits),
-    ...(rangeCache === undefined ? {} : { rangeCache }),
-  };
+  const upstream = upstreamCalls(pool, config.upstream.dialTimeoutMs);
+  const leaseKeys = new LeaseKeyLookups(upstream);
+  const gate = new Gate({ policy, limits: new AbuseLimits(config.limits), auditor, metrics, clock, logger, leaseKeys: (id) => leaseKeys.keys(id) });
   policy.onChange(() => {
-    for (const stream of streams) stream.revalidate?.();
+    for (const stream of gate.streams) stream.revalidate?.();
   });
 
-  const grpcServer = createGrpcServer(context, config.server, config.limits);
-  const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-  const injectedHttp2 = findInjectedHttp2Server(grpcServer);
-  // Without it unary calls would have no handler: refuse to start rather than serve half.
-  if (injectedHttp2 === undefined) throw new Error('this grpc-js version is not supported: its HTTP/2 server for injected connections was not found');
-  routeStreams(injectedHttp2, context, METHODS, config.server);
+  const cacheConfig = config.cache.serializableRange;
+  const rangeCache = cacheConfig.enabled ? new RangeCache(cacheConfig) : undefined;
+  const stopRangeCache = rangeCache?.follow((onMessage, onEnd) => upstream.feed(WATCH_PATH, onMessage, onEnd)) ?? (() => undefined);
+
+  const services = buildServices(
+    { gate, pool, maxSendBytes: config.server.maxSendBytes, maxWatcherBufferBytes: config.limits.maxWatcherBufferBytes, advertiseClientUrls: config.server.advertiseClientUrls, cache: rangeCache },
+    METHODS,
+  );
+  const clients = new Map<Http2Connection, Client>();
+  const onStream = streamRouter({
+    gate,
+    services,
+    clients,
+    limits: {
+      maxRecvBytes: config.server.maxRecvBytes,
+      maxSendBytes: config.server.maxSendBytes,
+      readTimeoutMs: config.server.requestReadTimeoutMs,
+      maxInflateRatio: config.server.maxInflateRatio,
+    },
+    inflateBudget: new Budget(Math.max(config.server.maxRecvBytes, 1), config.limits.totalBufferBytes),
+  });
+  const http2 = new Http2Server(
+    { connection: clientConnectionOptions(config), idleTimeoutMs: config.limits.idleTimeoutMs },
+    { onStream, onConnectionClosed: (connection) => clients.delete(connection) },
+    () => clock.monotonic(),
+  );
+
   const listener = createClientListener({
     tls: config.server.tls,
     handshakeTimeoutMs: config.limits.handshakeTimeoutMs,
     maxConnections: config.limits.maxConnections,
     onConnection: (socket, connection) => {
-      // The key is what grpc-js's call.getPeer() prints for this socket.
-      connections.set(`${connection.address}:${connection.port}`, connection);
       metrics.connectionOpened();
-      injector.injectConnection(socket);
+      clients.set(http2.accept(socket), new Client(connection));
     },
-    onClosed: (connection) => {
-      connections.delete(`${connection.address}:${connection.port}`);
-      metrics.connectionClosed();
-    },
+    onClosed: () => metrics.connectionClosed(),
     onRefused: (refused) => {
       metrics.handshakeRefused(refused.reason);
-      auditor.handshakeRefused({ start: new Date(), ...refused });
+      auditor.handshakeRefused({ start: new Date(clock.now()), ...refused });
     },
   });
 
@@ -177,7 +180,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       logger,
       ...(config.admin.tls === undefined ? {} : { tls: config.admin.tls }),
       readiness: () => {
-        const checks = { listening: listener.listening && !context.state.shuttingDown, policy: true, upstream: pool.healthy(), audit: auditor.accepting };
+        const checks = { listening: listener.listening && !gate.shuttingDown, policy: true, upstream: pool.healthy(), audit: auditor.accepting };
         return { ready: Object.values(checks).every(Boolean), checks };
       },
     });
@@ -185,7 +188,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     listener.close();
     stopRangeCache();
     pool.close();
-    grpcServer.forceShutdown();
+    http2.destroy();
     await auditor.close();
     throw error;
   }
@@ -206,11 +209,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       return false;
     }
   };
-  const policyFile = config.policy.kind === 'file' ? config.policy.path : undefined;
-  const onPolicyFileChange = (): void => {
-    reloadPolicy();
-  };
-  if (policyFile !== undefined) watchFile(policyFile, { interval: 1000, persistent: false }, onPolicyFileChange);
+  const stopWatchingPolicy = config.policy.kind === 'file' ? watchFiles([config.policy.path], reloadPolicy, 0) : () => undefined;
 
   const reloadTls = (): boolean => {
     try {
@@ -232,26 +231,30 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       return false;
     }
   };
-  const stopWatchingTls = watchTlsFiles(config, reloadTls);
+  const stopWatchingTls = watchFiles(tlsFiles(config), reloadTls);
 
   logger.info({ port, adminPort: admin.port, upstream: config.upstream.endpoints, policyVersion: policy.current.version, version: VERSION }, 'etcdgate listening');
 
   let stopping: Promise<void> | undefined;
   const stop = async (): Promise<void> => {
-    context.state.shuttingDown = true;
-    if (policyFile !== undefined) unwatchFile(policyFile, onPolicyFileChange);
+    gate.shuttingDown = true;
+    stopWatchingPolicy();
     stopWatchingTls();
     listener.close();
-    for (const stream of [...streams]) stream.abort(SHUTTING_DOWN);
+    for (const stream of [...gate.streams]) stream.abort(SHUTTING_DOWN);
+    http2.shutdown();
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        grpcServer.forceShutdown();
+      const deadline = setTimeout(() => {
+        clearInterval(check);
+        http2.destroy();
         resolve();
       }, config.server.shutdownTimeoutMs);
-      grpcServer.tryShutdown(() => {
-        clearTimeout(timer);
+      const check = setInterval(() => {
+        if (http2.connections.size > 0) return;
+        clearInterval(check);
+        clearTimeout(deadline);
         resolve();
-      });
+      }, 10);
     });
     stopRangeCache();
     pool.close();

@@ -15,7 +15,7 @@ import { explainAccesses, explainIdentity } from './cli/explain-request.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { compilePolicyText } from './policy/compile.js';
 import { explain } from './policy/explain.js';
-import { loadConfiguredPolicy } from './policy/load-file.js';
+import { loadConfiguredPolicy } from './config/policy-file.js';
 import { PolicyError } from './policy/policy-error.js';
 import { runPolicyCases } from './policy/test-cases.js';
 import { VERSION } from './version.js';

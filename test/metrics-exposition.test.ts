@@ -11,7 +11,7 @@ import path from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { grpcCodeName } from '../src/grpc-codes.js';
+import { codeName as grpcCodeName } from '../src/transport/grpc/status.js';
 import { createPromMetrics, LATENCY_BUCKETS, reportCertificateBundle } from '../src/observability/metrics.js';
 import { NOOP_METRICS } from '../src/observability/metrics-types.js';
 import { METRICS_METHODS, exerciseEveryMetric } from './support/exercise-metrics.js';

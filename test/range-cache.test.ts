@@ -116,12 +116,23 @@ describe('serializable-Range cache through etcdgate', () => {
 /** A Watch stream stand-in: the cache writes its create request and reads answers. */
 class FakeWatch extends EventEmitter {
   readonly written: Buffer[] = [];
-  write(message: Buffer): boolean {
+  onMessage: (message: Buffer) => void = () => undefined;
+  onEnd: () => void = () => undefined;
+  /** The opener RangeCache.follow takes. */
+  readonly open = (onMessage: (message: Buffer) => void, onEnd: () => void): FakeWatch => {
+    this.onMessage = onMessage;
+    this.onEnd = onEnd;
+    return this;
+  };
+  write(message: Buffer): void {
     this.written.push(message);
-    return true;
   }
   cancel(): void {
-    this.emit('status', { code: 1, details: 'cancelled' });
+    this.onEnd();
+  }
+  /** etcd answers on the watch. */
+  answer(message: Buffer): void {
+    this.onMessage(message);
   }
 }
 
@@ -130,8 +141,8 @@ const CREATED = encode('etcdserverpb.WatchResponse', { created: true });
 function readyCache(now: () => number, maxStalenessMs = 1000): { cache: RangeCache; watch: FakeWatch; stop: () => void } {
   const cache = new RangeCache({ maxEntries: 10, maxStalenessMs, now });
   const watch = new FakeWatch();
-  const stop = cache.follow(() => watch as unknown as grpc.ClientDuplexStream<Buffer, Buffer>);
-  watch.emit('data', CREATED);
+  const stop = cache.follow(watch.open);
+  watch.answer(CREATED);
   return { cache, watch, stop };
 }
 
@@ -176,9 +187,9 @@ describe('RangeCache', () => {
     if (prefixRead === undefined) throw new Error('not cacheable');
     cache.store(prefixRead, answer);
     expect(cache.get(prefixRead)).toEqual(answer);
-    watch.emit('data', encode('etcdserverpb.WatchResponse', { events: [{ type: 'PUT', kv: { key: Buffer.from('/q/x') } }] }));
+    watch.answer(encode('etcdserverpb.WatchResponse', { events: [{ type: 'PUT', kv: { key: Buffer.from('/q/x') } }] }));
     expect(cache.get(prefixRead)).toEqual(answer);
-    watch.emit('data', encode('etcdserverpb.WatchResponse', { events: [{ type: 'PUT', kv: { key: Buffer.from('/p/x') } }] }));
+    watch.answer(encode('etcdserverpb.WatchResponse', { events: [{ type: 'PUT', kv: { key: Buffer.from('/p/x') } }] }));
     expect(cache.get(prefixRead)).toBeUndefined();
     stop();
   });
@@ -186,15 +197,15 @@ describe('RangeCache', () => {
   it('stores nothing before the watch is established, and clears everything when it is lost', () => {
     const cache = new RangeCache({ maxEntries: 10, maxStalenessMs: 1000, now: () => 0 });
     const watch = new FakeWatch();
-    const stop = cache.follow(() => watch as unknown as grpc.ClientDuplexStream<Buffer, Buffer>, 60_000);
+    const stop = cache.follow(watch.open, 60_000);
     const read = cache.cacheable(serializableRead('/k'));
     if (read === undefined) throw new Error('not cacheable');
     cache.store(read, answer);
     expect(cache.size).toBe(0);
-    watch.emit('data', CREATED);
+    watch.answer(CREATED);
     cache.store(cache.cacheable(serializableRead('/k')) ?? read, answer);
     expect(cache.size).toBe(1);
-    watch.emit('status', { code: 14, details: 'gone' });
+    watch.onEnd();
     expect(cache.size).toBe(0);
     stop();
   });

@@ -18,7 +18,7 @@ import * as http2 from 'node:http2';
 import { deflateSync, gzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { grpcMessage } from '../src/proxy/unary-call.js';
+import { encodeGrpcMessage as grpcMessage } from '../src/transport/grpc/status.js';
 import { b, valueInEtcd } from './support/enforcement.js';
 import { decode, encode } from './support/etcd-messages.js';
 import { startEtcd, type EtcdCluster } from './support/etcd.js';

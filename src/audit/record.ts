@@ -16,7 +16,7 @@ import { displayName } from '../tls/identity.js';
 import type { Identity } from '../tls/identity.js';
 import type { CallEvent, CallEventKind, HandshakeEvent, KeySummary } from './types.js';
 import { keyMember, putKey } from './key-render.js';
-import { grpcCodeName } from '../grpc-codes.js';
+import { codeName as grpcCodeName } from '../transport/grpc/status.js';
 
 /** ECS version the field names follow. */
 export const ECS_VERSION = '8.11.0';

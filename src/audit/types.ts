@@ -64,6 +64,11 @@ export interface CallEvent {
     readonly count?: number;
     /** Snapshot bytes sent. */
     readonly bytes?: number;
+    /**
+     * The request was handed to etcd and the call ended without etcd's answer (client
+     * reset, deadline, connection lost): etcd may have applied it, so the outcome is unknown.
+     */
+    readonly requestSent?: boolean;
   };
   readonly watchId?: string;
   readonly traceId?: string;

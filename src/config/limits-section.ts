@@ -15,6 +15,9 @@ const LIMITS_KEYS = [
   'burst',
   'handshakeTimeoutMs',
   'maxWatcherBufferBytes',
+  'idleTimeoutMs',
+  'connectionBufferBytes',
+  'totalBufferBytes',
 ];
 
 /** The defaults, also what an absent section means. */
@@ -26,10 +29,16 @@ export const DEFAULT_LIMITS: LimitsConfig = {
   burst: 20_000,
   handshakeTimeoutMs: 10_000,
   maxWatcherBufferBytes: 16 * 1024 * 1024,
+  idleTimeoutMs: 300_000,
+  connectionBufferBytes: 16 * 1024 * 1024,
+  totalBufferBytes: 256 * 1024 * 1024,
 };
 
 /** HTTP/2 carries the stream limit in a 31-bit setting. */
 const MAX_STREAMS = 2_147_483_647;
+/** A connection's receive window: at least HTTP/2's default, at most the protocol's 2^31 - 1. */
+const MIN_CONNECTION_BUFFER_BYTES = 65_535;
+const MAX_WINDOW_BYTES = 2_147_483_647;
 /** One large watch event must fit: below 64 KiB every busy watcher would be cut. */
 const MIN_WATCHER_BUFFER_BYTES = 64 * 1024;
 
@@ -47,5 +56,8 @@ export function readLimits(reader: Reader, value: unknown): LimitsConfig {
     burst: count('burst', 1),
     handshakeTimeoutMs: count('handshakeTimeoutMs', 100, MAX_TIMER_MS),
     maxWatcherBufferBytes: count('maxWatcherBufferBytes', MIN_WATCHER_BUFFER_BYTES, MAX_MESSAGE_BYTES),
+    idleTimeoutMs: count('idleTimeoutMs', 0, MAX_TIMER_MS),
+    connectionBufferBytes: count('connectionBufferBytes', MIN_CONNECTION_BUFFER_BYTES, MAX_WINDOW_BYTES),
+    totalBufferBytes: count('totalBufferBytes', MIN_CONNECTION_BUFFER_BYTES, Number.MAX_SAFE_INTEGER),
   };
 }

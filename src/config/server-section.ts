@@ -7,15 +7,28 @@ import type { HostPort } from './addresses.js';
 import { parseHostPort } from './addresses.js';
 import { readHttpsUrls } from './read-urls.js';
 import type { Reader } from './read.js';
-import { MAX_TIMER_MS, UNLIMITED_BYTES, at, isAbsent } from './read.js';
+import { MAX_TIMER_MS, at, isAbsent } from './read.js';
 
 /** etcd's own request limit is 1.5 MiB; 10 MiB leaves room for large Txn batches. */
 const DEFAULT_MAX_RECV_BYTES = 10 * 1024 * 1024;
 
+/**
+ * gRPC's own ceiling (2^31 - 1), which etcd's servers and clients use too: answers are
+ * relayed to the client as they arrive, with flow control both ways, so etcdgate's memory
+ * does not depend on this; it only refuses answers a client could not take anyway.
+ */
+export const DEFAULT_MAX_SEND_BYTES = 2_147_483_647;
+
+/** A request message has this long to arrive once its first byte (or the call's headers) came. */
+const DEFAULT_REQUEST_READ_TIMEOUT_MS = 5_000;
+
+/** A compressed request may inflate to at most this many times its size (gzip's best is about 1,000). */
+const DEFAULT_MAX_INFLATE_RATIO = 100;
+
 /** Loopback by default, so metrics are never exposed to the network by accident. */
 const DEFAULT_ADMIN_LISTEN = '127.0.0.1:9091';
 
-const SERVER_KEYS = ['listen', 'advertiseClientUrls', 'tls', 'maxRecvBytes', 'maxSendBytes', 'shutdownTimeoutMs'];
+const SERVER_KEYS = ['listen', 'advertiseClientUrls', 'tls', 'maxRecvBytes', 'maxSendBytes', 'shutdownTimeoutMs', 'requestReadTimeoutMs', 'maxInflateRatio'];
 const SERVER_TLS_KEYS = ['cert', 'key', 'clientCA', 'crl', 'minVersion'];
 const ADMIN_KEYS = ['listen', 'tls'];
 const ADMIN_TLS_KEYS = ['cert', 'key'];
@@ -46,13 +59,23 @@ export function readServer(reader: Reader, value: unknown): ServerConfig {
       unlimited: false,
     }),
     maxSendBytes: reader.byteLimit(raw['maxSendBytes'], at(path, 'maxSendBytes'), {
-      fallback: UNLIMITED_BYTES,
+      fallback: DEFAULT_MAX_SEND_BYTES,
       unlimited: true,
     }),
     shutdownTimeoutMs: reader.integer(raw['shutdownTimeoutMs'], at(path, 'shutdownTimeoutMs'), {
       min: 0,
       max: MAX_TIMER_MS,
       fallback: 10_000,
+    }),
+    requestReadTimeoutMs: reader.integer(raw['requestReadTimeoutMs'], at(path, 'requestReadTimeoutMs'), {
+      min: 100,
+      max: MAX_TIMER_MS,
+      fallback: DEFAULT_REQUEST_READ_TIMEOUT_MS,
+    }),
+    maxInflateRatio: reader.integer(raw['maxInflateRatio'], at(path, 'maxInflateRatio'), {
+      min: 1,
+      max: 100_000,
+      fallback: DEFAULT_MAX_INFLATE_RATIO,
     }),
   };
 }
@@ -76,8 +99,10 @@ const PLACEHOLDER_SERVER: ServerConfig = {
   advertiseClientUrls: [],
   tls: { cert: '', key: '', clientCA: '', minVersion: 'TLSv1.2' },
   maxRecvBytes: DEFAULT_MAX_RECV_BYTES,
-  maxSendBytes: UNLIMITED_BYTES,
+  maxSendBytes: DEFAULT_MAX_SEND_BYTES,
   shutdownTimeoutMs: 0,
+  requestReadTimeoutMs: DEFAULT_REQUEST_READ_TIMEOUT_MS,
+  maxInflateRatio: DEFAULT_MAX_INFLATE_RATIO,
 };
 
 /** Reads the `admin` section (optional; defaults to plain HTTP on 127.0.0.1:9091). */

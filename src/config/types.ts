@@ -22,10 +22,14 @@ export interface ServerConfig {
   readonly tls: ServerTlsConfig;
   /** Largest request message accepted, bytes (default 10 MiB; etcd's is 1.5 MiB). */
   readonly maxRecvBytes: number;
-  /** Largest response message sent, bytes (default unlimited = Number.MAX_SAFE_INTEGER -> -1 to grpc). */
+  /** Largest response message sent, bytes (default 2^31 - 1, gRPC's ceiling; -1 for none). */
   readonly maxSendBytes: number;
   /** Bound on graceful shutdown, ms (default 10000). */
   readonly shutdownTimeoutMs: number;
+  /** Time a request message has to arrive once started (a unary call: its whole request), ms (default 5000). */
+  readonly requestReadTimeoutMs: number;
+  /** Most a compressed request may inflate, as a multiple of its compressed size (default 100). */
+  readonly maxInflateRatio: number;
 }
 
 export interface UpstreamConfig {
@@ -99,6 +103,12 @@ export interface LimitsConfig {
   readonly handshakeTimeoutMs: number;
   /** Bytes a watch stream may leave unread by its client before its watchers are cancelled (default 16 MiB). */
   readonly maxWatcherBufferBytes: number;
+  /** A client connection with no open stream for this long is closed (GOAWAY), ms (default 300000; 0 = never). */
+  readonly idleTimeoutMs: number;
+  /** Request bytes one client connection may make etcdgate hold (its HTTP/2 receive window), default 16 MiB, at least maxRecvBytes. */
+  readonly connectionBufferBytes: number;
+  /** Request bytes all connections together may hold while being inflated (default 256 MiB). */
+  readonly totalBufferBytes: number;
 }
 
 /** Optional response caches; all off by default. */

@@ -15,7 +15,7 @@ import * as kv from './kv.js';
 import * as lease from './lease.js';
 import * as lock from './lock.js';
 import * as maintenance from './maintenance.js';
-import type { CallShape, MethodSpec, RequestDecoder } from './types.js';
+import type { CallShape, MethodColumns, MethodSpec, RequestDecoder } from './types.js';
 import * as watch from './watch.js';
 
 type EventType = MethodSpec['eventType'];
@@ -26,11 +26,17 @@ interface Row {
   readonly shape: CallShape;
   readonly eventType: EventType;
   readonly decode: RequestDecoder;
+  readonly columns: MethodColumns;
 }
 
-function row(method: string, eventType: EventType, decode: RequestDecoder, shape: CallShape = 'unary'): Row {
-  return { method, shape, eventType, decode };
+function row(method: string, eventType: EventType, decode: RequestDecoder, columns: MethodColumns & { readonly shape?: CallShape } = {}): Row {
+  return { method, shape: columns.shape ?? 'unary', eventType, decode, columns };
 }
+
+/** Reads etcd answers the same way however often they are asked: safe to repeat on another endpoint. */
+const READ: MethodColumns = { idempotent: true };
+/** Writes to the keys the request names. */
+const WRITE: MethodColumns = { invalidates: 'written-keys' };
 
 /** Services by full name, with the short name used in audit actions. */
 const SERVICES: ReadonlyArray<{ readonly service: string; readonly short: string; readonly rows: readonly Row[] }> = [
@@ -38,27 +44,27 @@ const SERVICES: ReadonlyArray<{ readonly service: string; readonly short: string
     service: 'etcdserverpb.KV',
     short: 'kv',
     rows: [
-      row('Range', 'access', kv.decodeRangeRequest),
-      row('Put', 'change', kv.decodePutRequest),
-      row('DeleteRange', 'change', kv.decodeDeleteRangeRequest),
-      row('Txn', 'change', kv.decodeTxnRequest),
+      row('Range', 'access', kv.decodeRangeRequest, { ...READ, cacheable: true }),
+      row('Put', 'change', kv.decodePutRequest, WRITE),
+      row('DeleteRange', 'change', kv.decodeDeleteRangeRequest, WRITE),
+      row('Txn', 'change', kv.decodeTxnRequest, WRITE),
       row('Compact', 'admin', kv.decodeCompactionRequest),
     ],
   },
   {
     service: 'etcdserverpb.Watch',
     short: 'watch',
-    rows: [row('Watch', 'access', watch.decodeWatchRequest, 'bidi')],
+    rows: [row('Watch', 'access', watch.decodeWatchRequest, { shape: 'bidi' })],
   },
   {
     service: 'etcdserverpb.Lease',
     short: 'lease',
     rows: [
       row('LeaseGrant', 'change', lease.decodeLeaseGrantRequest),
-      row('LeaseRevoke', 'change', lease.decodeLeaseRevokeRequest),
-      row('LeaseKeepAlive', 'change', lease.decodeLeaseKeepAliveRequest, 'bidi'),
-      row('LeaseTimeToLive', 'access', lease.decodeLeaseTimeToLiveRequest),
-      row('LeaseLeases', 'access', lease.decodeLeaseLeasesRequest),
+      row('LeaseRevoke', 'change', lease.decodeLeaseRevokeRequest, { invalidates: 'all-keys' }),
+      row('LeaseKeepAlive', 'change', lease.decodeLeaseKeepAliveRequest, { shape: 'bidi' }),
+      row('LeaseTimeToLive', 'access', lease.decodeLeaseTimeToLiveRequest, READ),
+      row('LeaseLeases', 'access', lease.decodeLeaseLeasesRequest, READ),
     ],
   },
   {
@@ -68,7 +74,7 @@ const SERVICES: ReadonlyArray<{ readonly service: string; readonly short: string
       row('MemberAdd', 'admin', cluster.decodeMemberAddRequest),
       row('MemberRemove', 'admin', cluster.decodeMemberRemoveRequest),
       row('MemberUpdate', 'admin', cluster.decodeMemberUpdateRequest),
-      row('MemberList', 'info', cluster.decodeMemberListRequest),
+      row('MemberList', 'info', cluster.decodeMemberListRequest, { ...READ, rewrite: 'member-urls' }),
       row('MemberPromote', 'admin', cluster.decodeMemberPromoteRequest),
     ],
   },
@@ -78,13 +84,13 @@ const SERVICES: ReadonlyArray<{ readonly service: string; readonly short: string
     rows: [
       // Alarm both reads (GET) and changes alarms: recorded as admin either way.
       row('Alarm', 'admin', maintenance.decodeAlarmRequest),
-      row('Status', 'info', maintenance.decodeStatusRequest),
+      row('Status', 'info', maintenance.decodeStatusRequest, READ),
       row('Defragment', 'admin', maintenance.decodeDefragmentRequest),
-      row('Hash', 'info', maintenance.decodeHashRequest),
-      row('HashKV', 'info', maintenance.decodeHashKVRequest),
+      row('Hash', 'info', maintenance.decodeHashRequest, READ),
+      row('HashKV', 'info', maintenance.decodeHashKVRequest, READ),
       // A snapshot reads every key and value, yet it is an admin operation (capability
       // snapshot): recorded as admin so that `audit.level.read: none` never hides one.
-      row('Snapshot', 'admin', maintenance.decodeSnapshotRequest, 'serverStream'),
+      row('Snapshot', 'admin', maintenance.decodeSnapshotRequest, { shape: 'serverStream' }),
       row('MoveLeader', 'admin', maintenance.decodeMoveLeaderRequest),
       row('Downgrade', 'admin', maintenance.decodeDowngradeRequest),
     ],
@@ -96,7 +102,7 @@ const SERVICES: ReadonlyArray<{ readonly service: string; readonly short: string
       row('AuthEnable', 'admin', auth.decodeAuthEnableRequest),
       row('AuthDisable', 'admin', auth.decodeAuthDisableRequest),
       // etcd 3.5+; kept so newer etcdctl works when the etcd behind the proxy has it.
-      row('AuthStatus', 'info', auth.decodeAuthStatusRequest),
+      row('AuthStatus', 'info', auth.decodeAuthStatusRequest, READ),
       row('Authenticate', 'access', auth.decodeAuthenticateRequest),
       row('UserAdd', 'change', auth.decodeUserAddRequest),
       row('UserGet', 'access', auth.decodeUserGetRequest),
@@ -117,19 +123,19 @@ const SERVICES: ReadonlyArray<{ readonly service: string; readonly short: string
     service: 'v3lockpb.Lock',
     short: 'lock',
     rows: [
-      row('Lock', 'change', lock.decodeLockRequest),
-      row('Unlock', 'change', lock.decodeUnlockRequest),
+      row('Lock', 'change', lock.decodeLockRequest, WRITE),
+      row('Unlock', 'change', lock.decodeUnlockRequest, WRITE),
     ],
   },
   {
     service: 'v3electionpb.Election',
     short: 'election',
     rows: [
-      row('Campaign', 'change', election.decodeCampaignRequest),
-      row('Proclaim', 'change', election.decodeProclaimRequest),
-      row('Leader', 'access', election.decodeLeaderRequest),
-      row('Observe', 'access', election.decodeObserveRequest, 'serverStream'),
-      row('Resign', 'change', election.decodeResignRequest),
+      row('Campaign', 'change', election.decodeCampaignRequest, WRITE),
+      row('Proclaim', 'change', election.decodeProclaimRequest, WRITE),
+      row('Leader', 'access', election.decodeLeaderRequest, READ),
+      row('Observe', 'access', election.decodeObserveRequest, { shape: 'serverStream' }),
+      row('Resign', 'change', election.decodeResignRequest, WRITE),
     ],
   },
 ];
@@ -156,6 +162,10 @@ function buildTable(): ReadonlyMap<string, MethodSpec> {
         category: service === 'etcdserverpb.Auth' ? 'iam' : 'database',
         eventType: r.eventType,
         decode: r.decode,
+        idempotent: r.columns.idempotent ?? false,
+        invalidates: r.columns.invalidates ?? 'none',
+        rewrite: r.columns.rewrite ?? 'none',
+        cacheable: r.columns.cacheable ?? false,
       });
       table.set(path, spec);
     }

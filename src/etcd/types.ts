@@ -48,4 +48,15 @@ export interface MethodSpec {
   readonly eventType: 'access' | 'change' | 'admin' | 'info';
   /** Decoder of the request message (for bidi methods: of each client message). */
   readonly decode: RequestDecoder;
+  /** Safe to repeat on another endpoint after it may have reached etcd (reads etcd answers the same way twice). */
+  readonly idempotent: boolean;
+  /** What a forwarded call may change of cached reads: the keys it writes, every key (LeaseRevoke deletes keys it does not name), or nothing. */
+  readonly invalidates: 'none' | 'written-keys' | 'all-keys';
+  /** How etcdgate changes etcd's answer: 'member-urls' (MemberList's client URLs become etcdgate's), or not at all. */
+  readonly rewrite: 'none' | 'member-urls';
+  /** Answers may come from the serializable-Range cache. */
+  readonly cacheable: boolean;
 }
+
+/** The columns of a method table row beyond its name, shape, event type and decoder. */
+export type MethodColumns = Partial<Pick<MethodSpec, 'idempotent' | 'invalidates' | 'rewrite' | 'cacheable'>>;

@@ -12,7 +12,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { CertificateRole, HandshakeFailure, Metrics, Outcome, StreamKind } from './metrics-types.js';
-import { grpcCodeName } from '../grpc-codes.js';
+import { codeName as grpcCodeName } from '../transport/grpc/status.js';
 
 /** Request latency buckets, seconds: 100 µs (a cached local denial) up to 10 s (a slow etcd). */
 export const LATENCY_BUCKETS: readonly number[] = [

@@ -17,7 +17,6 @@
  * - A Range that was in flight while an overlapping write was invalidated is not stored:
  *   recent invalidations are kept in a ring and checked against the read's start.
  */
-import type * as grpc from '@grpc/grpc-js';
 import { LRUCache } from 'lru-cache';
 import { WireReader } from '../etcd/wire.js';
 import type { Access } from '../policy/types.js';
@@ -32,6 +31,12 @@ interface Entry {
   readonly response: Buffer;
   readonly storedAt: number;
   readonly range: KeyRange;
+}
+
+/** The upstream Watch stream the cache follows: it writes its create request and cancels it when stopped. */
+export interface WatchFeed {
+  write(message: Buffer): void;
+  cancel(): void;
 }
 
 /** What the cache needs from a serializable RangeRequest. */
@@ -174,34 +179,35 @@ export class RangeCache {
   }
 
   /**
-   * Keeps an upstream watch on every key open, invalidating on each event; `open` makes
-   * a fresh Watch stream. Returns the function that stops it.
+   * Keeps an upstream watch on every key open, invalidating on each event. `open` starts
+   * a Watch stream to etcd (etcdgate's own) whose answers go to `onMessage` and whose end
+   * to `onEnd`; undefined when no endpoint can take it. Returns the function that stops it.
    */
-  follow(open: () => grpc.ClientDuplexStream<Buffer, Buffer> | undefined, retryMs = 1000): () => void {
-    let stream: grpc.ClientDuplexStream<Buffer, Buffer> | undefined;
+  follow(open: (onMessage: (message: Buffer) => void, onEnd: () => void) => WatchFeed | undefined, retryMs = 1000): () => void {
+    let feed: WatchFeed | undefined;
     let stopped = false;
     let timer: NodeJS.Timeout | undefined;
     const lost = (): void => {
       this.ready = false;
       this.clear();
-      stream = undefined;
+      feed = undefined;
       if (stopped) return;
       timer = setTimeout(connect, retryMs);
       timer.unref();
     };
     const connect = (): void => {
       if (stopped) return;
-      const current = open();
+      let current: WatchFeed | undefined;
+      current = open(
+        (message) => {
+          if (feed === current) this.onWatchResponse(message);
+        },
+        () => {
+          if (feed === current) lost();
+        },
+      );
       if (current === undefined) return lost();
-      stream = current;
-      current.on('data', (message: Buffer) => {
-        if (stream !== current) return;
-        this.onWatchResponse(message);
-      });
-      current.on('error', () => undefined);
-      current.on('status', () => {
-        if (stream === current) lost();
-      });
+      feed = current;
       // Watch every key from the current revision: WatchCreateRequest{key "\0", range_end "\0"}.
       current.write(Buffer.from([0x0a, 0x06, 0x0a, 0x01, 0x00, 0x12, 0x01, 0x00]));
     };
@@ -210,8 +216,9 @@ export class RangeCache {
       stopped = true;
       if (timer !== undefined) clearTimeout(timer);
       this.ready = false;
-      stream?.cancel();
-      stream = undefined;
+      const current = feed;
+      feed = undefined;
+      current?.cancel();
       this.clear();
     };
   }

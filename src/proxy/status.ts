@@ -1,41 +1,98 @@
 /**
- * The one place where etcdgate's own refusals become gRPC statuses. etcd clients match
- * errors by their exact text and retry only on UNAVAILABLE, so denials use etcd's own
- * wording and are never UNAVAILABLE.
+ * The one place where etcdgate's decisions become the gRPC statuses clients get. etcd
+ * clients match errors by their exact text and retry only on UNAVAILABLE, so policy
+ * denials use etcd's own wording and are never UNAVAILABLE.
+ *
+ * A refusal that is not the policy's (rate limit, shutdown, audit sink down, malformed
+ * request) is a Decision with a `refusal` kind; the policy's own denials have none.
  */
-import * as grpc from '@grpc/grpc-js';
+import { Code, type Status } from '../transport/grpc/status.js';
+import type { Decision } from '../policy/types.js';
+
+export type { Status } from '../transport/grpc/status.js';
 
 /** etcd's text for ErrGRPCPermissionDenied; clients compare against it. */
 export const PERMISSION_DENIED_MESSAGE = 'etcdserver: permission denied';
-
-export interface Status {
-  readonly code: grpc.status;
-  readonly details: string;
-  readonly metadata?: grpc.Metadata;
-}
-
-export const PERMISSION_DENIED: Status = { code: grpc.status.PERMISSION_DENIED, details: PERMISSION_DENIED_MESSAGE };
-export const UNAUTHENTICATED: Status = { code: grpc.status.UNAUTHENTICATED, details: 'etcdgate: no verified client certificate' };
-export const MALFORMED: Status = { code: grpc.status.INVALID_ARGUMENT, details: 'etcdgate: malformed request message' };
-export const NO_UPSTREAM: Status = { code: grpc.status.UNAVAILABLE, details: 'etcdgate: no etcd endpoint available' };
-export const SHUTTING_DOWN: Status = { code: grpc.status.UNAVAILABLE, details: 'etcdgate: shutting down' };
-export const AUDIT_UNAVAILABLE: Status = { code: grpc.status.UNAVAILABLE, details: 'etcdgate: audit sink unavailable' };
-export const INTERNAL_ERROR: Status = { code: grpc.status.INTERNAL, details: 'etcdgate: internal error' };
-export const RATE_LIMITED: Status = { code: grpc.status.RESOURCE_EXHAUSTED, details: 'etcdgate: rate limit exceeded' };
 export const TOO_MANY_WATCHERS_MESSAGE = 'etcdgate: too many watchers';
-export const WATCHER_TOO_SLOW: Status = { code: grpc.status.RESOURCE_EXHAUSTED, details: 'etcdgate: watcher too slow' };
 
-/** A Status from whatever an upstream call failed with (keeps code, message and trailers). */
-export function statusFromError(error: unknown): Status {
-  if (typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'number') {
-    const details = 'details' in error && typeof error.details === 'string' ? error.details : '';
-    const metadata = 'metadata' in error && error.metadata instanceof grpc.Metadata ? error.metadata : undefined;
-    return { code: error.code, details, ...(metadata === undefined ? {} : { metadata }) };
-  }
-  return { code: grpc.status.UNAVAILABLE, details: 'etcdgate: upstream call failed' };
+/** Why etcdgate refused a call before or beside the policy. */
+export type RefusalKind =
+  | 'unauthenticated'
+  | 'shutting-down'
+  | 'audit-unavailable'
+  | 'rate-limited'
+  | 'too-many-watchers'
+  | 'malformed'
+  | 'unknown-method'
+  | 'not-grpc'
+  | 'unreadable'
+  | 'precondition';
+
+/** A decision that is not the policy's. */
+export interface Refusal extends Decision {
+  readonly allowed: false;
+  readonly refusal: RefusalKind;
 }
 
-/** Ends a server stream with a status (grpc-js turns an 'error' event into the trailers). */
-export function endWithStatus(call: { emit(event: 'error', status: Status): boolean }, status: Status): void {
-  call.emit('error', status);
+function refusal(refusalKind: RefusalKind, reason: string): Refusal {
+  return Object.freeze({ allowed: false, reason, refusal: refusalKind });
+}
+
+export const UNAUTHENTICATED_DECISION = refusal('unauthenticated', 'no verified client certificate');
+export const SHUTTING_DOWN_DECISION = refusal('shutting-down', 'shutting down');
+export const AUDIT_UNAVAILABLE_DECISION = refusal('audit-unavailable', 'audit sink unavailable');
+export const RATE_LIMITED_DECISION = refusal('rate-limited', 'rate limited');
+export const TOO_MANY_WATCHERS_DECISION = refusal('too-many-watchers', 'too many watchers');
+export const MALFORMED_DECISION = refusal('malformed', 'malformed request');
+export const UNKNOWN_METHOD_DECISION = refusal('unknown-method', 'unknown method');
+export const NOT_GRPC_DECISION = refusal('not-grpc', 'not a gRPC request');
+export const UNREADABLE_DECISION = refusal('unreadable', 'message refused while being read');
+
+/** A refusal whose status is given (a precondition etcdgate cannot meet, e.g. a value compare on ciphertext). */
+export function preconditionRefusal(reason: string): Refusal {
+  return refusal('precondition', reason);
+}
+
+function fixed(code: number, details: string): Status {
+  return Object.freeze({ code, details });
+}
+
+export const PERMISSION_DENIED = fixed(Code.PERMISSION_DENIED, PERMISSION_DENIED_MESSAGE);
+export const UNAUTHENTICATED = fixed(Code.UNAUTHENTICATED, 'etcdgate: no verified client certificate');
+export const MALFORMED = fixed(Code.INVALID_ARGUMENT, 'etcdgate: malformed request message');
+export const NO_UPSTREAM = fixed(Code.UNAVAILABLE, 'etcdgate: no etcd endpoint available');
+export const SHUTTING_DOWN = fixed(Code.UNAVAILABLE, 'etcdgate: shutting down');
+export const AUDIT_UNAVAILABLE = fixed(Code.UNAVAILABLE, 'etcdgate: audit sink unavailable');
+export const INTERNAL_ERROR = fixed(Code.INTERNAL, 'etcdgate: internal error');
+export const RATE_LIMITED = fixed(Code.RESOURCE_EXHAUSTED, 'etcdgate: rate limit exceeded');
+export const TOO_MANY_WATCHERS = fixed(Code.RESOURCE_EXHAUSTED, TOO_MANY_WATCHERS_MESSAGE);
+export const WATCHER_TOO_SLOW = fixed(Code.RESOURCE_EXHAUSTED, 'etcdgate: watcher too slow');
+export const UNKNOWN_METHOD = fixed(Code.UNIMPLEMENTED, 'etcdgate: unknown method');
+export const CANCELLED_BY_CLIENT = fixed(Code.CANCELLED, 'etcdgate: call cancelled by the client');
+
+const BY_REFUSAL: Readonly<Record<RefusalKind, Status>> = {
+  unauthenticated: UNAUTHENTICATED,
+  'shutting-down': SHUTTING_DOWN,
+  'audit-unavailable': AUDIT_UNAVAILABLE,
+  'rate-limited': RATE_LIMITED,
+  'too-many-watchers': TOO_MANY_WATCHERS,
+  malformed: MALFORMED,
+  'unknown-method': UNKNOWN_METHOD,
+  'not-grpc': UNKNOWN_METHOD,
+  unreadable: MALFORMED,
+  precondition: fixed(Code.FAILED_PRECONDITION, 'etcdgate: precondition not met'),
+};
+
+/** Whether a decision is a policy denial (counted in etcdgate_denials_total) rather than another refusal. */
+export function isPolicyDenial(decision: Decision): boolean {
+  return !decision.allowed && !('refusal' in decision);
+}
+
+/** The status a refused call gets: the one mapping from decisions to statuses. */
+export function statusOf(decision: Decision): Status {
+  if (decision.allowed) return fixed(Code.OK, '');
+  if (!('refusal' in decision)) return PERMISSION_DENIED;
+  const kind = (decision as Refusal).refusal;
+  if (kind === 'precondition') return fixed(Code.FAILED_PRECONDITION, `etcdgate: ${decision.reason}`);
+  return BY_REFUSAL[kind];
 }

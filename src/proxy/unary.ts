@@ -1,140 +1,280 @@
 /**
- * Unary calls: identify, decode, authorize, forward, audit. The request frame the client
- * sent is the frame etcd receives; etcd's response frame is the one the client gets
- * (MemberList is the single exception: its client URLs become etcdgate's own). The call
- * itself, reading its message and writing its answer, is src/proxy/unary-call.ts.
+ * A unary call once admitted (src/proxy/gate.ts): its one request message is decoded,
+ * authorized, answered from the cache or forwarded, and recorded. What differs between
+ * methods comes from the method table's columns (idempotent, rewrite, cacheable,
+ * invalidates), implemented by the services' files (kv.ts: the cache; cluster.ts: the
+ * MemberList rewrite), never from path checks here.
+ *
+ * The request the client framed is the request etcd receives, and etcd's framed answer
+ * is what the client gets (relayed as it arrives), except where a column says otherwise.
+ * A call ends exactly once and gets exactly one audit record, whatever ends it.
  */
-import { rewriteMemberListUrls, summarizeResponse } from '../etcd/responses.js';
-import { DecodeError, type DecodedRequest, type MethodSpec } from '../etcd/types.js';
+import type { KeySummary } from '../audit/types.js';
+import { ResponseScanner } from '../etcd/response-scanner.js';
+import type { ResponseSummary } from '../etcd/responses.js';
+import { summarizeResponse } from '../etcd/responses.js';
+import type { DecodedRequest, MethodSpec } from '../etcd/types.js';
 import type { Decision } from '../policy/types.js';
-import { authorize } from './authorize.js';
-import { callerAt, callEvent, startClock, type ProxyContext } from './context.js';
-import { forwardUnary, type UpstreamReply } from './forward.js';
-import { forwardedHeaders, traceIdOfHeader } from './metadata.js';
-import { RATE_LIMITED_DECISION } from './limits.js';
-import type { UnaryCall } from './unary-call.js';
-import { AUDIT_UNAVAILABLE, INTERNAL_ERROR, MALFORMED, PERMISSION_DENIED, RATE_LIMITED, SHUTTING_DOWN, statusFromError, type Status } from './status.js';
+import type { CallOutcome } from '../transport/grpc/client-call.js';
+import { frameMessage } from '../transport/grpc/message-reader.js';
+import { Code } from '../transport/grpc/status.js';
+import type { UpstreamPool } from '../upstream/pool.js';
+import type { CancelReason, RpcCall, RpcHandler } from './call.js';
+import { forwardUnary, type ForwardSink, type Forwarding } from './forward.js';
+import type { Caller, CallStart, Gate } from './gate.js';
+import { forwardedMetadata, traceIdOf } from './metadata.js';
+import { INTERNAL_ERROR, MALFORMED_DECISION, UNREADABLE_DECISION, statusOf, type Status } from './status.js';
 
-const MEMBER_LIST = '/etcdserverpb.Cluster/MemberList';
-const RANGE = '/etcdserverpb.KV/Range';
-
-/** Reads that etcd answers the same however often they are asked: safe to repeat on another endpoint. */
-const IDEMPOTENT = new Set([
-  '/etcdserverpb.KV/Range',
-  MEMBER_LIST,
-  '/etcdserverpb.Maintenance/Status',
-  '/etcdserverpb.Maintenance/Hash',
-  '/etcdserverpb.Maintenance/HashKV',
-  '/etcdserverpb.Lease/LeaseTimeToLive',
-  '/etcdserverpb.Lease/LeaseLeases',
-  '/etcdserverpb.Auth/AuthStatus',
-  '/v3electionpb.Election/Leader',
-]);
-
-const NOT_DECIDED: Decision = { allowed: false, reason: 'not decided' };
-const MALFORMED_DECISION: Decision = { allowed: false, reason: 'malformed request' };
-
-/** Serves one unary call whose request message has been read. */
-export function serveUnary(context: ProxyContext, spec: MethodSpec, call: UnaryCall): void {
-  handleUnary(context, spec, call).catch((error: unknown) => {
-    // A bug, not a client's or etcd's doing: answer rather than leave the call hanging.
-    context.logger.error({ err: error, method: spec.path }, 'unexpected error in a unary handler');
-    call.fail(INTERNAL_ERROR);
-  });
+/** The service behaviours the unary path applies, by method table column. */
+export interface UnaryServices {
+  /** `cacheable`: a cached answer for this request, or a function to store etcd's; undefined when not cacheable. */
+  cacheLookup(spec: MethodSpec, request: Buffer): { readonly hit: Buffer | undefined; readonly store: (response: Buffer) => void } | undefined;
+  /** `invalidates`: what a forwarded write may have changed (run whatever the outcome: a failed write may be applied). */
+  invalidate(spec: MethodSpec, decoded: DecodedRequest): void;
+  /** `rewrite`: etcd's answer as the client gets it. */
+  rewrite(spec: MethodSpec, response: Buffer): Buffer;
 }
 
-async function handleUnary(context: ProxyContext, spec: MethodSpec, call: UnaryCall): Promise<void> {
-  const start = startClock();
-  const request = call.request;
-  context.metrics.bytes('in', request.length);
-  const caller = callerAt(context, call.peer);
-  if ('code' in caller) {
-    const sent = call.fail(caller);
-    context.metrics.requestFinished(spec.service, spec.method, 'deny', sent.code, 0);
-    return;
-  }
-  const traceId = traceIdOfHeader(call.headers.traceparent);
+export interface UnaryDeps {
+  readonly gate: Gate;
+  readonly pool: UpstreamPool;
+  readonly services: UnaryServices;
+  /** server.maxSendBytes; -1 for none. */
+  readonly maxSendBytes: number;
+}
 
-  let decoded: DecodedRequest | undefined;
-  let decision = NOT_DECIDED;
-  /** Answers the client (a response, or a status) and records what it got. */
-  const finish = (status: Status | undefined, response?: Buffer, reply?: UpstreamReply): void => {
-    let sent: Status | undefined;
-    if (status === undefined && response !== undefined) {
-      sent = call.respond(response, reply?.response === response ? reply.framed : undefined, reply?.headers, reply?.trailers);
-      if (sent === undefined) context.metrics.bytes('out', response.length);
-    } else {
-      sent = call.fail(status ?? MALFORMED);
+const NOT_DECIDED: Decision = { allowed: false, reason: 'not decided' };
+const ENDED_WHILE_READING: Readonly<Record<CancelReason, Decision>> = {
+  unreadable: UNREADABLE_DECISION,
+  'read-timeout': { ...UNREADABLE_DECISION, reason: 'request not received in time' },
+  deadline: { ...UNREADABLE_DECISION, reason: 'deadline passed while the request was read' },
+  'client-reset': { ...UNREADABLE_DECISION, reason: 'cancelled by the client while the request was read' },
+  'connection-lost': { ...UNREADABLE_DECISION, reason: 'connection lost while the request was read' },
+};
+const ONE_MESSAGE: Status = { code: Code.UNIMPLEMENTED, details: 'etcdgate: a unary call takes exactly one request message' };
+const NO_MESSAGE: Status = { code: Code.UNIMPLEMENTED, details: 'etcdgate: the call ended without a complete request message' };
+
+type Phase = 'reading' | 'deciding' | 'forwarding' | 'done';
+
+/** One admitted unary call; it attaches itself to the call and runs to its end. */
+export class UnaryFlow implements RpcHandler, ForwardSink {
+  private message: Buffer | undefined;
+  private framed: Buffer | undefined;
+  private messages = 0;
+  private phase: Phase = 'reading';
+  private decoded: DecodedRequest | undefined;
+  private decision: Decision = NOT_DECIDED;
+  private forwarding: Forwarding | undefined;
+  private scanner: ResponseScanner | undefined;
+  private summary: ResponseSummary = {};
+  private store: ((response: Buffer) => void) | undefined;
+  private assembled: Buffer | undefined;
+
+  constructor(
+    private readonly deps: UnaryDeps,
+    private readonly spec: MethodSpec,
+    private readonly caller: Caller,
+    private readonly call: RpcCall,
+    private readonly started: CallStart,
+  ) {
+    call.attach(this, false);
+  }
+
+  onMessage(_call: RpcCall, message: Buffer, framed: Buffer | undefined): void {
+    if (this.phase !== 'reading') return;
+    this.messages += 1;
+    if (this.messages > 1) {
+      this.refuse(UNREADABLE_DECISION, ONE_MESSAGE);
+      return;
     }
-    const code = sent?.code ?? 0;
-    const seconds = Number(process.hrtime.bigint() - start.ns) / 1e9;
-    context.metrics.requestFinished(spec.service, spec.method, decision.allowed ? 'allow' : 'deny', code, seconds);
-    // A rate-limited call is refused, not denied by the policy: it shows in the request code only.
-    if (!decision.allowed && decision !== RATE_LIMITED_DECISION) context.metrics.denied(decision.role ?? 'none');
-    const summary = sent === undefined && response !== undefined ? summarizeResponse(spec.path, response) : {};
-    context.auditor.record(
-      callEvent(spec, caller, 'call', start, decoded?.summary ?? { op: spec.method }, decision, {
-        code,
-        message: sent?.details ?? '',
-        ...summary,
-      }, { traceId }),
-    );
-  };
-
-  try {
-    decoded = spec.decode(request);
-  } catch (error: unknown) {
-    if (!(error instanceof DecodeError)) throw error;
-    decision = MALFORMED_DECISION;
-    finish(MALFORMED);
-    return;
-  }
-  if (context.state.shuttingDown) return finish(SHUTTING_DOWN);
-  if (!context.auditor.accepting) return finish(AUDIT_UNAVAILABLE);
-  if (!context.limits.takeRequest(caller.connection.identity.fingerprint)) {
-    decision = RATE_LIMITED_DECISION;
-    return finish(RATE_LIMITED);
+    this.message = message;
+    this.framed = framed;
   }
 
-  try {
-    const pending = authorize(context, caller, decoded);
-    decision = pending instanceof Promise ? await pending : pending;
-  } catch (error: unknown) {
-    return finish(statusFromError(error));
+  onHalfClose(): void {
+    if (this.phase !== 'reading') return;
+    const message = this.message;
+    if (message === undefined) {
+      this.refuse(UNREADABLE_DECISION, NO_MESSAGE);
+      return;
+    }
+    this.phase = 'deciding';
+    this.deps.gate.metrics.bytes('in', message.length);
+    const decoded = this.deps.gate.decode(this.spec, message);
+    if (decoded === undefined) {
+      this.refuse(MALFORMED_DECISION, statusOf(MALFORMED_DECISION));
+      return;
+    }
+    this.decoded = decoded;
+    let pending: Decision | Promise<Decision>;
+    try {
+      pending = this.deps.gate.authorize(this.caller, decoded);
+    } catch (error: unknown) {
+      this.failInternal(error);
+      return;
+    }
+    if (pending instanceof Promise) {
+      pending.then(
+        (decision) => this.decided(decision),
+        (error: unknown) => this.lookupFailed(error),
+      );
+    } else this.decided(pending);
   }
-  if (!decision.allowed) return finish(PERMISSION_DENIED);
 
-  // Only now, with the caller's own request allowed, may a cached answer be used.
-  const cache = context.rangeCache;
-  const cacheable = cache !== undefined && spec.path === RANGE ? cache.cacheable(request) : undefined;
-  if (cacheable !== undefined) {
-    const hit = cache?.get(cacheable);
-    if (hit !== undefined) return finish(undefined, hit);
+  onCancel(_call: RpcCall, reason: CancelReason, status: Status): void {
+    if (this.phase === 'done') return;
+    if (this.phase === 'reading') {
+      this.decision = ENDED_WHILE_READING[reason];
+      this.complete(status);
+      return;
+    }
+    // Decided or forwarding: the client left (or its deadline passed); etcd's stream is reset.
+    this.forwarding?.cancel();
+    this.complete(status);
   }
 
-  let cancel: (() => void) | undefined;
-  call.onCancel(() => cancel?.());
-  try {
-    const reply = await forwardUnary(context, spec.path, request, {
-      metadata: forwardedHeaders(call.headers),
-      framed: call.framedRequest,
-      deadline: call.deadline,
-      idempotent: IDEMPOTENT.has(spec.path),
-      onCancel: (fn) => {
-        cancel = fn;
+  onDrain(): void {
+    this.forwarding?.resume();
+  }
+
+  private decided(decision: Decision): void {
+    if (this.phase !== 'deciding') return;
+    this.decision = decision;
+    if (!decision.allowed) {
+      this.deps.gate.countDenial(decision);
+      this.complete(this.call.end(statusOf(decision)));
+      return;
+    }
+    const { services } = this.deps;
+    const message = this.message as Buffer;
+    const cached = this.spec.cacheable ? services.cacheLookup(this.spec, message) : undefined;
+    if (cached?.hit !== undefined) {
+      this.answer(cached.hit);
+      return;
+    }
+    this.store = cached?.store;
+    this.phase = 'forwarding';
+    const assemble = this.spec.rewrite !== 'none' || this.store !== undefined;
+    if (!assemble) this.scanner = new ResponseScanner(this.spec.path);
+    this.forwarding = forwardUnary(
+      this.deps.pool,
+      this.deps.gate.metrics,
+      this.deps.gate.clock,
+      {
+        path: this.spec.path,
+        method: this.spec.method,
+        framed: this.framed ?? frameMessage(message),
+        deadline: this.call.deadline,
+        metadata: forwardedMetadata(this.call),
+        idempotent: this.spec.idempotent,
+        mode: assemble ? 'assemble' : 'relay',
+        maxResponseBytes: this.deps.maxSendBytes,
       },
-    });
-    const response = spec.path === MEMBER_LIST ? rewriteMemberListUrls(reply.response, context.advertiseClientUrls) : reply.response;
-    if (cacheable !== undefined) cache?.store(cacheable, response);
-    finish(undefined, response, reply);
-  } catch (error: unknown) {
-    finish(statusFromError(error));
-  } finally {
-    // A write that failed may still have been applied: invalidate either way.
-    if (cache !== undefined && spec.eventType === 'change') {
-      // Revoking a lease deletes its keys, which the request does not name.
-      if (spec.method === 'LeaseRevoke') cache.clear();
-      else cache.invalidateWrites(decoded.accesses);
-    }
+      this,
+    );
   }
+
+  /** An answer etcdgate has whole (cache hit, rewritten answer), with etcd's trailing metadata when it came from etcd. */
+  private answer(response: Buffer, trailers?: readonly string[]): void {
+    const max = this.deps.maxSendBytes;
+    if (max >= 0 && response.length > max) {
+      this.complete(this.call.end({ code: Code.RESOURCE_EXHAUSTED, details: `etcdgate: response larger than server.maxSendBytes (${response.length} vs ${max})` }));
+      return;
+    }
+    this.summary = summarizeResponse(this.spec.path, response);
+    this.call.sendMessage(response);
+    this.deps.gate.metrics.bytes('out', response.length);
+    this.complete(this.call.end(withMetadata(OK, trailers)));
+  }
+
+  // ------------------------------------------------------------ ForwardSink
+
+  headers(metadata: string[]): void {
+    this.call.sendHeaders(metadata);
+  }
+
+  data(bytes: Buffer): boolean {
+    if (this.scanner === undefined) {
+      // Assembled: the whole message, handled once the status is known (end).
+      this.assembled = bytes;
+      return true;
+    }
+    this.scanner.push(bytes);
+    this.deps.gate.metrics.bytes('out', bytes.length);
+    return this.call.sendFramed(bytes);
+  }
+
+  end(outcome: CallOutcome): void {
+    if (this.phase !== 'forwarding') return;
+    if (outcome.code === Code.OK && this.assembled !== undefined) {
+      // Rewritten and kept as the columns say, then answered like a cache hit.
+      const response = this.deps.services.rewrite(this.spec, this.assembled);
+      this.store?.(response);
+      this.answer(response, outcome.metadata);
+      return;
+    }
+    if (this.scanner !== undefined) this.summary = this.scanner.summary();
+    const status: Status = outcome.code === Code.OK ? withMetadata(OK, outcome.metadata) : outcome;
+    this.complete(this.call.end(status));
+  }
+
+  // ------------------------------------------------------------ ending
+
+  private lookupFailed(error: unknown): void {
+    if (this.phase !== 'deciding') return;
+    const status = upstreamStatus(error);
+    this.complete(this.call.end(status));
+  }
+
+  private failInternal(error: unknown): void {
+    // A bug, not a client's or etcd's doing: answer rather than leave the call hanging.
+    this.deps.gate.deps.logger.error({ err: error, method: this.spec.path }, 'unexpected error in a unary call');
+    this.complete(this.call.end(INTERNAL_ERROR));
+  }
+
+  private refuse(decision: Decision, status: Status): void {
+    this.decision = decision;
+    this.complete(this.call.end(status));
+  }
+
+  /** The call has ended with `sent` (the status the client got): invalidate, count, record. */
+  private complete(sent: Status): void {
+    if (this.phase === 'done') return;
+    const forwarded = this.phase === 'forwarding';
+    this.phase = 'done';
+    const { gate, services } = this.deps;
+    if (forwarded && this.decoded !== undefined && this.spec.invalidates !== 'none') services.invalidate(this.spec, this.decoded);
+    gate.finished(this.spec, this.decision, sent.code, this.started);
+    // Handed to etcd and ended without its answer: etcd may have applied it (outcome unknown).
+    const requestSent = forwarded && this.forwarding?.sent === true;
+    gate.audit(
+      this.spec,
+      this.caller,
+      'call',
+      this.started,
+      this.decoded?.summary ?? requestOnly(this.spec),
+      this.decision,
+      { code: sent.code, message: sent.code === 0 ? '' : sent.details, ...(sent.code === 0 ? this.summary : {}), ...(requestSent && sent.code !== 0 ? { requestSent: true } : {}) },
+      { traceId: traceIdOf(this.call.header('traceparent')) },
+    );
+  }
+}
+
+const OK: Status = Object.freeze({ code: 0, details: '' });
+
+function withMetadata(status: Status, metadata: readonly string[] | undefined): Status {
+  return metadata === undefined || metadata.length === 0 ? status : { ...status, metadata };
+}
+
+function requestOnly(spec: MethodSpec): KeySummary {
+  return { op: spec.method };
+}
+
+/** The status of an upstream lookup that failed (it rejects with a Status-shaped error). */
+function upstreamStatus(error: unknown): Status {
+  if (typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'number') {
+    const details = 'details' in error && typeof error.details === 'string' ? error.details : '';
+    return { code: error.code, details };
+  }
+  return { code: Code.UNAVAILABLE, details: 'etcdgate: upstream call failed' };
 }

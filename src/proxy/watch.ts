@@ -11,24 +11,27 @@
  * their answer and the refusals waiting their turn.
  *
  * After a policy reload, watchers whose range is no longer readable are cancelled
- * upstream and the client is told in-band, without waiting for anything else.
+ * upstream and the client is told in-band, without waiting for anything else. A client
+ * that stops reading pauses etcd's stream; past limits.maxWatcherBufferBytes unread, its
+ * watchers are cancelled (RESOURCE_EXHAUSTED).
  */
-import type * as grpc from '@grpc/grpc-js';
 import type { KeySummary } from '../audit/types.js';
 import { encodeWatchCancelRequest, encodeWatchCanceled, readWatchResponse, type WatchResponseInfo } from '../etcd/responses.js';
 import type { MethodSpec } from '../etcd/types.js';
 import type { Access, Decision, Permissions } from '../policy/types.js';
-import { callEvent, currentCaller, startClock, type Caller, type OpenStream, type ProxyContext } from './context.js';
+import type { CallOutcome, ClientCallHandler, GrpcClientCall } from '../transport/grpc/client-call.js';
+import { Code } from '../transport/grpc/status.js';
+import type { CancelReason, RpcCall, RpcHandler } from './call.js';
+import type { Caller, CallStart, OpenStream } from './gate.js';
 import { traceIdOf } from './metadata.js';
-import { RATE_LIMITED_DECISION, TOO_MANY_WATCHERS_DECISION } from './limits.js';
-import { bidiHandler, decodeStreamMessage } from './bidi.js';
-import { endWithStatus, PERMISSION_DENIED_MESSAGE, RATE_LIMITED, TOO_MANY_WATCHERS_MESSAGE, WATCHER_TOO_SLOW, type Status } from './status.js';
+import { MALFORMED, NO_UPSTREAM, PERMISSION_DENIED_MESSAGE, RATE_LIMITED, RATE_LIMITED_DECISION, TOO_MANY_WATCHERS_DECISION, TOO_MANY_WATCHERS_MESSAGE, WATCHER_TOO_SLOW, type Status } from './status.js';
+import { openUpstream, relayToClient, type StreamDeps } from './stream-flow.js';
 
 interface Watcher {
   readonly summary: KeySummary;
   readonly accesses: readonly Access[];
   readonly decision: Decision;
-  readonly start: { date: Date; ns: bigint };
+  readonly start: CallStart;
   watchId?: string;
   events: number;
   /** Holds one of the identity's watcher slots (AbuseLimits) until it ends. */
@@ -37,98 +40,122 @@ interface Watcher {
 
 type PendingCreate = { readonly kind: 'forwarded'; readonly watcher: Watcher } | { readonly kind: 'refused'; readonly response: Buffer };
 
-/** Builds the grpc-js handler for Watch.Watch. */
-export function watchHandler(context: ProxyContext, spec: MethodSpec): grpc.handleBidiStreamingCall<Buffer, Buffer> {
-  return bidiHandler(context, spec, (caller, call, upstream) => new WatchStream(context, spec, caller, call, upstream));
-}
-
-class WatchStream implements OpenStream {
+/** Serves one Watch stream. */
+export class WatchFlow implements RpcHandler, OpenStream {
   private readonly pendingCreates: PendingCreate[] = [];
   private readonly watchers = new Map<string, Watcher>();
   /** Watchers etcdgate cancelled itself (policy reload): etcd's cancel confirmation is not relayed. */
   private readonly revoked = new Set<string>();
-  private readonly start = startClock();
   private readonly traceId: string | undefined;
+  private readonly upstream: GrpcClientCall | undefined;
   private closed = false;
-  /** Bytes handed to grpc-js for the client and not yet taken by HTTP/2 (the client is not reading). */
-  private unflushed = 0;
 
   constructor(
-    private readonly context: ProxyContext,
+    private readonly deps: StreamDeps & { readonly maxWatcherBufferBytes: number },
     private readonly spec: MethodSpec,
     /** Re-resolved on every create: the stream may outlive the policy it started under. */
     private caller: Caller,
-    private readonly call: grpc.ServerDuplexStream<Buffer, Buffer>,
-    private readonly upstream: grpc.ClientDuplexStream<Buffer, Buffer>,
+    private readonly call: RpcCall,
+    private readonly started: CallStart,
   ) {
-    this.traceId = traceIdOf(call.metadata);
-    context.streams.add(this);
-    context.metrics.streamOpened('watch');
-
-    call.on('data', (message: Buffer) => this.fromClient(message));
-    call.on('end', () => upstream.end());
-    call.on('cancelled', () => {
-      upstream.cancel();
-      this.finish({ code: 1, details: 'cancelled by client' }, false);
-    });
-    upstream.on('metadata', (metadata: grpc.Metadata) => call.sendMetadata(metadata));
-    upstream.on('data', (message: Buffer) => this.fromEtcd(message));
-    upstream.on('error', () => {
-      // The final status arrives in 'status'; this listener only keeps the error handled.
-    });
-    upstream.on('status', (status: grpc.StatusObject) => this.finish({ code: status.code, details: status.details, metadata: status.metadata }, true));
-  }
-
-  private fromClient(message: Buffer): void {
-    this.context.metrics.bytes('in', message.length);
-    const decoded = decodeStreamMessage(this.spec, message, this);
-    if (decoded === undefined) return;
-    if (decoded.accesses.length === 0) {
-      // Cancel or progress request: nothing to authorize.
-      this.toEtcd(message);
+    this.traceId = traceIdOf(call.header('traceparent'));
+    call.attach(this, true);
+    const fromEtcd: ClientCallHandler = {
+      onHeaders: (_upstream, metadata) => call.sendHeaders(metadata),
+      onMessage: (_upstream, message, framed) => this.fromEtcd(message, framed),
+      onEnd: (_upstream, outcome) => this.finish(outcome, true),
+    };
+    this.upstream = openUpstream(deps.pool, spec, call, fromEtcd);
+    if (this.upstream === undefined) {
+      this.closed = true;
+      const sent = call.end(NO_UPSTREAM);
+      deps.gate.finished(spec, { allowed: true, reason: 'stream opened' }, sent.code, started);
       return;
     }
-    this.caller = currentCaller(this.context, this.caller);
+    deps.gate.streams.add(this);
+    deps.gate.metrics.streamOpened('watch');
+  }
+
+  // ------------------------------------------------------------ client side
+
+  onMessage(_call: RpcCall, message: Buffer, framed: Buffer | undefined): void {
+    if (this.closed) return;
+    const { gate } = this.deps;
+    gate.metrics.bytes('in', message.length);
+    const decoded = gate.decode(this.spec, message);
+    if (decoded === undefined) {
+      this.abort(MALFORMED);
+      return;
+    }
+    if (decoded.accesses.length === 0) {
+      // Cancel or progress request: nothing to authorize.
+      this.toEtcd(message, framed);
+      return;
+    }
+    this.caller = gate.callerOf(this.caller.client);
     const fingerprint = this.caller.connection.identity.fingerprint;
     let decision = this.caller.permissions.check(decoded.accesses);
     // Limits are answered in-band like a denial, so the caller's other watchers carry on.
-    let refusal = { code: 7, message: PERMISSION_DENIED_MESSAGE };
-    if (decision.allowed && !this.context.limits.takeRequest(fingerprint)) {
+    let refusal: { code: number; message: string } = { code: Code.PERMISSION_DENIED, message: PERMISSION_DENIED_MESSAGE };
+    if (decision.allowed && !gate.limits.takeRequest(fingerprint)) {
       decision = RATE_LIMITED_DECISION;
       refusal = { code: RATE_LIMITED.code, message: RATE_LIMITED.details };
-    } else if (decision.allowed && !this.context.limits.acquireWatcher(fingerprint)) {
+    } else if (decision.allowed && !gate.limits.acquireWatcher(fingerprint)) {
       decision = TOO_MANY_WATCHERS_DECISION;
-      refusal = { code: 8, message: TOO_MANY_WATCHERS_MESSAGE };
+      refusal = { code: Code.RESOURCE_EXHAUSTED, message: TOO_MANY_WATCHERS_MESSAGE };
     }
-    const watcher: Watcher = { summary: decoded.summary, accesses: decoded.accesses, decision, start: startClock(), events: 0, slot: decision.allowed };
+    const watcher: Watcher = { summary: decoded.summary, accesses: decoded.accesses, decision, start: gate.start(), events: 0, slot: decision.allowed };
     if (decision.allowed) {
       this.pendingCreates.push({ kind: 'forwarded', watcher });
-      this.toEtcd(message);
+      this.toEtcd(message, framed);
       return;
     }
-    if (refusal.code === 7) this.context.metrics.denied(decision.role ?? 'none');
+    gate.countDenial(decision);
     this.audit('watch.create', watcher, refusal);
     const response = encodeWatchCanceled('-1', true, refusal.message);
-    if (this.pendingCreates.length === 0) this.toClient(response);
+    if (this.pendingCreates.length === 0) this.toClient(response, undefined);
     else this.pendingCreates.push({ kind: 'refused', response });
   }
 
-  private fromEtcd(message: Buffer): void {
+  onHalfClose(): void {
+    this.upstream?.end();
+  }
+
+  onCancel(_call: RpcCall, _reason: CancelReason, status: Status): void {
+    this.upstream?.cancel();
+    this.finish(status, false);
+  }
+
+  onDrain(): void {
+    this.upstream?.resume();
+  }
+
+  private toEtcd(message: Buffer, framed: Buffer | undefined): void {
+    const upstream = this.upstream;
+    if (upstream === undefined) return;
+    const more = framed === undefined ? upstream.sendMessage(message) : upstream.sendFramed(framed);
+    if (!more) this.call.pause();
+  }
+
+  // ------------------------------------------------------------ etcd side
+
+  private fromEtcd(message: Buffer, framed: Buffer | undefined): void {
+    if (this.closed) return;
     let info: WatchResponseInfo;
     try {
       info = readWatchResponse(message);
     } catch {
-      this.toClient(message);
+      this.toClient(message, framed);
       return;
     }
     if (info.created) {
       this.flushRefusals();
       const head = this.pendingCreates.shift();
       if (head?.kind === 'forwarded') this.created(head.watcher, info);
-      this.toClient(message);
+      this.toClient(message, framed);
       // A reload between the create request and etcd's answer missed this watcher.
       if (head?.kind === 'forwarded' && this.watchers.has(info.watchId)) {
-        this.revokeIfDenied(info.watchId, head.watcher, this.context.policy.permissionsFor(this.caller.connection.identity));
+        this.revokeIfDenied(info.watchId, head.watcher, this.deps.gate.callerOf(this.caller.client).permissions);
       }
       this.flushRefusals();
       return;
@@ -140,7 +167,7 @@ class WatchStream implements OpenStream {
     } else if (watcher !== undefined) {
       watcher.events += info.events;
     }
-    this.toClient(message);
+    this.toClient(message, framed);
   }
 
   private created(watcher: Watcher, info: WatchResponseInfo): void {
@@ -152,13 +179,13 @@ class WatchStream implements OpenStream {
       return;
     }
     this.watchers.set(info.watchId, watcher);
-    this.context.metrics.watchers(1);
+    this.deps.gate.metrics.watchers(1);
   }
 
   private watcherEnded(watcher: Watcher, info: { cancelReason: string; compactRevision?: string }, code = 0): void {
     if (watcher.watchId !== undefined) this.watchers.delete(watcher.watchId);
     this.releaseSlot(watcher);
-    this.context.metrics.watchers(-1);
+    this.deps.gate.metrics.watchers(-1);
     const reason = info.cancelReason !== '' ? info.cancelReason : info.compactRevision !== undefined && info.compactRevision !== '0' ? `compacted at ${info.compactRevision}` : 'cancelled';
     this.audit('watch.end', watcher, { code, message: reason, count: watcher.events });
   }
@@ -166,55 +193,41 @@ class WatchStream implements OpenStream {
   private flushRefusals(): void {
     while (this.pendingCreates[0]?.kind === 'refused') {
       const refusal = this.pendingCreates.shift() as { response: Buffer };
-      this.toClient(refusal.response);
+      this.toClient(refusal.response, undefined);
     }
   }
 
   private releaseSlot(watcher: Watcher): void {
     if (!watcher.slot) return;
     watcher.slot = false;
-    this.context.limits.releaseWatcher(this.caller.connection.identity.fingerprint);
+    this.deps.gate.limits.releaseWatcher(this.caller.connection.identity.fingerprint);
   }
 
-  private toClient(message: Buffer): void {
+  private toClient(message: Buffer, framed: Buffer | undefined): void {
     if (this.closed) return;
-    this.context.metrics.bytes('out', message.length);
-    const size = message.length;
-    this.unflushed += size;
-    const more = this.call.write(message, () => {
-      this.unflushed -= size;
-    });
-    // Backpressure pauses etcd's stream, but a client that never reads would hold it (and
-    // what is already buffered) forever: past the bound its watchers are cancelled.
-    if (this.unflushed > this.context.limits.maxWatcherBufferBytes) {
+    this.deps.gate.metrics.bytes('out', message.length);
+    const more = relayToClient(this.call, message, framed);
+    // Backpressure pauses etcd's stream, but a client that never reads would hold what is
+    // already queued forever: past the bound its watchers are cancelled.
+    if (this.call.queuedBytes > this.deps.maxWatcherBufferBytes) {
       this.tooSlow();
       return;
     }
-    if (!more) {
-      this.upstream.pause();
-      this.call.once('drain', () => this.upstream.resume());
-    }
-  }
-
-  private toEtcd(message: Buffer): void {
-    if (!this.upstream.write(message)) {
-      this.call.pause();
-      this.upstream.once('drain', () => this.call.resume());
-    }
+    if (!more) this.upstream?.pause();
   }
 
   /** Cancels, in-band, every watcher whose range the current policy no longer lets the caller read. */
   revalidate(): void {
-    const permissions = this.context.policy.permissionsFor(this.caller.connection.identity);
+    const permissions = this.deps.gate.callerOf(this.caller.client).permissions;
     for (const [watchId, watcher] of [...this.watchers]) this.revokeIfDenied(watchId, watcher, permissions);
   }
 
   private revokeIfDenied(watchId: string, watcher: Watcher, permissions: Permissions): void {
     if (permissions.check(watcher.accesses).allowed) return;
     this.revoked.add(watchId);
-    this.toEtcd(encodeWatchCancelRequest(watchId));
-    this.toClient(encodeWatchCanceled(watchId, false, PERMISSION_DENIED_MESSAGE));
-    this.watcherEnded(watcher, { cancelReason: 'permission revoked by policy reload' }, 7);
+    this.toEtcd(encodeWatchCancelRequest(watchId), undefined);
+    this.toClient(encodeWatchCanceled(watchId, false, PERMISSION_DENIED_MESSAGE), undefined);
+    this.watcherEnded(watcher, { cancelReason: 'permission revoked by policy reload' }, Code.PERMISSION_DENIED);
   }
 
   private tooSlow(): void {
@@ -224,29 +237,25 @@ class WatchStream implements OpenStream {
 
   abort(status: Status): void {
     this.finish(status, true);
-    this.upstream.cancel();
+    this.upstream?.cancel();
   }
 
-  private finish(status: Status, tellClient: boolean): void {
+  private finish(status: Status | CallOutcome, tellClient: boolean): void {
     if (this.closed) return;
     for (const watcher of [...this.watchers.values()]) this.watcherEnded(watcher, { cancelReason: 'stream closed' }, status.code);
     for (const pending of this.pendingCreates) if (pending.kind === 'forwarded') this.releaseSlot(pending.watcher);
     this.closed = true;
-    this.context.streams.delete(this);
-    this.context.metrics.streamClosed('watch');
-    const seconds = Number(process.hrtime.bigint() - this.start.ns) / 1e9;
-    this.context.metrics.requestFinished(this.spec.service, this.spec.method, 'allow', status.code, seconds);
-    if (!tellClient) return;
-    if (status.code === 0) this.call.end(status.metadata);
-    else endWithStatus(this.call, status);
+    const { gate } = this.deps;
+    gate.streams.delete(this);
+    gate.metrics.streamClosed('watch');
+    const sent = tellClient ? this.call.end({ code: status.code, details: status.details, metadata: status.metadata }) : status;
+    gate.finished(this.spec, { allowed: true, reason: 'stream opened' }, sent.code, this.started);
   }
 
   private audit(kind: 'watch.create' | 'watch.end', watcher: Watcher, result: { code: number; message: string; revision?: string; count?: number }): void {
-    this.context.auditor.record(
-      callEvent(this.spec, this.caller, kind, watcher.start, watcher.summary, watcher.decision, result, {
-        ...(watcher.watchId === undefined ? {} : { watchId: watcher.watchId }),
-        traceId: this.traceId,
-      }),
-    );
+    this.deps.gate.audit(this.spec, this.caller, kind, watcher.start, watcher.summary, watcher.decision, result, {
+      ...(watcher.watchId === undefined ? {} : { watchId: watcher.watchId }),
+      traceId: this.traceId,
+    });
   }
 }

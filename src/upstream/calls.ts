@@ -2,12 +2,15 @@
  * etcdgate's own calls to etcd, under its upstream identity: the lease-key lookups of
  * the policy, and the features that act on etcd themselves (backups, re-encryption,
  * health checks). This is the one interface those features use; how the calls travel
- * (which connection, which HTTP/2 code) stays inside src/upstream.
+ * stays inside src/upstream.
  *
- * Every call fails with a Status-shaped error ({ code, details }); a deadline is
- * always set, so nothing waits forever on an etcd that stopped answering.
+ * Every call fails with a Status-shaped error ({ code, details }); unary calls always
+ * carry a deadline, so nothing waits forever on an etcd that stopped answering. Streams
+ * are read with `for await`; reading slowly slows etcd down (the stream's window stays
+ * closed), it never buffers without bound.
  */
-import * as grpc from '@grpc/grpc-js';
+import type { CallOutcome, ClientCallHandler, GrpcClientCall } from '../transport/grpc/client-call.js';
+import { Code } from '../transport/grpc/status.js';
 import type { Endpoint, UpstreamPool } from './pool.js';
 
 /** The error every call rejects with: a gRPC status code and its message. */
@@ -23,11 +26,7 @@ export interface UnaryOptions {
   readonly idempotent?: boolean;
 }
 
-/**
- * A stream of etcd's messages (server-streaming call). Messages are read with
- * `for await`; reading slowly slows etcd down (backpressure), it never buffers
- * without bound. Breaking out of the loop, or `cancel()`, ends the call.
- */
+/** A stream of etcd's messages (server-streaming call); breaking out of the loop, or cancel(), ends the call. */
 export interface MessageStream extends AsyncIterable<Buffer> {
   cancel(): void;
 }
@@ -40,98 +39,176 @@ export interface DuplexStream extends MessageStream {
   end(): void;
 }
 
+/** A bidirectional call whose answers are handed over as they arrive (for code that reacts synchronously). */
+export interface Feed {
+  write(message: Buffer): void;
+  cancel(): void;
+}
+
 export interface UpstreamCalls {
   unary(path: string, request: Buffer, options?: UnaryOptions): Promise<Buffer>;
   serverStream(path: string, request: Buffer, options?: { readonly timeoutMs?: number }): MessageStream;
   duplex(path: string): DuplexStream;
+  /** Opens a bidirectional call; undefined when no endpoint can take it. `onEnd` runs once, however it ends. */
+  feed(path: string, onMessage: (message: Buffer) => void, onEnd: (error: UpstreamError | undefined) => void): Feed | undefined;
 }
 
-const passThrough = (buffer: Buffer): Buffer => buffer;
+const NO_UPSTREAM: UpstreamError = { code: Code.UNAVAILABLE, details: 'etcdgate: no etcd endpoint available' };
+/** Messages a stream reader may leave unread before etcd is held back. */
+const STREAM_QUEUE = 8;
 
-function statusError(code: number, details: string): UpstreamError {
-  return { code, details };
+function upstreamError(outcome: CallOutcome): UpstreamError {
+  return { code: outcome.code, details: outcome.details };
 }
 
-function toUpstreamError(error: unknown): UpstreamError {
-  if (typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'number') {
-    const details = 'details' in error && typeof error.details === 'string' ? error.details : '';
-    return statusError(error.code, details);
-  }
-  return statusError(grpc.status.UNAVAILABLE, 'etcdgate: upstream call failed');
+/** One unary call on `endpoint`; resolves with the response message or rejects with the outcome. */
+function unaryOn(endpoint: Endpoint, path: string, request: Buffer, deadline: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    let response: Buffer | undefined;
+    const handler: ClientCallHandler = {
+      onHeaders: () => undefined,
+      onMessage: (_call, message) => {
+        response = Buffer.from(message);
+      },
+      onEnd: (_call, outcome) => {
+        if (outcome.code === Code.OK && response !== undefined) resolve(response);
+        else if (outcome.code === Code.OK) reject({ code: Code.INTERNAL, details: 'etcdgate: etcd sent no response message', notSent: false });
+        else reject(outcome);
+      },
+    };
+    const call = endpoint.call(path, { deadline, maxRecvBytes: -1 }, handler);
+    if (call === undefined) {
+      reject({ ...NO_UPSTREAM, notSent: true });
+      return;
+    }
+    call.sendMessage(request, true);
+  });
 }
 
 /**
- * Turns a readable object stream of messages into an async iterable that rejects with
- * the call's final status when it is not OK.
+ * A call's messages as an async iterable, with backpressure: past STREAM_QUEUE unread
+ * messages the call is paused, and resumed as the reader catches up.
  */
-async function* messagesOf(call: grpc.ClientReadableStream<Buffer> | grpc.ClientDuplexStream<Buffer, Buffer>): AsyncGenerator<Buffer> {
-  let failure: UpstreamError | undefined;
-  call.on('error', (error: unknown) => {
-    failure = toUpstreamError(error);
-  });
-  try {
-    for await (const message of call as AsyncIterable<Buffer>) yield message;
-  } catch (error: unknown) {
-    throw failure ?? toUpstreamError(error);
-  } finally {
-    call.cancel();
+class MessageQueue implements AsyncIterator<Buffer> {
+  private readonly messages: Buffer[] = [];
+  private outcome: CallOutcome | undefined;
+  private waiting: ((result: IteratorResult<Buffer>) => void) | undefined;
+  private failWaiting: ((error: UpstreamError) => void) | undefined;
+  call: GrpcClientCall | undefined;
+
+  readonly handler: ClientCallHandler = {
+    onHeaders: () => undefined,
+    onMessage: (_call, message) => {
+      const copy = Buffer.from(message);
+      if (this.waiting !== undefined) {
+        const wake = this.waiting;
+        this.waiting = undefined;
+        this.failWaiting = undefined;
+        wake({ value: copy, done: false });
+        return;
+      }
+      this.messages.push(copy);
+      if (this.messages.length >= STREAM_QUEUE) this.call?.pause();
+    },
+    onEnd: (_call, outcome) => {
+      this.outcome = outcome;
+      if (this.waiting === undefined) return;
+      const wake = this.waiting;
+      const fail = this.failWaiting;
+      this.waiting = undefined;
+      this.failWaiting = undefined;
+      if (outcome.code === Code.OK || outcome.code === Code.CANCELLED) wake({ value: undefined, done: true });
+      else fail?.(upstreamError(outcome));
+    },
+  };
+
+  next(): Promise<IteratorResult<Buffer>> {
+    const message = this.messages.shift();
+    if (message !== undefined) {
+      if (this.messages.length < STREAM_QUEUE / 2) this.call?.resume();
+      return Promise.resolve({ value: message, done: false });
+    }
+    const outcome = this.outcome;
+    if (outcome !== undefined) {
+      if (outcome.code === Code.OK || outcome.code === Code.CANCELLED) return Promise.resolve({ value: undefined, done: true });
+      return Promise.reject(upstreamError(outcome));
+    }
+    return new Promise((resolve, reject) => {
+      this.waiting = resolve;
+      this.failWaiting = reject;
+    });
   }
-  if (failure !== undefined && failure.code !== grpc.status.CANCELLED) throw failure;
+
+  return(): Promise<IteratorResult<Buffer>> {
+    this.call?.cancel();
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  /** Ends the iteration with `error` before any call could start. */
+  failNow(error: UpstreamError): void {
+    this.outcome = { ...error, notSent: true };
+  }
 }
 
-function messageStream(call: grpc.ClientReadableStream<Buffer> | grpc.ClientDuplexStream<Buffer, Buffer>): MessageStream {
-  const iterator = messagesOf(call);
-  return {
-    [Symbol.asyncIterator]: () => iterator,
-    cancel: () => call.cancel(),
-  };
+function openStream(pool: UpstreamPool, path: string, timeoutMs: number | undefined, first: Buffer | undefined): { queue: MessageQueue; call: GrpcClientCall | undefined } {
+  const queue = new MessageQueue();
+  const endpoint = pool.pick();
+  const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+  const call = endpoint?.call(path, { deadline, maxRecvBytes: -1 }, queue.handler);
+  if (call === undefined) queue.failNow(NO_UPSTREAM);
+  else {
+    queue.call = call;
+    if (first !== undefined) call.sendMessage(first, true);
+  }
+  return { queue, call };
 }
 
 /** The calls, made through `pool`; `lookupTimeoutMs` is the default deadline of unary calls. */
 export function upstreamCalls(pool: UpstreamPool, lookupTimeoutMs: number): UpstreamCalls {
   return {
     async unary(path, request, options = {}) {
-      const timeoutMs = options.timeoutMs ?? lookupTimeoutMs;
-      const deadline = Date.now() + timeoutMs;
+      const deadline = Date.now() + (options.timeoutMs ?? lookupTimeoutMs);
       const tried = new Set<Endpoint>();
-      let last: UpstreamError = statusError(grpc.status.UNAVAILABLE, 'etcdgate: no etcd endpoint available');
+      let last: UpstreamError = NO_UPSTREAM;
       for (;;) {
         const endpoint = pool.pick(tried);
         if (endpoint === undefined) throw last;
         try {
-          const reply = await endpoint.unary.call(path, request, { deadline });
-          return reply.response;
+          return await unaryOn(endpoint, path, request, deadline);
         } catch (error: unknown) {
-          last = toUpstreamError(error);
-          const notSent = typeof error === 'object' && error !== null && 'notSent' in error && error.notSent === true;
+          const outcome = error as CallOutcome;
+          last = upstreamError(outcome);
           tried.add(endpoint);
-          const retry = last.code === grpc.status.UNAVAILABLE && (options.idempotent === true || notSent);
+          const retry = outcome.code === Code.UNAVAILABLE && (options.idempotent === true || outcome.notSent);
           if (!retry || tried.size >= pool.endpoints.length || Date.now() >= deadline) throw last;
         }
       }
     },
     serverStream(path, request, options = {}) {
-      const endpoint = pool.pick();
-      if (endpoint === undefined) {
-        const failed: MessageStream = {
-          [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(statusError(grpc.status.UNAVAILABLE, 'etcdgate: no etcd endpoint available')) }),
-          cancel: () => undefined,
-        };
-        return failed;
-      }
-      const callOptions = options.timeoutMs === undefined ? {} : { deadline: Date.now() + options.timeoutMs };
-      return messageStream(endpoint.client.makeServerStreamRequest(path, passThrough, passThrough, request, new grpc.Metadata(), callOptions));
+      const { queue, call } = openStream(pool, path, options.timeoutMs, request);
+      return { [Symbol.asyncIterator]: () => queue, cancel: () => call?.cancel() };
+    },
+    feed(path, onMessage, onEnd) {
+      const call = pool.pick()?.call(path, { maxRecvBytes: -1 }, {
+        onHeaders: () => undefined,
+        onMessage: (_call, message) => onMessage(message),
+        onEnd: (_call, outcome) => onEnd(outcome.code === Code.OK ? undefined : upstreamError(outcome)),
+      });
+      if (call === undefined) return undefined;
+      return {
+        write: (message) => {
+          call.sendMessage(message);
+        },
+        cancel: () => call.cancel(),
+      };
     },
     duplex(path) {
-      const endpoint = pool.pick();
-      if (endpoint === undefined) throw statusError(grpc.status.UNAVAILABLE, 'etcdgate: no etcd endpoint available');
-      const call = endpoint.client.makeBidiStreamRequest(path, passThrough, passThrough, new grpc.Metadata());
-      const stream = messageStream(call);
+      const { queue, call } = openStream(pool, path, undefined, undefined);
       return {
-        ...stream,
-        [Symbol.asyncIterator]: stream[Symbol.asyncIterator],
-        write: (message) => call.write(message),
-        end: () => call.end(),
+        [Symbol.asyncIterator]: () => queue,
+        cancel: () => call?.cancel(),
+        write: (message) => call?.sendMessage(message) ?? false,
+        end: () => call?.end(),
       };
     },
   };

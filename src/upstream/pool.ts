@@ -1,43 +1,24 @@
 /**
- * Upstream: per etcd endpoint, one gRPC channel for streams and one plain HTTP/2 session
- * for unary calls (unary-connection.ts), all over TLS with etcdgate's own client
- * certificate. Calls go to the first endpoint whose channel is READY, in configured
- * order, so a dead member is skipped as soon as its channel notices; the channels keep
- * reconnecting in the background and an endpoint comes back by itself.
+ * Upstream: one HTTP/2 connection per etcd endpoint (src/transport/http2/client.ts), over
+ * TLS with etcdgate's own client certificate, carrying every call to that member, unary
+ * and streaming alike. Calls go to the first endpoint whose connection is ready, in
+ * configured order, so a dead member is skipped as soon as its connection fails; each
+ * endpoint keeps reconnecting in the background (250 ms doubling to 2 s) and comes back
+ * by itself.
  *
- * Channel options turn off what costs on the hot path (channelz, retries) and lift the
- * 4 MiB message ceiling: etcd answers can be far larger (a 100 MiB snapshot, big Ranges).
- *
- * grpc-js credentials cannot be changed on a live channel, so new TLS material (rotated
- * client certificate or CA) means a new set of channels: new calls use them at once,
- * while calls and streams already open on the old channels run on until they end; the
- * old channels are closed after a grace period.
+ * New TLS material (a rotated client certificate or CA) is used by the next connection
+ * of each endpoint: the current ones are sent GOAWAY, so calls and watch streams already
+ * open on them run to their end while new calls go to connections made with the new
+ * material.
  */
 import { readFileSync } from 'node:fs';
 import * as tls from 'node:tls';
-import * as grpc from '@grpc/grpc-js';
 import type { UpstreamConfig } from '../config/types.js';
 import type { Metrics } from '../observability/metrics-types.js';
+import { GrpcClientCall, requestHeaderBlock, type CallRequest, type ClientCallHandler } from '../transport/grpc/client-call.js';
+import { ClientSession } from '../transport/http2/client.js';
+import { DEFAULT_CONNECTION_OPTIONS, type ConnectionOptions } from '../transport/http2/connection.js';
 import { VERSION } from '../version.js';
-import { UnaryConnection } from './unary-connection.js';
-
-export interface Endpoint {
-  /** The configured URL, used as the metric label. */
-  readonly url: string;
-  /** Streams (Watch, LeaseKeepAlive, Snapshot) and the channel state that picks endpoints. */
-  readonly client: grpc.Client;
-  /** Unary calls. */
-  readonly unary: UnaryConnection;
-}
-
-const { READY, TRANSIENT_FAILURE, SHUTDOWN } = grpc.connectivityState;
-
-/** Parses "https://host:port" into a grpc-js target ("host:port", IPv6 in brackets). */
-export function endpointTarget(url: string): string {
-  const parsed = new URL(url);
-  const port = parsed.port === '' ? '2379' : parsed.port;
-  return `${parsed.hostname}:${port}`;
-}
 
 /** The upstream TLS files, read and checked together (the key matches the certificate, everything parses). */
 export interface UpstreamMaterial {
@@ -62,139 +43,202 @@ export function readUpstreamMaterial(config: UpstreamConfig): UpstreamMaterial {
   return material;
 }
 
-/** One set of channels built from one version of the TLS material. */
-interface Generation {
-  readonly endpoints: readonly Endpoint[];
-  readonly up: boolean[];
-  retired: boolean;
+/** "https://host:port" as host and port (the port defaults to etcd's 2379; IPv6 without brackets). */
+export function endpointAddress(url: string): { host: string; port: number } {
+  const parsed = new URL(url);
+  return { host: parsed.hostname.replace(/^\[|\]$/gu, ''), port: parsed.port === '' ? 2379 : Number(parsed.port) };
 }
 
 /**
- * Delay before retired channels are closed. Closing is graceful anyway (grpc-js only
- * fails calls still waiting for a connection; the HTTP/2 session is closed with GOAWAY,
- * so open calls and watch streams run to their end); the delay covers calls being set up.
+ * The upstream connection's windows. Streams: 256 KiB each, so a watch or a large answer
+ * whose client does not read holds at most that much here before etcd is slowed down.
+ * The connection: 64 MiB, reopened as data arrives (holdConnectionWindow false), so one
+ * slow stream never stalls the others sharing etcd's connection.
  */
-const RETIRE_GRACE_MS = 30_000;
+const UPSTREAM_CONNECTION: ConnectionOptions = Object.freeze({
+  ...DEFAULT_CONNECTION_OPTIONS,
+  maxConcurrentStreams: 0,
+  streamWindow: 256 * 1024,
+  connectionWindow: 64 * 1024 * 1024,
+  holdConnectionWindow: false,
+  maxHeaderListSize: 1024 * 1024,
+  maxHeaderBlockBytes: 1024 * 1024,
+  maxContinuations: 1024,
+  // etcd is trusted not to flood; the buckets only guard against a broken peer.
+  idleFrameBurst: 1_000_000,
+  idleFramesPerSecond: 1_000_000,
+  maxUnsentBytes: 1024 * 1024 * 1024,
+});
 
-export class UpstreamPool {
-  private current: Generation;
-  private readonly retiring = new Set<{ generation: Generation; timer: NodeJS.Timeout }>();
+const INITIAL_BACKOFF_MS = 250;
+const MAX_BACKOFF_MS = 2_000;
+
+/** One etcd member: its current connection, reconnecting as needed. */
+export class Endpoint {
+  readonly host: string;
+  readonly port: number;
+  private readonly authority: string;
+  private readonly headerBlocks = new Map<string, Buffer>();
+  private session: ClientSession | undefined;
+  private backoffMs = INITIAL_BACKOFF_MS;
+  private retryTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Whether the last connection attempt failed (and the next has not succeeded yet). */
+  failing = false;
 
-  constructor(private readonly config: UpstreamConfig, private readonly metrics: Metrics, material: UpstreamMaterial = readUpstreamMaterial(config)) {
-    this.current = this.build(material, true);
+  constructor(
+    /** The configured URL, used as the metric label. */
+    readonly url: string,
+    private readonly config: UpstreamConfig,
+    private material: UpstreamMaterial,
+    private readonly onState: (endpoint: Endpoint, up: boolean) => void,
+  ) {
+    const { host, port } = endpointAddress(url);
+    this.host = host;
+    this.port = port;
+    this.authority = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+    this.connect();
   }
 
-  /** The endpoints new calls go to. */
-  get endpoints(): readonly Endpoint[] {
-    return this.current.endpoints;
+  /** Whether calls go out at once (the connection is up). */
+  get ready(): boolean {
+    return this.session?.usable === true;
   }
 
   /**
-   * Switches new calls to channels built with `material`. Open calls stay on the old
-   * channels, which are closed once `graceMs` has passed.
+   * Starts a call on this endpoint's connection; undefined when none can carry it now
+   * (then the caller tries another endpoint or fails UNAVAILABLE, notSent).
    */
-  replaceCredentials(material: UpstreamMaterial, graceMs = RETIRE_GRACE_MS): void {
-    if (this.closed) return;
-    const old = this.current;
-    this.current = this.build(material);
-    old.retired = true;
-    const entry = { generation: old, timer: setTimeout(() => this.closeGeneration(entry), graceMs) };
-    entry.timer.unref();
-    this.retiring.add(entry);
+  call(path: string, request: Omit<CallRequest, 'headerBlock'>, handler: ClientCallHandler, endStream = false): GrpcClientCall | undefined {
+    const session = this.session;
+    if (session === undefined || session.connection.closed || session.connection.goawayReceived) {
+      this.connect();
+      return undefined;
+    }
+    let block = this.headerBlocks.get(path);
+    if (block === undefined) {
+      block = requestHeaderBlock(this.authority, path, `etcdgate/${VERSION}`);
+      this.headerBlocks.set(path, block);
+    }
+    return GrpcClientCall.start(session.connection, { ...request, headerBlock: block }, handler, endStream);
   }
 
-  private closeGeneration(entry: { generation: Generation; timer: NodeJS.Timeout }): void {
-    clearTimeout(entry.timer);
-    this.retiring.delete(entry);
-    for (const endpoint of entry.generation.endpoints) closeEndpoint(endpoint);
+  /** New TLS material: the next connection uses it; the current one finishes its calls and closes. */
+  replaceMaterial(material: UpstreamMaterial): void {
+    this.material = material;
+    const old = this.session;
+    this.session = undefined;
+    old?.shutdown();
+    this.connect();
   }
 
-  private build(material: UpstreamMaterial, first = false): Generation {
-    const config = this.config;
-    const credentials = grpc.credentials.createSsl(material.ca, material.key, material.cert);
-    const options: grpc.ChannelOptions = {
-      'grpc.max_receive_message_length': config.maxRecvBytes,
-      'grpc.max_send_message_length': -1,
-      'grpc.keepalive_time_ms': config.keepaliveTimeMs,
-      'grpc.keepalive_timeout_ms': config.keepaliveTimeoutMs,
-      'grpc.keepalive_permit_without_calls': 1,
-      'grpc.http2.max_pings_without_data': 0,
-      'grpc.enable_channelz': 0,
-      'grpc.enable_retries': 0,
-      'grpc.initial_reconnect_backoff_ms': 250,
-      'grpc.max_reconnect_backoff_ms': 2000,
-      'grpc.service_config_disable_resolution': 1,
-    };
-    if (config.tls.serverName !== undefined) options['grpc.ssl_target_name_override'] = config.tls.serverName;
-    const endpoints = config.endpoints.map((url) => ({
-      url,
-      // Each endpoint gets its own channel (no subchannel sharing) so its state is its own.
-      // One channel, not several per endpoint: measured, spreading unary calls over four
-      // connections raised CPU per call (fewer frames coalesced per write) for no gain.
-      client: new grpc.Client(endpointTarget(url), credentials, { ...options, 'grpc.use_local_subchannel_pool': 1 }),
-      unary: new UnaryConnection(`https://${endpointTarget(url)}`, {
-        ...material,
+  close(): void {
+    this.closed = true;
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    this.session?.shutdown();
+    this.session = undefined;
+  }
+
+  private connect(): void {
+    if (this.closed || this.retryTimer !== undefined) return;
+    const current = this.session;
+    if (current !== undefined && !current.connection.closed && !current.connection.goawayReceived) return;
+    const { config, material } = this;
+    const session: ClientSession = new ClientSession(
+      {
+        host: this.host,
+        port: this.port,
+        ca: material.ca,
+        cert: material.cert ?? undefined,
+        key: material.key ?? undefined,
         serverName: config.tls.serverName,
-        maxRecvBytes: config.maxRecvBytes,
         dialTimeoutMs: config.dialTimeoutMs,
         keepaliveTimeMs: config.keepaliveTimeMs,
         keepaliveTimeoutMs: config.keepaliveTimeoutMs,
-        userAgent: `etcdgate/${VERSION}`,
-      }),
-    }));
-    const generation: Generation = { endpoints, up: endpoints.map(() => false), retired: false };
-    endpoints.forEach((endpoint, index) => {
-      // The first generation starts "down"; later ones keep the gauge until they know better.
-      if (first) this.metrics.upstreamUp(endpoint.url, false);
-      this.watchState(generation, endpoint, index);
+        connection: UPSTREAM_CONNECTION,
+      },
+      {
+        onReady: () => {
+          if (this.session !== session) return;
+          this.backoffMs = INITIAL_BACKOFF_MS;
+          this.failing = false;
+          this.onState(this, true);
+        },
+        onGoaway: () => {
+          if (this.session !== session) return;
+          // Calls in flight below etcd's last stream go on; new calls need a new connection.
+          this.session = undefined;
+          this.onState(this, false);
+          this.connect();
+        },
+        onClose: () => {
+          if (this.session !== session) return;
+          this.session = undefined;
+          this.failing = true;
+          this.onState(this, false);
+          this.retryLater();
+        },
+      },
+    );
+    this.session = session;
+  }
+
+  private retryLater(): void {
+    if (this.closed || this.retryTimer !== undefined) return;
+    const delay = this.backoffMs;
+    this.backoffMs = Math.min(MAX_BACKOFF_MS, this.backoffMs * 2);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.connect();
+    }, delay);
+    this.retryTimer.unref();
+  }
+}
+
+export class UpstreamPool {
+  readonly endpoints: readonly Endpoint[];
+  private readonly up = new Map<Endpoint, boolean>();
+
+  constructor(config: UpstreamConfig, private readonly metrics: Metrics, material: UpstreamMaterial = readUpstreamMaterial(config)) {
+    this.endpoints = config.endpoints.map((url) => {
+      metrics.upstreamUp(url, false);
+      return new Endpoint(url, config, material, (endpoint, isUp) => this.onState(endpoint, isUp));
     });
-    return generation;
   }
 
-  /** Follows a channel's connectivity, keeping it connecting and (for the current generation) the up/down gauge current. */
-  private watchState(generation: Generation, endpoint: Endpoint, index: number): void {
-    const channel = endpoint.client.getChannel();
-    const state = channel.getConnectivityState(!generation.retired);
-    const isUp = state === READY;
-    if (isUp !== generation.up[index]) {
-      generation.up[index] = isUp;
-      if (!generation.retired) this.metrics.upstreamUp(endpoint.url, isUp);
-    }
-    if (this.closed || state === SHUTDOWN) return;
-    channel.watchConnectivityState(state, Infinity, () => this.watchState(generation, endpoint, index));
+  private onState(endpoint: Endpoint, isUp: boolean): void {
+    if (this.up.get(endpoint) === isUp) return;
+    this.up.set(endpoint, isUp);
+    this.metrics.upstreamUp(endpoint.url, isUp);
   }
 
-  /** True when at least one endpoint's channel is connected. */
+  /** Switches every endpoint to `material` (see the file comment). */
+  replaceCredentials(material: UpstreamMaterial): void {
+    for (const endpoint of this.endpoints) endpoint.replaceMaterial(material);
+  }
+
+  /** True when at least one endpoint's connection is up. */
   healthy(): boolean {
-    return this.current.up.some(Boolean);
+    return this.endpoints.some((endpoint) => endpoint.ready);
   }
 
   /**
    * The endpoint to use, skipping `exclude` (endpoints that already failed this call):
-   * the first READY one, else the first not known to be failing, else the first left.
+   * the first ready one, else the first not known to be failing, else the first left.
    */
   pick(exclude?: ReadonlySet<Endpoint>): Endpoint | undefined {
     let fallback: Endpoint | undefined;
     let lastResort: Endpoint | undefined;
-    for (const endpoint of this.current.endpoints) {
+    for (const endpoint of this.endpoints) {
       if (exclude?.has(endpoint) === true) continue;
-      const state = endpoint.client.getChannel().getConnectivityState(false);
-      if (state === READY) return endpoint;
-      if (state !== TRANSIENT_FAILURE && fallback === undefined) fallback = endpoint;
+      if (endpoint.ready) return endpoint;
+      if (!endpoint.failing && fallback === undefined) fallback = endpoint;
       lastResort ??= endpoint;
     }
     return fallback ?? lastResort;
   }
 
   close(): void {
-    this.closed = true;
-    for (const entry of [...this.retiring]) this.closeGeneration(entry);
-    for (const endpoint of this.current.endpoints) closeEndpoint(endpoint);
+    for (const endpoint of this.endpoints) endpoint.close();
   }
-}
-
-function closeEndpoint(endpoint: Endpoint): void {
-  endpoint.client.close();
-  endpoint.unary.close();
 }

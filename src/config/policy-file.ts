@@ -4,9 +4,9 @@
  * caller decides whether that is fatal (start) or keeps the old policy (reload).
  */
 import { readFileSync } from 'node:fs';
-import type { Config } from '../config/types.js';
-import { compilePolicy, compilePolicyText } from './compile.js';
-import type { CompiledPolicy } from './types.js';
+import type { Config } from './types.js';
+import { compilePolicy, compilePolicyText } from '../policy/compile.js';
+import type { CompiledPolicy } from '../policy/types.js';
 
 /** Reads, validates and compiles the policy named by the config. */
 export function loadConfiguredPolicy(policy: Config['policy']): CompiledPolicy {

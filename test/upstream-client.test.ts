@@ -1,18 +1,23 @@
 /**
- * The unary path to etcd (src/upstream/unary-connection.ts), on its own: against a real
- * etcd for answers, errors and the response size limit, and against a scripted HTTP/2
- * server for what etcd will not do on demand (never answer, refuse a stream, reset, go
- * away). Each failure must come back as the status a gRPC client would see, and say
- * whether etcd can have seen the request (only then may a write not be repeated).
+ * The upstream client (src/upstream/pool.ts Endpoint, src/transport/grpc/client-call.ts,
+ * src/transport/http2/client.ts) on its own: against a real etcd for answers, errors and
+ * the response size limit, and against a scripted HTTP/2 server (Node's own, an
+ * independent implementation) for what etcd will not do on demand (never answer, refuse
+ * a stream, reset, go away, stop answering pings). Each failure must come back as the
+ * status a gRPC client would see, and say whether etcd can have seen the request (only
+ * then may a write not be repeated).
  */
 import { readFileSync } from 'node:fs';
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
-import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UnaryConnection, type UnaryConnectionOptions, type UnaryFailure, type UnaryReply } from '../src/upstream/unary-connection.js';
+import type { UpstreamConfig } from '../src/config/types.js';
+import { NOOP_METRICS } from '../src/observability/metrics-types.js';
+import type { CallOutcome } from '../src/transport/grpc/client-call.js';
+import { Code } from '../src/transport/grpc/status.js';
+import { Endpoint, readUpstreamMaterial } from '../src/upstream/pool.js';
 import { decode, encode } from './support/etcd-messages.js';
 import { startEtcd, type EtcdCluster } from './support/etcd.js';
 import { makePki, type Pki } from './support/pki.js';
@@ -22,7 +27,7 @@ const PUT = '/etcdserverpb.KV/Put';
 
 let pki: Pki;
 let etcd: EtcdCluster;
-const opened: UnaryConnection[] = [];
+const opened: Endpoint[] = [];
 
 beforeAll(async () => {
   pki = await makePki();
@@ -30,32 +35,80 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  for (const connection of opened) connection.close();
+  for (const endpoint of opened) endpoint.close();
   await etcd.stop();
   await pki.remove();
 });
 
-function connect(url: string, overrides: Partial<UnaryConnectionOptions> = {}): UnaryConnection {
-  const connection = new UnaryConnection(url, {
-    ca: readFileSync(pki.ca),
-    cert: readFileSync(pki.upstreamClient.cert),
-    key: readFileSync(pki.upstreamClient.key),
-    maxRecvBytes: -1,
-    dialTimeoutMs: 2_000,
-    keepaliveTimeMs: 30_000,
-    keepaliveTimeoutMs: 10_000,
-    userAgent: 'etcdgate/test',
-    ...overrides,
-  });
-  opened.push(connection);
-  return connection;
+interface Options {
+  readonly cert?: string;
+  readonly key?: string;
+  readonly keepaliveTimeMs?: number;
+  readonly keepaliveTimeoutMs?: number;
 }
 
-/** The failure a call rejected with (fails the test if it succeeded). */
-async function failureOf(call: Promise<UnaryReply>): Promise<UnaryFailure> {
-  return call.then(
+function connect(url: string, options: Options = {}): Endpoint {
+  const config: UpstreamConfig = {
+    endpoints: [url],
+    tls: { ca: pki.ca, cert: options.cert ?? pki.upstreamClient.cert, key: options.key ?? pki.upstreamClient.key },
+    keepaliveTimeMs: options.keepaliveTimeMs ?? 30_000,
+    keepaliveTimeoutMs: options.keepaliveTimeoutMs ?? 10_000,
+    dialTimeoutMs: 2_000,
+    maxRecvBytes: -1,
+  };
+  const endpoint = new Endpoint(url, config, readUpstreamMaterial(config), () => undefined);
+  opened.push(endpoint);
+  return endpoint;
+}
+
+interface Reply {
+  readonly response: Buffer;
+  readonly headers: string[];
+  readonly trailers: readonly string[] | undefined;
+}
+
+interface CallOptions {
+  readonly deadline?: number;
+  readonly metadata?: string[];
+  readonly maxRecvBytes?: number;
+  readonly onStart?: (cancel: () => void) => void;
+}
+
+/** One unary call on `endpoint`: etcd's answer, or a rejection with the call's outcome. */
+function call(endpoint: Endpoint, path: string, request: Buffer, options: CallOptions = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    let response: Buffer | undefined;
+    let headers: string[] = [];
+    const started = endpoint.call(
+      path,
+      { deadline: options.deadline, metadata: options.metadata, maxRecvBytes: options.maxRecvBytes ?? -1 },
+      {
+        onHeaders: (_call, metadata) => {
+          headers = metadata;
+        },
+        onMessage: (_call, message) => {
+          response = Buffer.from(message);
+        },
+        onEnd: (_call, outcome) => {
+          if (outcome.code === 0 && response !== undefined) resolve({ response, headers, trailers: outcome.metadata });
+          else reject(outcome);
+        },
+      },
+    );
+    if (started === undefined) {
+      reject({ code: Code.UNAVAILABLE, details: 'no connection', notSent: true } satisfies CallOutcome);
+      return;
+    }
+    options.onStart?.(() => started.cancel());
+    started.sendMessage(request, true);
+  });
+}
+
+/** The outcome a call rejected with (fails the test if it succeeded). */
+async function failureOf(pending: Promise<Reply>): Promise<CallOutcome> {
+  return pending.then(
     () => expect.fail('the call was expected to fail'),
-    (error: UnaryFailure) => error,
+    (error: CallOutcome) => error,
   );
 }
 
@@ -68,9 +121,9 @@ function etcdUrl(): string {
 describe('against a real etcd', () => {
   it("returns etcd's response bytes for a write and a read", async () => {
     const connection = connect(etcdUrl());
-    const put = await connection.call(PUT, encode('etcdserverpb.PutRequest', { key: Buffer.from('/uc/a'), value: Buffer.from('one') }));
+    const put = await call(connection, PUT, encode('etcdserverpb.PutRequest', { key: Buffer.from('/uc/a'), value: Buffer.from('one') }));
     const putHeader = decode('etcdserverpb.PutResponse', put.response)['header'] as { revision: string };
-    const range = await connection.call(RANGE, encode('etcdserverpb.RangeRequest', { key: Buffer.from('/uc/a') }));
+    const range = await call(connection, RANGE, encode('etcdserverpb.RangeRequest', { key: Buffer.from('/uc/a') }));
     const decoded = decode('etcdserverpb.RangeResponse', range.response) as { kvs: { key: Buffer; value: Buffer }[]; header: { revision: string } };
     expect(decoded.kvs.map((kv) => kv.value.toString())).toEqual(['one']);
     expect(decoded.header.revision).toBe(putHeader.revision);
@@ -80,42 +133,36 @@ describe('against a real etcd', () => {
 
   it("keeps etcd's own error code and message", async () => {
     const connection = connect(etcdUrl());
-    const failure = await failureOf(connection.call(RANGE, encode('etcdserverpb.RangeRequest', { key: Buffer.from('/uc/a'), revision: 1_000_000 })));
-    expect(failure.code).toBe(grpc.status.OUT_OF_RANGE);
+    const failure = await failureOf(call(connection, RANGE, encode('etcdserverpb.RangeRequest', { key: Buffer.from('/uc/a'), revision: 1_000_000 })));
+    expect(failure.code).toBe(Code.OUT_OF_RANGE);
     expect(failure.details).toBe('etcdserver: mvcc: required revision is a future revision');
     expect(failure.notSent).toBe(false);
   });
 
   it('refuses a response larger than maxRecvBytes, and takes it without a limit', async () => {
     const big = Buffer.alloc(64 * 1024, 'x');
-    await connect(etcdUrl()).call(PUT, encode('etcdserverpb.PutRequest', { key: Buffer.from('/uc/big'), value: big }));
+    await call(connect(etcdUrl()), PUT, encode('etcdserverpb.PutRequest', { key: Buffer.from('/uc/big'), value: big }));
     const request = encode('etcdserverpb.RangeRequest', { key: Buffer.from('/uc/big') });
-    const failure = await failureOf(connect(etcdUrl(), { maxRecvBytes: 1024 }).call(RANGE, request));
-    expect(failure.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    const failure = await failureOf(call(connect(etcdUrl()), RANGE, request, { maxRecvBytes: 1024 }));
+    expect(failure.code).toBe(Code.RESOURCE_EXHAUSTED);
     expect(failure.details).toContain('upstream.maxRecvBytes');
-    const whole = await connect(etcdUrl()).call(RANGE, request);
+    const whole = await call(connect(etcdUrl()), RANGE, request);
     const decoded = decode('etcdserverpb.RangeResponse', whole.response) as { kvs: { value: Buffer }[] };
     expect(decoded.kvs[0]?.value.equals(big)).toBe(true);
   });
 
-  it('a past deadline fails at once and nothing is sent', async () => {
-    const failure = await failureOf(connect(etcdUrl()).call(RANGE, encode('etcdserverpb.RangeRequest', { key: Buffer.from('/uc/a') }), { deadline: Date.now() - 1 }));
-    expect(failure.code).toBe(grpc.status.DEADLINE_EXCEEDED);
-    expect(failure.notSent).toBe(true);
-  });
-
   it('a client certificate etcd does not trust is UNAVAILABLE and marked not sent', async () => {
     const rogue = pki.client('rogue');
-    const connection = connect(etcdUrl(), { cert: readFileSync(rogue.cert), key: readFileSync(rogue.key) });
-    const failure = await failureOf(connection.call(PUT, encode('etcdserverpb.PutRequest', { key: Buffer.from('/uc/rogue'), value: Buffer.from('v') })));
-    expect(failure.code).toBe(grpc.status.UNAVAILABLE);
+    const connection = connect(etcdUrl(), { cert: rogue.cert, key: rogue.key });
+    const failure = await failureOf(call(connection, PUT, encode('etcdserverpb.PutRequest', { key: Buffer.from('/uc/rogue'), value: Buffer.from('v') })));
+    expect(failure.code).toBe(Code.UNAVAILABLE);
     expect(failure.notSent).toBe(true);
   });
 
   it('a closed port is UNAVAILABLE and marked not sent', async () => {
     const port = await closedPort();
-    const failure = await failureOf(connect(`https://127.0.0.1:${port}`).call(RANGE, encode('etcdserverpb.RangeRequest', { key: Buffer.from('/uc/a') })));
-    expect(failure.code).toBe(grpc.status.UNAVAILABLE);
+    const failure = await failureOf(call(connect(`https://127.0.0.1:${port}`), RANGE, encode('etcdserverpb.RangeRequest', { key: Buffer.from('/uc/a') })));
+    expect(failure.code).toBe(Code.UNAVAILABLE);
     expect(failure.notSent).toBe(true);
   });
 });
@@ -230,16 +277,16 @@ describe('against a scripted HTTP/2 server', () => {
       });
     });
     try {
-      const reply = await connect(server.url).call(RANGE, Buffer.from([0x0a, 0x01, 0x61]), { metadata: { hasleader: 'true' }, deadline: Date.now() + 5_000 });
+      const reply = await call(connect(server.url), RANGE, Buffer.from([0x0a, 0x01, 0x61]), { metadata: ['hasleader', 'true'], deadline: Date.now() + 5_000 });
       expect(reply.response).toEqual(Buffer.from([0x08, 0x01]));
-      expect(reply.headers?.get('x-from-etcd')).toEqual(['h']);
-      expect(Object.keys(reply.headers?.getMap() ?? {})).toEqual(['x-from-etcd']);
-      expect(reply.trailers?.get('x-trailer')).toEqual(['t']);
+      // etcd's HTTP-only headers (trailer, CORS) are not the call's metadata.
+      expect(reply.headers).toEqual(['x-from-etcd', 'h']);
+      expect(reply.trailers).toEqual(['x-trailer', 't']);
       expect(seen?.[':method']).toBe('POST');
       expect(seen?.[':path']).toBe(RANGE);
       expect(seen?.['content-type']).toBe('application/grpc');
       expect(seen?.['te']).toBe('trailers');
-      expect(seen?.['user-agent']).toBe('etcdgate/test');
+      expect(seen?.['user-agent']).toMatch(/^etcdgate\//u);
       expect(seen?.['hasleader']).toBe('true');
       expect(seen?.['grpc-timeout']).toMatch(/^\d+m$/u);
       // The request went out framed: uncompressed flag, 4-byte length, the bytes themselves.
@@ -257,8 +304,8 @@ describe('against a scripted HTTP/2 server', () => {
       });
     });
     try {
-      const failure = await failureOf(connect(server.url).call(PUT, Buffer.alloc(3), { deadline: Date.now() + 300 }));
-      expect(failure.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+      const failure = await failureOf(call(connect(server.url), PUT, Buffer.alloc(3), { deadline: Date.now() + 300 }));
+      expect(failure.code).toBe(Code.DEADLINE_EXCEEDED);
       expect(failure.notSent).toBe(false);
       await expect.poll(() => reset).toBe(http2.constants.NGHTTP2_CANCEL);
     } finally {
@@ -280,11 +327,15 @@ describe('against a scripted HTTP/2 server', () => {
     });
     try {
       let cancel: (() => void) | undefined;
-      const call = connect(server.url).call(RANGE, Buffer.alloc(0), { onCancel: (fn) => (cancel = fn) });
+      const pending = call(connect(server.url), RANGE, Buffer.alloc(0), {
+        onStart: (fn) => {
+          cancel = fn;
+        },
+      });
       await arrived;
       cancel?.();
-      const failure = await failureOf(call);
-      expect(failure.code).toBe(grpc.status.CANCELLED);
+      const failure = await failureOf(pending);
+      expect(failure.code).toBe(Code.CANCELLED);
       await expect.poll(() => reset).toBe(http2.constants.NGHTTP2_CANCEL);
     } finally {
       await server.close();
@@ -297,11 +348,11 @@ describe('against a scripted HTTP/2 server', () => {
     });
     try {
       const connection = connect(server.url);
-      const refused = await failureOf(connection.call(PUT, Buffer.alloc(0), { metadata: { 'x-test': 'refuse' } }));
-      expect(refused.code).toBe(grpc.status.UNAVAILABLE);
+      const refused = await failureOf(call(connection, PUT, Buffer.alloc(0), { metadata: ['x-test', 'refuse'] }));
+      expect(refused.code).toBe(Code.UNAVAILABLE);
       expect(refused.notSent).toBe(true);
-      const reset = await failureOf(connection.call(PUT, Buffer.alloc(0)));
-      expect(reset.code).toBe(grpc.status.INTERNAL);
+      const reset = await failureOf(call(connection, PUT, Buffer.alloc(0)));
+      expect(reset.code).toBe(Code.INTERNAL);
       expect(reset.notSent).toBe(false);
     } finally {
       await server.close();
@@ -322,11 +373,12 @@ describe('against a scripted HTTP/2 server', () => {
     });
     try {
       const connection = connect(server.url);
-      const http = await failureOf(connection.call('/http', Buffer.alloc(0)));
-      expect(http.code).toBe(grpc.status.UNKNOWN);
+      const http = await failureOf(call(connection, '/http', Buffer.alloc(0)));
+      // gRPC's mapping of HTTP 502 (a gateway in the way) is UNAVAILABLE.
+      expect(http.code).toBe(Code.UNAVAILABLE);
       expect(http.details).toContain('HTTP 502');
-      const malformed = await failureOf(connection.call(RANGE, Buffer.alloc(0)));
-      expect(malformed.code).toBe(grpc.status.INTERNAL);
+      const malformed = await failureOf(call(connection, RANGE, Buffer.alloc(0)));
+      expect(malformed.code).toBe(Code.INTERNAL);
       expect(malformed.details).toContain('malformed response frame');
     } finally {
       await server.close();
@@ -339,8 +391,8 @@ describe('against a scripted HTTP/2 server', () => {
       const connection = connect(peer.url, { keepaliveTimeMs: 500, keepaliveTimeoutMs: 300 });
       const started = Date.now();
       // No deadline: only the keepalive can end this call.
-      const lost = await failureOf(connection.call(RANGE, Buffer.alloc(0)));
-      expect(lost.code).toBe(grpc.status.UNAVAILABLE);
+      const lost = await failureOf(call(connection, RANGE, Buffer.alloc(0)));
+      expect(lost.code).toBe(Code.UNAVAILABLE);
       expect(lost.details).toMatch(/lost/u);
       // The peer had accepted the connection, so the request may have reached it.
       expect(lost.notSent).toBe(false);
@@ -351,15 +403,16 @@ describe('against a scripted HTTP/2 server', () => {
       expect(Date.now() - started).toBeGreaterThanOrEqual(700);
       expect(Date.now() - started).toBeLessThan(3_000);
 
-      const next = await failureOf(connection.call(RANGE, Buffer.alloc(0)));
-      expect(next.code).toBe(grpc.status.UNAVAILABLE);
-      expect(peer.connections()).toBe(2);
+      // The endpoint reconnects by itself; the next call rides the new connection.
+      await expect.poll(() => peer.connections(), { timeout: 5_000 }).toBe(2);
+      const next = await failureOf(call(connection, RANGE, Buffer.alloc(0), { deadline: Date.now() + 300 }));
+      expect(next.code).toBe(Code.DEADLINE_EXCEEDED);
     } finally {
       await peer.close();
     }
   });
 
-  it('after the server goes away, the next call opens a new session', async () => {
+  it('after the server goes away, the next call opens a new connection', async () => {
     const server = await scriptedServer((stream) => {
       stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
       stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
@@ -370,7 +423,8 @@ describe('against a scripted HTTP/2 server', () => {
       const connection = connect(server.url);
       // Each answer comes with a GOAWAY; each call still succeeds, on its own session.
       for (let i = 0; i < 3; i += 1) {
-        const reply = await connection.call(RANGE, Buffer.alloc(0));
+        await expect.poll(() => connection.ready).toBe(true);
+        const reply = await call(connection, RANGE, Buffer.alloc(0));
         expect(reply.response.length).toBe(0);
       }
       expect(server.sessionsOpened()).toBe(3);
