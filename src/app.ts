@@ -95,17 +95,18 @@ function tlsFiles(config: Config): string[] {
 }
 
 /**
- * The client connections' HTTP/2 limits. The connection window is what one connection
- * may make etcdgate hold of its requests (reopened only as calls finish), so it is at
- * least one largest request message.
+ * Each client stream may send this much before etcdgate takes it: request messages up to
+ * this size need no reservation (src/transport/grpc/server-call.ts), larger ones wait for
+ * their whole length to be reserved in the request budget.
  */
+const CLIENT_STREAM_WINDOW = 128 * 1024;
+
+/** The client connections' HTTP/2 limits. */
 function clientConnectionOptions(config: Config): ConnectionOptions {
-  const { limits, server } = config;
   return {
     ...DEFAULT_CONNECTION_OPTIONS,
-    maxConcurrentStreams: limits.maxStreamsPerConnection,
-    connectionWindow: Math.max(limits.connectionBufferBytes, server.maxRecvBytes + 64 * 1024),
-    holdConnectionWindow: true,
+    maxConcurrentStreams: config.limits.maxStreamsPerConnection,
+    streamWindow: CLIENT_STREAM_WINDOW,
   };
 }
 
@@ -145,8 +146,9 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       maxSendBytes: config.server.maxSendBytes,
       readTimeoutMs: config.server.requestReadTimeoutMs,
       maxInflateRatio: config.server.maxInflateRatio,
+      smallMessageBytes: CLIENT_STREAM_WINDOW,
     },
-    inflateBudget: new Budget(Math.max(config.server.maxRecvBytes, 1), config.limits.totalBufferBytes),
+    requestBudget: new Budget(Math.max(config.limits.connectionBufferBytes, config.server.maxRecvBytes), config.limits.totalBufferBytes),
   });
   const http2 = new Http2Server(
     { connection: clientConnectionOptions(config), idleTimeoutMs: config.limits.idleTimeoutMs },

@@ -8,40 +8,23 @@
  * and sends the next as soon as the answer arrives. Requests are encoded once up front
  * (Txn excepted: its compare names the revision the previous write produced).
  */
-import { readFileSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import * as grpc from '@grpc/grpc-js';
+import { BenchConnection } from './h2-client.js';
 import { firstModRevision, headerRevision, PATHS, prefixEnd, putRequest, rangeRequest, readWatch, txnRequest, txnSucceeded, watchCreateRequest } from './messages.js';
 import type { LoadJob, ToWorker, UnaryResult, WatchResult } from './protocol.js';
 
-const identity = (buffer: Buffer): Buffer => buffer;
 const now = (): number => performance.timeOrigin + performance.now();
 
-function connect(job: LoadJob, count: number): grpc.Client[] {
-  const credentials = grpc.credentials.createSsl(readFileSync(job.tls.ca), readFileSync(job.tls.key), readFileSync(job.tls.cert));
-  const clients: grpc.Client[] = [];
-  for (let i = 0; i < count; i++) {
-    clients.push(
-      new grpc.Client(job.address, credentials, {
-        'grpc.ssl_target_name_override': 'localhost',
-        // One channel, one TCP+TLS connection per Client: connections are not shared.
-        'grpc.use_local_subchannel_pool': 1,
-        'grpc.max_receive_message_length': -1,
-        'grpc.enable_channelz': 0,
-        'grpc.enable_retries': 0,
-      }),
-    );
-  }
-  return clients;
+/** `count` connections to the job's target, each its own TCP+TLS connection; resolves once all are up. */
+async function connect(job: LoadJob, count: number): Promise<BenchConnection[]> {
+  const connections: BenchConnection[] = [];
+  for (let i = 0; i < count; i++) connections.push(new BenchConnection(job.address, job.tls));
+  await Promise.all(connections.map((connection) => connection.ready));
+  return connections;
 }
 
-function unary(client: grpc.Client, path: string, request: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    client.makeUnaryRequest(path, identity, identity, request, new grpc.Metadata(), {}, (error, response) => {
-      if (error !== null || response === undefined) reject(error ?? new Error('empty response'));
-      else resolve(response);
-    });
-  });
+function unary(client: BenchConnection, path: string, request: Buffer): Promise<Buffer> {
+  return client.unary(path, request);
 }
 
 /** Growable latency record (ms). */
@@ -64,7 +47,7 @@ class Samples {
 async function runUnary(job: LoadJob): Promise<void> {
   const port = parentPort;
   if (port === null) return;
-  const clients = connect(job, job.connections);
+  const clients = await connect(job, job.connections);
   const value = Buffer.alloc(job.valueBytes, 0x61);
   const keys = job.keyCount;
   const ranges: Buffer[] = [];
@@ -81,7 +64,7 @@ async function runUnary(job: LoadJob): Promise<void> {
   const samples = new Samples();
 
   const loop = async (index: number): Promise<void> => {
-    const client = clients[index % clients.length] as grpc.Client;
+    const client = clients[index % clients.length] as BenchConnection;
     const global = job.clientOffset + index;
     const putKey = `/registry/bench-put/${global}`;
     const put = putRequest(putKey, value);
@@ -161,14 +144,14 @@ async function runUnary(job: LoadJob): Promise<void> {
 async function runWatch(job: LoadJob): Promise<void> {
   const port = parentPort;
   if (port === null) return;
-  const clients = connect(job, job.connections);
+  const clients = await connect(job, job.connections);
   const streamsPerConnection = job.streamsPerConnection ?? 1;
-  const streams: grpc.ClientDuplexStream<Buffer, Buffer>[] = [];
+  const handlers: Array<(message: Buffer) => void> = [];
+  const streams: Array<{ write(message: Buffer): void; cancel(): void }> = [];
   for (const client of clients) {
     for (let s = 0; s < streamsPerConnection; s++) {
-      const stream = client.makeBidiStreamRequest(PATHS.watch, identity, identity, new grpc.Metadata());
-      stream.on('error', () => undefined);
-      streams.push(stream);
+      const index = streams.length;
+      streams.push(client.stream(PATHS.watch, (message) => handlers[index]?.(message)));
     }
   }
   const prefix = job.watchPrefix ?? '/registry/watchbench/';
@@ -181,8 +164,8 @@ async function runWatch(job: LoadJob): Promise<void> {
   const watchers = job.watchers ?? 0;
 
   await new Promise<void>((resolve) => {
-    streams.forEach((stream, index) => {
-      stream.on('data', (message: Buffer) => {
+    streams.forEach((_stream, index) => {
+      handlers[index] = (message: Buffer) => {
         const info = readWatch(message);
         if (info.created) {
           if (info.canceled) canceled++;
@@ -205,10 +188,10 @@ async function runWatch(job: LoadJob): Promise<void> {
           if (state.count === expected) completed++;
         }
         if (expected > 0 && completed === watchers) port.postMessage({ type: 'complete' });
-      });
+      };
     });
     for (let w = 0; w < watchers; w++) {
-      const stream = streams[w % streams.length] as grpc.ClientDuplexStream<Buffer, Buffer>;
+      const stream = streams[w % streams.length] as { write(message: Buffer): void };
       const key = job.distinctKeys === true ? `${prefix}${job.clientOffset + w}` : prefix;
       stream.write(watchCreateRequest(key, job.distinctKeys === true ? '' : prefixEnd(prefix)));
     }
@@ -234,7 +217,7 @@ async function runWatch(job: LoadJob): Promise<void> {
 async function runPutter(job: LoadJob): Promise<void> {
   const port = parentPort;
   if (port === null) return;
-  const [client] = connect(job, 1);
+  const [client] = await connect(job, 1);
   if (client === undefined) return;
   const prefix = job.watchPrefix ?? '/registry/watchbench/';
   const total = job.expectedEvents ?? 0;

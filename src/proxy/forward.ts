@@ -121,8 +121,8 @@ class Forwarder implements ClientCallHandler, Forwarding {
       this.prefix = bytes.readUInt32BE(1);
       const max = this.request.maxResponseBytes;
       if (max >= 0 && this.prefix > max) {
-        call.cancel();
         this.finish({ code: Code.RESOURCE_EXHAUSTED, details: `etcdgate: response larger than server.maxSendBytes (${this.prefix} vs ${max})`, notSent: false });
+        call.cancel();
         return;
       }
     }

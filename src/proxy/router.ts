@@ -26,8 +26,8 @@ export interface RouterDeps {
   readonly gate: Gate;
   readonly services: ReadonlyMap<string, Service>;
   readonly limits: ServerCallLimits;
-  /** Bytes held for requests being inflated, per connection and overall. */
-  readonly inflateBudget: Budget;
+  /** Request bytes held (large messages being read, inflated messages), per connection and overall. */
+  readonly requestBudget: Budget;
   /** The verified client of each connection (set by the listener). */
   readonly clients: ReadonlyMap<Http2Connection, Client>;
   /** Serves an HTTP/2 request that is not gRPC; absent: HTTP 415. */
@@ -96,7 +96,7 @@ export function streamRouter(deps: RouterDeps): (connection: Http2Connection, st
       recordRefusal(client, unknownSpec(path), { op: 'unknown', details: { path: path.slice(0, 256) } }, NOT_GRPC_DECISION, Code.UNIMPLEMENTED, `HTTP 415: content-type ${contentType.slice(0, 64)}`, started);
       return;
     }
-    const call = new GrpcServerCall(stream, fields, deps.limits, deps.inflateBudget);
+    const call = new GrpcServerCall(stream, fields, deps.limits, deps.requestBudget);
     const service = services.get(path);
     if (service === undefined) {
       call.attach(DROP, false);

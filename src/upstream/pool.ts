@@ -52,15 +52,14 @@ export function endpointAddress(url: string): { host: string; port: number } {
 /**
  * The upstream connection's windows. Streams: 256 KiB each, so a watch or a large answer
  * whose client does not read holds at most that much here before etcd is slowed down.
- * The connection: 64 MiB, reopened as data arrives (holdConnectionWindow false), so one
- * slow stream never stalls the others sharing etcd's connection.
+ * The connection: 64 MiB, reopened as data arrives, so one slow stream never stalls the
+ * others sharing etcd's connection.
  */
 const UPSTREAM_CONNECTION: ConnectionOptions = Object.freeze({
   ...DEFAULT_CONNECTION_OPTIONS,
   maxConcurrentStreams: 0,
   streamWindow: 256 * 1024,
   connectionWindow: 64 * 1024 * 1024,
-  holdConnectionWindow: false,
   maxHeaderListSize: 1024 * 1024,
   maxHeaderBlockBytes: 1024 * 1024,
   maxContinuations: 1024,

@@ -7,6 +7,10 @@
  * Bounds, whatever the client does:
  * - a message longer than `maxRecvBytes` is refused from its 5-byte prefix, before any
  *   of it is kept;
+ * - a message longer than one stream window is read only once its whole declared length
+ *   is reserved in the connection's and the process's budgets of held request bytes;
+ *   until then the stream's window stays closed. A reservation is all of a message or
+ *   nothing, so concurrent large messages cannot deadlock each other half-read;
  * - a message not complete within `readTimeoutMs` of its first byte (or of the request
  *   headers) ends the call with DEADLINE_EXCEEDED and resets the stream;
  * - a compressed message is inflated as it arrives, never beyond `maxRecvBytes` nor
@@ -34,6 +38,8 @@ export interface ServerCallLimits {
   readonly readTimeoutMs: number;
   /** Inflated bytes allowed per compressed byte (past the first 64 KiB). */
   readonly maxInflateRatio: number;
+  /** Messages up to this long are read without a reservation (they fit one stream window). */
+  readonly smallMessageBytes: number;
 }
 
 /** Why a call ended without the handler ending it. */
@@ -59,7 +65,7 @@ const NOBODY: ServerCallHandler = {
 };
 
 /** Response headers of every call; stateless HPACK, so one block serves every connection. */
-const OK_HEADERS = encodeStateless([':status', '200', 'content-type', 'application/grpc', 'grpc-accept-encoding', 'identity,deflate,gzip']);
+const OK_HEADERS = encodeStateless([':status', '200', 'content-type', 'application/grpc+proto', 'grpc-accept-encoding', 'identity,deflate,gzip']);
 const OK_TRAILERS = encodeStateless(['grpc-status', '0']);
 
 /** The longest delay a Node timer takes (2^31 - 1 ms); longer ones fire at once. */
@@ -93,10 +99,11 @@ export class GrpcServerCall implements StreamHandler, MessageSink {
   private inflater: Gunzip | Inflate | undefined;
   private inflated = 0;
   private inflateFed = 0;
-  /** Bytes taken from the connection budget (inflation), given back when the call ends. */
+  /** Bytes taken from the budget (large messages, inflation), given back when the call ends. */
   private reserved = 0;
-  /** DATA bytes received on the stream (given back to the connection window at the end). */
-  private received = 0;
+  /** Declared length of the message the current reservation is for (-1: none). */
+  private reservedFor = -1;
+  private cancelWait: (() => void) | undefined;
   private halfClosed = false;
   private paused = false;
   private unconsumed = 0;
@@ -172,11 +179,7 @@ export class GrpcServerCall implements StreamHandler, MessageSink {
   }
 
   onData(_stream: Http2Stream, data: Buffer, endStream: boolean): void {
-    this.received += data.length;
-    if (this.ended !== undefined) {
-      this.releaseWindow();
-      return;
-    }
+    if (this.ended !== undefined) return;
     if (data.length > 0) {
       const error = this.reader.push(data, this);
       if (error !== undefined) {
@@ -184,11 +187,10 @@ export class GrpcServerCall implements StreamHandler, MessageSink {
         return;
       }
       if (this.ended !== undefined) return;
-      if (this.paused) this.unconsumed += data.length;
+      this.reserveForMessage();
+      if (this.paused || this.waitingForBudget) this.unconsumed += data.length;
       else this.stream.consume(data.length);
       if (this.streaming) {
-        // A stream's messages are handed on as they complete: only a partial one is held.
-        this.releaseWindow(this.reader.held);
         if (this.reader.reading) this.armReadTimer();
         else this.clearReadTimer();
       }
@@ -196,14 +198,58 @@ export class GrpcServerCall implements StreamHandler, MessageSink {
     if (endStream) this.onHalfCloseInternal();
   }
 
+  private get waitingForBudget(): boolean {
+    return this.cancelWait !== undefined;
+  }
+
+  /**
+   * A message larger than one stream window needs its whole length reserved before more
+   * of it is read; the stream's window stays closed until the budget allows.
+   */
+  private reserveForMessage(): void {
+    const declared = this.reader.declaredLength;
+    if (declared <= this.limits.smallMessageBytes || this.reservedFor === declared || this.cancelWait !== undefined) return;
+    const connection = this.stream.connection;
+    const take = (): boolean => {
+      if (this.ended !== undefined) return true;
+      if (!this.budget.reserve(connection, declared)) return false;
+      this.reserved += declared;
+      this.reservedFor = declared;
+      return true;
+    };
+    if (take()) return;
+    this.cancelWait = this.budget.wait(() => {
+      if (!take()) return false;
+      this.cancelWait = undefined;
+      if (!this.paused) this.flushUnconsumed();
+      return true;
+    });
+  }
+
+  private flushUnconsumed(): void {
+    const bytes = this.unconsumed;
+    this.unconsumed = 0;
+    if (bytes > 0 && this.ended === undefined) this.stream.consume(bytes);
+  }
+
   /** Called by the message reader for each complete message. */
   onMessage(compressed: boolean, message: Buffer, framed: Buffer | undefined): void {
     if (this.ended !== undefined) return;
-    if (!compressed) {
-      this.handler.onMessage(this, message, framed);
+    if (compressed) {
+      this.inflate(message);
       return;
     }
-    this.inflate(message);
+    this.handler.onMessage(this, message, framed);
+    // A stream's message is handed on: its reservation is the next one's.
+    if (this.streaming) this.releaseReservation();
+  }
+
+  private releaseReservation(): void {
+    this.reservedFor = -1;
+    if (this.reserved > 0) {
+      this.budget.release(this.stream.connection, this.reserved);
+      this.reserved = 0;
+    }
   }
 
   onReset(_stream: Http2Stream, _code: number, reason: ResetReason): void {
@@ -229,9 +275,7 @@ export class GrpcServerCall implements StreamHandler, MessageSink {
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
-    const bytes = this.unconsumed;
-    this.unconsumed = 0;
-    if (bytes > 0) this.stream.consume(bytes);
+    if (!this.waitingForBudget) this.flushUnconsumed();
   }
 
   private onHalfCloseInternal(): void {
@@ -415,21 +459,11 @@ export class GrpcServerCall implements StreamHandler, MessageSink {
     this.clearReadTimer();
     if (this.deadlineTimer !== undefined) clearTimeout(this.deadlineTimer);
     this.deadlineTimer = undefined;
-    if (this.reserved > 0) {
-      this.budget.release(this.stream.connection, this.reserved);
-      this.reserved = 0;
-    }
-    this.releaseWindow();
+    this.cancelWait?.();
+    this.cancelWait = undefined;
+    this.releaseReservation();
   }
 
-  /** Gives received bytes back to the connection window, keeping `keep` (a partial message still held). */
-  private releaseWindow(keep = 0): void {
-    const bytes = this.received - keep;
-    if (bytes > 0) {
-      this.stream.connection.releaseConnectionWindow(bytes);
-      this.received = keep;
-    }
-  }
 }
 
 function statusFields(status: Status): string[] {

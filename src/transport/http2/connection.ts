@@ -11,11 +11,10 @@
  * of writes, not their size.
  *
  * Flow control, receiving: a stream's window reopens as its handler takes the data
- * (Http2Stream.consume). The connection's window either reopens as data arrives
- * (`holdConnectionWindow: false`, the upstream leg, where one slow stream must not stall
- * the others sharing etcd's connection), or only when the owner releases the bytes it
- * held (`releaseConnectionWindow`, the server leg): there the connection window *is*
- * the bound on what one client connection can make etcdgate hold.
+ * (Http2Stream.consume), so what a stream's owner has not taken is bounded by the stream
+ * window. The connection's window reopens as data arrives: one stream whose owner holds
+ * back must never stall the others sharing the connection. What owners keep beyond the
+ * windows is theirs to bound (src/transport/budget.ts).
  *
  * Flow control, sending: data waits in its stream's queue until both windows allow it
  * and the socket is not backed up; a peer that stops reading holds up only its own
@@ -81,8 +80,6 @@ export interface ConnectionOptions {
   readonly streamWindow: number;
   /** Our connection receive window (raised from 65,535 by a WINDOW_UPDATE at start). */
   readonly connectionWindow: number;
-  /** See the file comment: the connection window reopens only through releaseConnectionWindow. */
-  readonly holdConnectionWindow: boolean;
   /** SETTINGS_MAX_HEADER_LIST_SIZE we advertise, and the decoded size past which a block is refused. */
   readonly maxHeaderListSize: number;
   /** Largest encoded header block (HEADERS plus CONTINUATIONs) accepted before the connection is closed. */
@@ -105,7 +102,6 @@ export const DEFAULT_CONNECTION_OPTIONS: ConnectionOptions = Object.freeze({
   maxConcurrentStreams: 1000,
   streamWindow: 256 * 1024,
   connectionWindow: 16 * 1024 * 1024,
-  holdConnectionWindow: false,
   maxHeaderListSize: 64 * 1024,
   maxHeaderBlockBytes: 64 * 1024,
   maxContinuations: 32,
@@ -368,20 +364,19 @@ export class Http2Connection implements FrameSink {
     const stream = this.streams.get(streamId);
     if (stream === undefined || stream.remoteClosed) {
       // Data for a stream that is gone still counted against the connection: give it back.
-      this.releaseConnectionWindow(frameBytes, true);
+      this.releaseConnectionWindow(frameBytes);
       if (stream !== undefined) return this.streamError(stream, STREAM_CLOSED);
       if (this.isIdle(streamId)) return this.fail(PROTOCOL_ERROR, 'DATA on an idle stream');
       return this.onClosedStreamFrame(streamId);
     }
     stream.recvWindow -= frameBytes;
     if (stream.recvWindow < 0) {
-      this.releaseConnectionWindow(frameBytes, true);
+      this.releaseConnectionWindow(frameBytes);
       return this.streamError(stream, FLOW_CONTROL_ERROR);
     }
     const endStream = (flags & FLAG_END_STREAM) !== 0;
     if (data.length === 0 && !endStream) this.idleFrame();
-    if (!this.options.holdConnectionWindow) this.releaseConnectionWindow(frameBytes, false);
-    else if (frameBytes > data.length) this.releaseConnectionWindow(frameBytes - data.length, false);
+    this.releaseConnectionWindow(frameBytes);
     // Padding is never handed over, so it is the stream's to give back at once.
     if (frameBytes > data.length) this.consume(stream, frameBytes - data.length);
     if (endStream) stream.remoteClosed = true;
@@ -712,7 +707,9 @@ export class Http2Connection implements FrameSink {
     }
     if (endStream) stream.endAfterQueue = true;
     this.pump(stream);
-    return stream.queuedBytes < STREAM_QUEUE_HIGH_WATER;
+    if (stream.queuedBytes < STREAM_QUEUE_HIGH_WATER) return true;
+    stream.drainWanted = true;
+    return false;
   }
 
   sendTrailers(stream: Http2Stream, block: Buffer): void {
@@ -744,11 +741,8 @@ export class Http2Connection implements FrameSink {
     }
   }
 
-  /**
-   * Gives `bytes` back to the connection window: the owner no longer holds data it was
-   * sent (see holdConnectionWindow). `force` releases even bytes never handed to a stream.
-   */
-  releaseConnectionWindow(bytes: number, _force = true): void {
+  /** Reopens the connection window for `bytes` received (in batches, to keep WINDOW_UPDATEs few). */
+  private releaseConnectionWindow(bytes: number): void {
     if (this.closed || bytes <= 0) return;
     this.connUnannounced += bytes;
     const target = this.options.connectionWindow;
@@ -808,11 +802,15 @@ export class Http2Connection implements FrameSink {
   /** Sends what the windows and the socket allow of a stream's queue. */
   private pump(stream: Http2Stream): void {
     if (this.closed || stream.localClosed) return;
-    const wasHigh = stream.queuedBytes >= STREAM_QUEUE_HIGH_WATER;
     while (stream.queuedBytes > 0) {
       const allowed = Math.min(stream.queuedBytes, stream.sendWindow, this.sendWindow, this.remoteMaxFrameSize);
       if (allowed <= 0 || this.backedUp()) {
         this.blocked.add(stream);
+        this.scheduleFlush();
+        if (stream.drainWanted && stream.queuedBytes < STREAM_QUEUE_HIGH_WATER) {
+          stream.drainWanted = false;
+          stream.handler.onDrain(stream);
+        }
         return;
       }
       const last = allowed === stream.queuedBytes;
@@ -837,7 +835,10 @@ export class Http2Connection implements FrameSink {
     }
     this.scheduleFlush();
     if (stream.localClosed) this.maybeForget(stream);
-    else if (wasHigh) stream.handler.onDrain(stream);
+    else if (stream.drainWanted) {
+      stream.drainWanted = false;
+      stream.handler.onDrain(stream);
+    }
   }
 
   /** Moves `count` bytes from the front of the stream's queue into the output. */

@@ -64,6 +64,8 @@ export class Http2Stream {
   endAfterQueue = false;
   /** A trailer block (HPACK-encoded) to send with END_STREAM after the queued data. */
   pendingTrailers: Buffer | undefined;
+  /** sendData said "wait": the handler hears onDrain once the queue is short again. */
+  drainWanted = false;
   /** DATA sent since the peer's last WINDOW_UPDATE for this stream (flood accounting). */
   sentSinceUpdate = 0;
   /** Set by the stream's owner: anything it wants to find again from the stream. */
