@@ -58,6 +58,9 @@ describe('limits', () => {
       burst: 3,
       handshakeTimeoutMs: 250,
       maxWatcherBufferBytes: 65_536,
+      idleTimeoutMs: 0,
+      connectionBufferBytes: 1_048_576,
+      totalBufferBytes: 8_388_608,
     };
     expect(parseConfig(doc(given), { source: '', baseDir: dir }).limits).toEqual(given);
   });

@@ -14,7 +14,6 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UpstreamConfig } from '../src/config/types.js';
-import { NOOP_METRICS } from '../src/observability/metrics-types.js';
 import type { CallOutcome } from '../src/transport/grpc/client-call.js';
 import { Code } from '../src/transport/grpc/status.js';
 import { Endpoint, readUpstreamMaterial } from '../src/upstream/pool.js';

@@ -197,8 +197,7 @@ export class RangeCache {
     };
     const connect = (): void => {
       if (stopped) return;
-      let current: WatchFeed | undefined;
-      current = open(
+      const current: WatchFeed | undefined = open(
         (message) => {
           if (feed === current) this.onWatchResponse(message);
         },

@@ -25,7 +25,7 @@ import { encodeStateless } from '../hpack/index.js';
 import { NO_ERROR } from '../http2/constants.js';
 import type { Http2Stream, ResetReason, StreamHandler } from '../http2/stream.js';
 import type { Budget } from '../budget.js';
-import { MessageReader, PREFIX_BYTES, messagePrefix, type MessageSink, type ReadError } from './message-reader.js';
+import { MessageReader, messagePrefix, type MessageSink, type ReadError } from './message-reader.js';
 import { customMetadata } from './metadata.js';
 import { Code, encodeGrpcMessage, type Status } from './status.js';
 import { parseTimeout } from './timeout.js';
