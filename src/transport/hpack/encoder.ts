@@ -1,0 +1,297 @@
+/**
+ * The HPACK encoder (RFC 7541): header lists to header blocks, with a dynamic table kept in
+ * step with the peer's decoder, and `encodeStateless` for blocks computed once and sent on
+ * any connection.
+ *
+ * Choices per field, in order:
+ * 1. a name in NEVER_INDEXED (credentials) is sent as a never-indexed literal (RFC 7541
+ *    6.2.3, 7.1.3), so neither this table nor any intermediary's ever holds it;
+ * 2. an exact match in the static, then the dynamic table is sent as an index;
+ * 3. otherwise a literal, with the name as an index when the static (preferred: it never
+ *    moves) or dynamic table has it. It is added to the table (incremental indexing) unless
+ *    its name is in UNINDEXED_NAMES (values that change on every message) or the entry
+ *    would take more than half the table (it would flush what is worth keeping).
+ * Strings are Huffman-coded when that is strictly shorter (a tie goes raw: cheaper to decode).
+ * Strings are latin1, one JavaScript char per octet; names must be lower-case (RFC 9113 8.2.1).
+ */
+import { huffmanEncode, huffmanLength } from './huffman.js';
+import { ENTRY_OVERHEAD, STATIC_TABLE_LENGTH, staticFieldIndex, staticNameIndex } from './static-table.js';
+
+/** Names whose values are credentials: always never-indexed literals, never in any table. */
+export const NEVER_INDEXED: ReadonlySet<string> = new Set([
+  'authorization',
+  'proxy-authorization',
+  'cookie',
+  'set-cookie',
+  // etcd's auth token travels as gRPC metadata "token" (clientv3, etcdctl).
+  'token',
+]);
+
+/** Names whose values rarely repeat: sent without indexing so they do not evict useful entries. */
+export const UNINDEXED_NAMES: ReadonlySet<string> = new Set(['grpc-timeout', 'grpc-message', 'content-length']);
+
+/** The HTTP/2 default SETTINGS_HEADER_TABLE_SIZE, and the most this encoder ever uses. */
+export const DEFAULT_TABLE_SIZE = 4096;
+
+// The block being written. Shared by every encoder: encoding is synchronous and never
+// re-entered, and one buffer for all connections keeps memory flat.
+let out = Buffer.allocUnsafe(4096);
+let pos = 0;
+
+/** Makes room for `octets` more octets at `pos`. */
+function reserve(octets: number): void {
+  if (pos + octets <= out.length) return;
+  let size = out.length * 2;
+  while (size < pos + octets) size *= 2;
+  const bigger = Buffer.allocUnsafe(size);
+  out.copy(bigger, 0, 0, pos);
+  out = bigger;
+}
+
+/** Octets a field can take at most beyond its name and value: flags, index and two lengths. */
+const FIELD_OVERHEAD = 1 + 5 + 6 + 6;
+
+/** Writes `value` with an N-bit prefix whose upper bits are `flags` (RFC 7541 5.1). */
+function writeInteger(flags: number, prefixBits: number, value: number): void {
+  const limit = (1 << prefixBits) - 1;
+  if (value < limit) {
+    out[pos++] = flags | value;
+    return;
+  }
+  out[pos++] = flags | limit;
+  value -= limit;
+  while (value >= 128) {
+    out[pos++] = (value & 0x7f) | 0x80;
+    value = Math.floor(value / 128);
+  }
+  out[pos++] = value;
+}
+
+/** Writes a string literal (RFC 7541 5.2), Huffman-coded when strictly shorter. */
+function writeString(s: string): void {
+  const encoded = huffmanLength(s);
+  if (encoded < s.length) {
+    writeInteger(0x80, 7, encoded);
+    pos = huffmanEncode(s, out, pos);
+  } else {
+    writeInteger(0, 7, s.length);
+    pos += out.write(s, pos, s.length, 'latin1');
+  }
+}
+
+/** Writes a literal field: `flags`/`prefixBits` select the kind; nameIndex 0 sends the name as a literal. */
+function writeLiteral(flags: number, prefixBits: number, nameIndex: number, name: string, value: string): void {
+  if (nameIndex !== 0) {
+    writeInteger(flags, prefixBits, nameIndex);
+  } else {
+    out[pos++] = flags;
+    writeString(name);
+  }
+  writeString(value);
+}
+
+/** The written block as a buffer of its own (the shared one is reused by the next call). */
+function takeBlock(): Buffer {
+  const block = Buffer.allocUnsafe(pos);
+  out.copy(block, 0, 0, pos);
+  pos = 0;
+  return block;
+}
+
+/** Checks the flat-list shape every encode takes. */
+function checkFields(fields: readonly string[]): void {
+  if (fields.length % 2 !== 0) throw new RangeError('HPACK encode: fields must be name, value pairs');
+}
+
+/**
+ * A block that touches no dynamic table (static-table indexes and literals without indexing),
+ * so it can be computed once and sent on any connection, and several such blocks concatenated
+ * form one valid block. Used for precomputed request and response headers.
+ */
+export function encodeStateless(fields: readonly string[]): Buffer {
+  checkFields(fields);
+  pos = 0;
+  for (let i = 0; i < fields.length; i += 2) {
+    const name = fields[i] as string;
+    const value = fields[i + 1] as string;
+    reserve(name.length + value.length + FIELD_OVERHEAD);
+    if (NEVER_INDEXED.has(name)) {
+      writeLiteral(0x10, 4, staticNameIndex(name), name, value);
+      continue;
+    }
+    const index = staticFieldIndex(name, value);
+    if (index !== 0) writeInteger(0x80, 7, index);
+    else writeLiteral(0x00, 4, staticNameIndex(name), name, value);
+  }
+  return takeBlock();
+}
+
+/** Encodes the header blocks of one direction of one connection, in order. */
+export class HpackEncoder {
+  // The dynamic table, by insertion number: entry `seq` lives in slot seq & mask. The
+  // newest is seq inserted - 1 (index 62), the oldest inserted - count.
+  private names: string[] = new Array<string>(16).fill('');
+  private values: string[] = new Array<string>(16).fill('');
+  private mask = 15;
+  private inserted = 0;
+  private count = 0;
+  private size = 0;
+  /** name -> value -> newest seq with both; name -> newest seq with the name. */
+  private readonly fieldSeq = new Map<string, Map<string, number>>();
+  private readonly nameSeq = new Map<string, number>();
+
+  /** The maximum size the peer's decoder currently assumes (RFC 9113: 4096 until told otherwise). */
+  private maxSize = DEFAULT_TABLE_SIZE;
+  /** The size the next block will announce, and the smallest size set since the last block. */
+  private targetSize = DEFAULT_TABLE_SIZE;
+  private lowestSize = DEFAULT_TABLE_SIZE;
+
+  /** `maxTableSize`: the peer's SETTINGS_HEADER_TABLE_SIZE (the encoder may use less; default 4096). */
+  constructor(maxTableSize: number = DEFAULT_TABLE_SIZE) {
+    this.setMaxTableSize(maxTableSize);
+  }
+
+  /** Octets the dynamic table holds now. */
+  get dynamicTableSize(): number {
+    return this.size;
+  }
+
+  /** The dynamic table, newest entry first, flat as name, value, name, value... (for tests and diagnostics). */
+  dynamicTableEntries(): string[] {
+    const entries: string[] = [];
+    for (let seq = this.inserted - 1; seq >= this.inserted - this.count; seq--) {
+      entries.push(this.names[seq & this.mask] as string, this.values[seq & this.mask] as string);
+    }
+    return entries;
+  }
+
+  /** The peer changed SETTINGS_HEADER_TABLE_SIZE: a size update is emitted at the start of the next block. */
+  setMaxTableSize(size: number): void {
+    if (!Number.isInteger(size) || size < 0 || size > 0x7fffffff) {
+      throw new RangeError('HpackEncoder: table size must be an integer in [0, 2^31-1]');
+    }
+    // Using less than the peer allows is always permitted (RFC 7541 4.2).
+    this.targetSize = Math.min(size, DEFAULT_TABLE_SIZE);
+    this.lowestSize = Math.min(this.lowestSize, this.targetSize);
+  }
+
+  /**
+   * Encodes a flat list [name, value, ...]. Names must be lower-case. Uses the static table,
+   * incremental indexing for fields worth repeating, never-indexed literals for names in
+   * `NEVER_INDEXED` (authorization, token, cookie...), Huffman when it is shorter.
+   */
+  encode(fields: readonly string[]): Buffer {
+    checkFields(fields);
+    pos = 0;
+    reserve(12);
+    this.writeSizeUpdates();
+    for (let i = 0; i < fields.length; i += 2) {
+      const name = fields[i] as string;
+      const value = fields[i + 1] as string;
+      reserve(name.length + value.length + FIELD_OVERHEAD);
+      if (NEVER_INDEXED.has(name)) {
+        writeLiteral(0x10, 4, this.nameIndex(name), name, value);
+        continue;
+      }
+      let index = staticFieldIndex(name, value);
+      if (index === 0) {
+        const seq = this.fieldSeq.get(name)?.get(value);
+        if (seq !== undefined) index = this.indexOf(seq);
+      }
+      if (index !== 0) {
+        writeInteger(0x80, 7, index);
+        continue;
+      }
+      const nameIndex = this.nameIndex(name);
+      const entrySize = name.length + value.length + ENTRY_OVERHEAD;
+      if (entrySize * 2 <= this.maxSize && !UNINDEXED_NAMES.has(name)) {
+        writeLiteral(0x40, 6, nameIndex, name, value);
+        this.insert(name, value, entrySize);
+      } else {
+        writeLiteral(0x00, 4, nameIndex, name, value);
+      }
+    }
+    return takeBlock();
+  }
+
+  /** RFC 7541 4.2: announce the smallest size set since the last block, then the final one. */
+  private writeSizeUpdates(): void {
+    if (this.lowestSize < this.maxSize) {
+      this.resize(this.lowestSize);
+      writeInteger(0x20, 5, this.lowestSize);
+    }
+    if (this.targetSize !== this.maxSize) {
+      this.resize(this.targetSize);
+      writeInteger(0x20, 5, this.targetSize);
+    }
+    this.lowestSize = this.targetSize;
+  }
+
+  private resize(size: number): void {
+    this.maxSize = size;
+    this.evictTo(size);
+  }
+
+  /** Index of a name in the static table (preferred) or the dynamic table, or 0. */
+  private nameIndex(name: string): number {
+    const index = staticNameIndex(name);
+    if (index !== 0) return index;
+    const seq = this.nameSeq.get(name);
+    return seq === undefined ? 0 : this.indexOf(seq);
+  }
+
+  private indexOf(seq: number): number {
+    return STATIC_TABLE_LENGTH + this.inserted - seq;
+  }
+
+  /** Adds an entry the caller checked fits (entrySize <= maxSize), evicting from the oldest end. */
+  private insert(name: string, value: string, entrySize: number): void {
+    this.evictTo(this.maxSize - entrySize);
+    if (this.count > this.mask) this.grow();
+    const seq = this.inserted++;
+    this.names[seq & this.mask] = name;
+    this.values[seq & this.mask] = value;
+    this.count++;
+    this.size += entrySize;
+    let byValue = this.fieldSeq.get(name);
+    if (byValue === undefined) this.fieldSeq.set(name, (byValue = new Map()));
+    byValue.set(value, seq);
+    this.nameSeq.set(name, seq);
+  }
+
+  /** Evicts oldest entries until the table holds at most `size` octets; forgets them in the lookups. */
+  private evictTo(size: number): void {
+    while (this.size > size) {
+      const seq = this.inserted - this.count;
+      const slot = seq & this.mask;
+      const name = this.names[slot] as string;
+      const value = this.values[slot] as string;
+      this.size -= name.length + value.length + ENTRY_OVERHEAD;
+      this.names[slot] = '';
+      this.values[slot] = '';
+      this.count--;
+      // A later entry with the same field or name keeps its own (newer) seq.
+      const byValue = this.fieldSeq.get(name);
+      if (byValue !== undefined && byValue.get(value) === seq) {
+        byValue.delete(value);
+        if (byValue.size === 0) this.fieldSeq.delete(name);
+      }
+      if (this.nameSeq.get(name) === seq) this.nameSeq.delete(name);
+    }
+  }
+
+  /** Doubles the ring; bounded because count <= maxSize / 32. */
+  private grow(): void {
+    const capacity = (this.mask + 1) * 2;
+    const mask = capacity - 1;
+    const names = new Array<string>(capacity).fill('');
+    const values = new Array<string>(capacity).fill('');
+    for (let seq = this.inserted - this.count; seq < this.inserted; seq++) {
+      names[seq & mask] = this.names[seq & this.mask] as string;
+      values[seq & mask] = this.values[seq & this.mask] as string;
+    }
+    this.names = names;
+    this.values = values;
+    this.mask = mask;
+  }
+}
