@@ -38,6 +38,9 @@ export const DEFAULT_TABLE_SIZE = 4096;
 let out = Buffer.allocUnsafe(4096);
 let pos = 0;
 
+/** What takeTableSizeUpdate returns when nothing is pending (never written to). */
+const NO_UPDATE = Buffer.alloc(0);
+
 /** Makes room for `octets` more octets at `pos`. */
 function reserve(octets: number): void {
   if (pos + octets <= out.length) return;
@@ -173,6 +176,19 @@ export class HpackEncoder {
     // Using less than the peer allows is always permitted (RFC 7541 4.2).
     this.targetSize = Math.min(size, DEFAULT_TABLE_SIZE);
     this.lowestSize = Math.min(this.lowestSize, this.targetSize);
+  }
+
+  /**
+   * The size updates the next block must open with (RFC 7541 4.2), as a block prefix, and
+   * marks them sent; empty when there are none. For blocks built without `encode`: prepend
+   * it to `encodeStateless` output (`encode` emits them itself).
+   */
+  takeTableSizeUpdate(): Buffer {
+    if (this.lowestSize >= this.maxSize && this.targetSize === this.maxSize) return NO_UPDATE;
+    pos = 0;
+    reserve(12);
+    this.writeSizeUpdates();
+    return takeBlock();
   }
 
   /**
