@@ -51,7 +51,7 @@ const limitsArb = fc.record({
 });
 
 /** Octets that look like representations: right first-octet patterns, plausible lengths, Huffman flags. */
-const representation: fc.Arbitrary<number[]> = fc.oneof(
+const representation: fc.Arbitrary<readonly number[]> = fc.oneof(
   fc.integer({ min: 0, max: 127 }).map((i) => [0x80 | i]),
   fc.tuple(fc.integer({ min: 0, max: 63 }), fc.integer({ min: 0, max: 255 }), fc.uint8Array({ maxLength: 12 })).map(([i, l, s]) => [0x40 | i, l, ...s]),
   fc.tuple(fc.integer({ min: 0, max: 31 }), fc.uint8Array({ maxLength: 5 })).map(([i, s]) => [0x20 | i, ...s]),

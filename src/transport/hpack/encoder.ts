@@ -13,9 +13,13 @@
  *    would take more than half the table (it would flush what is worth keeping).
  * Strings are Huffman-coded when that is strictly shorter (a tie goes raw: cheaper to decode).
  * Strings are latin1, one JavaScript char per octet; names must be lower-case (RFC 9113 8.2.1).
+ *
+ * Composing blocks: encodeStateless output touches no table, so it may follow `encode`
+ * output inside one block, or follow `takeTableSizeUpdate()` (which must open a block
+ * that `encode` does not open).
  */
 import { huffmanEncode, huffmanLength } from './huffman.js';
-import { ENTRY_OVERHEAD, STATIC_TABLE_LENGTH, staticFieldIndex, staticNameIndex } from './static-table.js';
+import { ENTRY_OVERHEAD, STATIC_BY_NAME, STATIC_TABLE_LENGTH } from './static-table.js';
 
 /** Names whose values are credentials: always never-indexed literals, never in any table. */
 export const NEVER_INDEXED: ReadonlySet<string> = new Set([
@@ -33,6 +37,8 @@ export const UNINDEXED_NAMES: ReadonlySet<string> = new Set(['grpc-timeout', 'gr
 /** The HTTP/2 default SETTINGS_HEADER_TABLE_SIZE, and the most this encoder ever uses. */
 export const DEFAULT_TABLE_SIZE = 4096;
 
+// ---------------------------------------------------------------------------- output
+
 // The block being written. Shared by every encoder: encoding is synchronous and never
 // re-entered, and one buffer for all connections keeps memory flat.
 let out = Buffer.allocUnsafe(4096);
@@ -40,6 +46,12 @@ let pos = 0;
 
 /** What takeTableSizeUpdate returns when nothing is pending (never written to). */
 const NO_UPDATE = Buffer.alloc(0);
+
+/** Octets a field can take at most beyond its name and value: flags, index and two lengths. */
+const FIELD_OVERHEAD = 1 + 5 + 6 + 6;
+
+/** Below this many octets, copying in a loop beats the native calls' fixed cost. */
+const SHORT = 32;
 
 /** Makes room for `octets` more octets at `pos`. */
 function reserve(octets: number): void {
@@ -50,9 +62,6 @@ function reserve(octets: number): void {
   out.copy(bigger, 0, 0, pos);
   out = bigger;
 }
-
-/** Octets a field can take at most beyond its name and value: flags, index and two lengths. */
-const FIELD_OVERHEAD = 1 + 5 + 6 + 6;
 
 /** Writes `value` with an N-bit prefix whose upper bits are `flags` (RFC 7541 5.1). */
 function writeInteger(flags: number, prefixBits: number, value: number): void {
@@ -72,31 +81,30 @@ function writeInteger(flags: number, prefixBits: number, value: number): void {
 
 /** Writes a string literal (RFC 7541 5.2), Huffman-coded when strictly shorter. */
 function writeString(s: string): void {
+  const length = s.length;
   const encoded = huffmanLength(s);
-  if (encoded < s.length) {
+  if (encoded < length) {
     writeInteger(0x80, 7, encoded);
     pos = huffmanEncode(s, out, pos);
+  } else if (length < SHORT) {
+    out[pos++] = length;
+    for (let i = 0; i < length; i++) out[pos++] = s.charCodeAt(i);
   } else {
-    writeInteger(0, 7, s.length);
-    pos += out.write(s, pos, s.length, 'latin1');
+    writeInteger(0, 7, length);
+    pos += out.write(s, pos, length, 'latin1');
   }
 }
 
-/** Writes a literal field: `flags`/`prefixBits` select the kind; nameIndex 0 sends the name as a literal. */
-function writeLiteral(flags: number, prefixBits: number, nameIndex: number, name: string, value: string): void {
-  if (nameIndex !== 0) {
-    writeInteger(flags, prefixBits, nameIndex);
-  } else {
-    out[pos++] = flags;
-    writeString(name);
-  }
-  writeString(value);
+/** Copies precomputed octets to the output. */
+function writeOctets(octets: Buffer): void {
+  for (let i = 0; i < octets.length; i++) out[pos++] = octets[i] as number;
 }
 
 /** The written block as a buffer of its own (the shared one is reused by the next call). */
 function takeBlock(): Buffer {
   const block = Buffer.allocUnsafe(pos);
-  out.copy(block, 0, 0, pos);
+  if (pos < SHORT) for (let i = 0; i < pos; i++) block[i] = out[i] as number;
+  else out.copy(block, 0, 0, pos);
   pos = 0;
   return block;
 }
@@ -104,6 +112,51 @@ function takeBlock(): Buffer {
 /** Checks the flat-list shape every encode takes. */
 function checkFields(fields: readonly string[]): void {
   if (fields.length % 2 !== 0) throw new RangeError('HPACK encode: fields must be name, value pairs');
+}
+
+// ---------------------------------------------------------------------------- names
+
+/** Everything the encoder decides from a name alone, for names it knows in advance. */
+interface NamePolicy {
+  /** Static index of the name, 0 when the static table lacks it. */
+  readonly index: number;
+  /** value -> static index, for exact static matches. */
+  readonly values: ReadonlyMap<string, number> | undefined;
+  readonly neverIndexed: boolean;
+  readonly unindexed: boolean;
+  /**
+   * For names sent as literals every time and absent from the static table (credentials,
+   * UNINDEXED_NAMES): the name's string literal, encoded once here.
+   */
+  readonly literal: Buffer | undefined;
+}
+
+/** Policies of static names, NEVER_INDEXED and UNINDEXED_NAMES; any other name has none. */
+const POLICIES = new Map<string, NamePolicy>();
+for (const name of new Set([...STATIC_BY_NAME.keys(), ...NEVER_INDEXED, ...UNINDEXED_NAMES])) {
+  const known = STATIC_BY_NAME.get(name);
+  const neverIndexed = NEVER_INDEXED.has(name);
+  const unindexed = UNINDEXED_NAMES.has(name);
+  let literal: Buffer | undefined;
+  if (known === undefined) {
+    pos = 0;
+    writeString(name);
+    literal = takeBlock();
+  }
+  POLICIES.set(name, { index: known?.index ?? 0, values: neverIndexed ? undefined : known?.values, neverIndexed, unindexed, literal });
+}
+
+/** Writes a literal field: `flags`/`prefixBits` select the kind; nameIndex 0 sends the name as a literal. */
+function writeLiteral(flags: number, prefixBits: number, nameIndex: number, policy: NamePolicy | undefined, name: string, value: string): void {
+  if (nameIndex !== 0) {
+    writeInteger(flags, prefixBits, nameIndex);
+  } else {
+    out[pos++] = flags;
+    const literal = policy?.literal;
+    if (literal !== undefined) writeOctets(literal);
+    else writeString(name);
+  }
+  writeString(value);
 }
 
 /**
@@ -118,15 +171,20 @@ export function encodeStateless(fields: readonly string[]): Buffer {
     const name = fields[i] as string;
     const value = fields[i + 1] as string;
     reserve(name.length + value.length + FIELD_OVERHEAD);
-    if (NEVER_INDEXED.has(name)) {
-      writeLiteral(0x10, 4, staticNameIndex(name), name, value);
-      continue;
-    }
-    const index = staticFieldIndex(name, value);
-    if (index !== 0) writeInteger(0x80, 7, index);
-    else writeLiteral(0x00, 4, staticNameIndex(name), name, value);
+    const policy = POLICIES.get(name);
+    const index = policy?.values?.get(value);
+    if (index !== undefined) writeInteger(0x80, 7, index);
+    else writeLiteral(policy?.neverIndexed === true ? 0x10 : 0x00, 4, policy?.index ?? 0, policy, name, value);
   }
   return takeBlock();
+}
+
+// ---------------------------------------------------------------------------- encoder
+
+/** The dynamic entries carrying one name: value -> newest seq, and the newest seq of all. */
+interface DynamicName {
+  readonly values: Map<string, number>;
+  newest: number;
 }
 
 /** Encodes the header blocks of one direction of one connection, in order. */
@@ -139,9 +197,8 @@ export class HpackEncoder {
   private inserted = 0;
   private count = 0;
   private size = 0;
-  /** name -> value -> newest seq with both; name -> newest seq with the name. */
-  private readonly fieldSeq = new Map<string, Map<string, number>>();
-  private readonly nameSeq = new Map<string, number>();
+  /** name -> its entries in the table; a name is here exactly while the table holds it. */
+  private readonly byName = new Map<string, DynamicName>();
 
   /** The maximum size the peer's decoder currently assumes (RFC 9113: 4096 until told otherwise). */
   private maxSize = DEFAULT_TABLE_SIZE;
@@ -205,26 +262,33 @@ export class HpackEncoder {
       const name = fields[i] as string;
       const value = fields[i + 1] as string;
       reserve(name.length + value.length + FIELD_OVERHEAD);
-      if (NEVER_INDEXED.has(name)) {
-        writeLiteral(0x10, 4, this.nameIndex(name), name, value);
-        continue;
+      const policy = POLICIES.get(name);
+      if (policy !== undefined) {
+        if (policy.neverIndexed) {
+          writeLiteral(0x10, 4, policy.index !== 0 ? policy.index : this.dynamicNameIndex(name), policy, name, value);
+          continue;
+        }
+        const index = policy.values?.get(value);
+        if (index !== undefined) {
+          writeInteger(0x80, 7, index);
+          continue;
+        }
       }
-      let index = staticFieldIndex(name, value);
-      if (index === 0) {
-        const seq = this.fieldSeq.get(name)?.get(value);
-        if (seq !== undefined) index = this.indexOf(seq);
+      const dynamic = this.byName.get(name);
+      if (dynamic !== undefined) {
+        const seq = dynamic.values.get(value);
+        if (seq !== undefined) {
+          writeInteger(0x80, 7, this.indexOf(seq));
+          continue;
+        }
       }
-      if (index !== 0) {
-        writeInteger(0x80, 7, index);
-        continue;
-      }
-      const nameIndex = this.nameIndex(name);
+      const nameIndex = policy !== undefined && policy.index !== 0 ? policy.index : dynamic !== undefined ? this.indexOf(dynamic.newest) : 0;
       const entrySize = name.length + value.length + ENTRY_OVERHEAD;
-      if (entrySize * 2 <= this.maxSize && !UNINDEXED_NAMES.has(name)) {
-        writeLiteral(0x40, 6, nameIndex, name, value);
+      if (entrySize * 2 <= this.maxSize && policy?.unindexed !== true) {
+        writeLiteral(0x40, 6, nameIndex, policy, name, value);
         this.insert(name, value, entrySize);
       } else {
-        writeLiteral(0x00, 4, nameIndex, name, value);
+        writeLiteral(0x00, 4, nameIndex, policy, name, value);
       }
     }
     return takeBlock();
@@ -248,12 +312,10 @@ export class HpackEncoder {
     this.evictTo(size);
   }
 
-  /** Index of a name in the static table (preferred) or the dynamic table, or 0. */
-  private nameIndex(name: string): number {
-    const index = staticNameIndex(name);
-    if (index !== 0) return index;
-    const seq = this.nameSeq.get(name);
-    return seq === undefined ? 0 : this.indexOf(seq);
+  /** Index of the newest dynamic entry with this name, or 0. */
+  private dynamicNameIndex(name: string): number {
+    const dynamic = this.byName.get(name);
+    return dynamic === undefined ? 0 : this.indexOf(dynamic.newest);
   }
 
   private indexOf(seq: number): number {
@@ -269,10 +331,13 @@ export class HpackEncoder {
     this.values[seq & this.mask] = value;
     this.count++;
     this.size += entrySize;
-    let byValue = this.fieldSeq.get(name);
-    if (byValue === undefined) this.fieldSeq.set(name, (byValue = new Map()));
-    byValue.set(value, seq);
-    this.nameSeq.set(name, seq);
+    const dynamic = this.byName.get(name);
+    if (dynamic === undefined) {
+      this.byName.set(name, { values: new Map([[value, seq]]), newest: seq });
+    } else {
+      dynamic.values.set(value, seq);
+      dynamic.newest = seq;
+    }
   }
 
   /** Evicts oldest entries until the table holds at most `size` octets; forgets them in the lookups. */
@@ -286,13 +351,11 @@ export class HpackEncoder {
       this.names[slot] = '';
       this.values[slot] = '';
       this.count--;
-      // A later entry with the same field or name keeps its own (newer) seq.
-      const byValue = this.fieldSeq.get(name);
-      if (byValue !== undefined && byValue.get(value) === seq) {
-        byValue.delete(value);
-        if (byValue.size === 0) this.fieldSeq.delete(name);
-      }
-      if (this.nameSeq.get(name) === seq) this.nameSeq.delete(name);
+      const dynamic = this.byName.get(name);
+      if (dynamic === undefined) continue;
+      // Eviction is oldest first: if this was the newest entry with the name, it was the last.
+      if (dynamic.newest === seq) this.byName.delete(name);
+      else if (dynamic.values.get(value) === seq) dynamic.values.delete(value);
     }
   }
 

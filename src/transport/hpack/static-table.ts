@@ -77,10 +77,16 @@ vary
 via
 www-authenticate`;
 
-/** name -> value -> static index, for exact matches. */
-const FIELD_INDEX = new Map<string, Map<string, number>>();
-/** name -> the lowest static index carrying that name. */
-const NAME_INDEX = new Map<string, number>();
+/** What the static table knows of one name. */
+export interface StaticName {
+  /** The lowest static index with this name. */
+  readonly index: number;
+  /** value -> static index, for exact matches. */
+  readonly values: ReadonlyMap<string, number>;
+}
+
+/** Every static name, for the encoder's lookups. */
+export const STATIC_BY_NAME: ReadonlyMap<string, StaticName> = new Map();
 
 for (const line of ENTRIES.split('\n')) {
   const space = line.indexOf(' ');
@@ -89,19 +95,11 @@ for (const line of ENTRIES.split('\n')) {
   (STATIC_NAMES as string[]).push(name);
   (STATIC_VALUES as string[]).push(value);
   const index = STATIC_NAMES.length;
-  if (!NAME_INDEX.has(name)) NAME_INDEX.set(name, index);
-  let byValue = FIELD_INDEX.get(name);
-  if (byValue === undefined) FIELD_INDEX.set(name, (byValue = new Map()));
-  byValue.set(value, index);
+  let known = STATIC_BY_NAME.get(name);
+  if (known === undefined) {
+    known = { index, values: new Map() };
+    (STATIC_BY_NAME as Map<string, StaticName>).set(name, known);
+  }
+  (known.values as Map<string, number>).set(value, index);
 }
 if (STATIC_NAMES.length !== STATIC_TABLE_LENGTH) throw new Error('HPACK static table: wrong entry count');
-
-/** The static index whose name and value both match, or 0. */
-export function staticFieldIndex(name: string, value: string): number {
-  return FIELD_INDEX.get(name)?.get(value) ?? 0;
-}
-
-/** The lowest static index with this name, or 0. */
-export function staticNameIndex(name: string): number {
-  return NAME_INDEX.get(name) ?? 0;
-}
