@@ -41,6 +41,8 @@ const MAX_INTEGER = 0x7fffffff;
  */
 const MAX_CONTINUATION_OCTETS = 5;
 
+const EMPTY = Buffer.alloc(0);
+
 /** Huffman output goes here before becoming a string; shared, as decoding never yields. */
 let scratch = Buffer.allocUnsafe(4096);
 /** Beyond this a larger scratch is allocated for the one string instead of being kept. */
@@ -63,9 +65,11 @@ export class HpackDecoder {
   /** The table's current maximum, as the peer last set it (initially the advertised limit). */
   private maxSize: number;
 
-  // Read position within the block being decoded.
-  private block: Buffer = Buffer.alloc(0);
+  // The block being decoded (released when decode returns, so no block outlives its call),
+  // the read position in it, and the length of the string literal readStringHeader just read.
+  private block: Buffer = EMPTY;
   private pos = 0;
+  private stringLength = 0;
 
   constructor(limits: DecodeLimits) {
     if (!Number.isInteger(limits.maxTableSize) || limits.maxTableSize < 0 || limits.maxTableSize > MAX_INTEGER) {
@@ -229,9 +233,6 @@ export class HpackDecoder {
     if (huffman && length > 0) huffmanDecode(this.block, start, start + length, scratchFor(length));
   }
 
-  /** Length of the string whose header readStringHeader just read. */
-  private stringLength = 0;
-
   /** Reads a string literal's H flag and length; checks the octets are in the block. */
   private readStringHeader(): boolean {
     if (this.pos >= this.block.length) throw new HpackError('string literal missing at the end of the block');
@@ -287,8 +288,6 @@ export class HpackDecoder {
     this.head = 0;
   }
 }
-
-const EMPTY = Buffer.alloc(0);
 
 /** A buffer that can take the Huffman decoding of `encodedLength` octets. */
 function scratchFor(encodedLength: number): Buffer {
