@@ -4,7 +4,7 @@
 # otherwise saying exactly what to install.
 #
 #   scripts/ensure-deps.sh demo   etcd, etcdctl, openssl, node_modules
-#   scripts/ensure-deps.sh test   the same, plus promtool (prometheus) and rsyslog for the tests
+#   scripts/ensure-deps.sh test   the same, plus promtool (prometheus), rsyslog and python3-hpack for the tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 purpose=${1:-demo}
@@ -25,6 +25,11 @@ done
 # rsyslog's TLS input needs its GnuTLS driver, a separate package.
 if [ "$purpose" = test ] && ! ls /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1; then
   missing+=(rsyslog-gnutls)
+fi
+
+# The HPACK differential tests drive Debian's python3-hpack through /usr/bin/python3.
+if [ "$purpose" = test ] && ! /usr/bin/python3 -c 'import hpack' >/dev/null 2>&1; then
+  missing+=(python3-hpack)
 fi
 
 if [ "${#missing[@]}" -gt 0 ]; then
