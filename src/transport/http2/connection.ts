@@ -874,7 +874,11 @@ export class Http2Connection implements FrameSink {
     return this.output.bytes + this.socket.writableLength > SOCKET_HIGH_WATER;
   }
 
-  private writeHeaderBlock(streamId: number, block: Buffer, endStream: boolean): void {
+  private writeHeaderBlock(streamId: number, fragment: Buffer, endStream: boolean): void {
+    // After the peer lowered its table size, the next block on the wire must say so first
+    // (RFC 7541 4.2); blocks are mostly precomputed, so the update is added here, in wire order.
+    const update = this.encoder.takeTableSizeUpdate();
+    const block = update.length === 0 ? fragment : Buffer.concat([update, fragment]);
     const max = this.remoteMaxFrameSize;
     const flags = endStream ? FLAG_END_STREAM : 0;
     if (block.length <= max) {
