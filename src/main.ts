@@ -114,6 +114,7 @@ async function run(configFile: string): Promise<void> {
   process.on('SIGHUP', () => {
     gateway.reloadPolicy();
     gateway.reloadTls();
+    gateway.reloadEncryption();
     gateway.reopenAudit();
   });
   process.on('SIGUSR1', () => gateway.reopenAudit());

@@ -304,6 +304,7 @@ function keyValue(ring: Keyring, message: Buffer): Buffer | undefined {
   if (!outcome.ok) throw new Failed({ key, resource: resource.name, reason: outcome.reason, detail: outcome.detail });
   if (outcome.value === value.bytes) return undefined;
   const splice = new Splice(message);
-  splice.replace(value.start, value.end, 5, outcome.value);
+  // An empty value is left out, as etcd (proto3) writes it.
+  splice.replace(value.start, value.end, 5, outcome.value.length === 0 ? null : outcome.value);
   return splice.finish();
 }
