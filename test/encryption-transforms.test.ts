@@ -237,7 +237,9 @@ for (const provider of ['aesgcm', 'secretbox'] as const) {
           if (put.kind !== 'rewritten') return false;
           const stored = decode('etcdserverpb.PutRequest', put.message)['value'] as Buffer;
           const response = encode('etcdserverpb.RangeResponse', { kvs: [{ key, value: stored, mod_revision: 2 }] });
-          return opened(keyring, 'range', response).equals(encode('etcdserverpb.RangeResponse', { kvs: [{ key, value, mod_revision: 2 }] }));
+          const kvs = decode('etcdserverpb.RangeResponse', opened(keyring, 'range', response))['kvs'] as Record<string, unknown>[];
+          // An empty value comes back left out, as etcd writes it.
+          return ((kvs[0]?.['value'] as Buffer | undefined) ?? Buffer.alloc(0)).equals(value) && (kvs[0]?.['key'] as Buffer).equals(key);
         }),
         { numRuns: 200 },
       );
