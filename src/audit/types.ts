@@ -37,7 +37,9 @@ export type CallEventKind =
   | 'keepalive.close'
   | 'keepalive.deny'
   | 'snapshot.start'
-  | 'snapshot.end';
+  | 'snapshot.end'
+  | 'encryption.status'  // one run of `etcdgate encryption status` (src/encryption)
+  | 'encryption.rewrite'; // one run of `etcdgate encryption rewrite`
 
 export interface CallEvent {
   readonly kind: CallEventKind;
