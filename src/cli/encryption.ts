@@ -80,8 +80,8 @@ export async function encryptionCommand(argv: readonly string[], io: CommandIo):
       if (progress !== undefined) io.stderr.write('\n');
       io.stdout.write(`rewrite ${formatKey(prefix)}: ${rewriteLine(summary)}\n`);
       for (const key of summary.failedKeys) io.stderr.write(`etcdgate: the value of key "${formatKey(key)}" could not be decrypted; left as it is\n`);
-      const { failedKeys, ...counts } = summary;
-      details = counts;
+      const { scanned, rewritten, unchanged, outside, retried, gone, failed } = summary;
+      details = { scanned, rewritten, unchanged, outside, retried, gone, failed };
       message = rewriteLine(summary);
       if (summary.failed > 0) code = 1;
     }
