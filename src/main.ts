@@ -52,7 +52,9 @@ function checkConfig(file: string | undefined): void {
   if (file === undefined) fail(new Error('check-config needs a config file'));
   const config = loadConfig(file);
   const policy = loadConfiguredPolicy(config.policy);
-  process.stdout.write(`${file}: OK (policy ${policy.version}, ${policy.ruleCount} rules)\n`);
+  const resources = config.encryption?.resources.length;
+  const encryption = resources === undefined ? '' : `; encryption: ${resources} resource${resources === 1 ? '' : 's'}, key files checked`;
+  process.stdout.write(`${file}: OK (policy ${policy.version}, ${policy.ruleCount} rules${encryption})\n`);
 }
 
 function explainCommand(argv: string[]): void {
