@@ -8,7 +8,8 @@
  * plaintext slipped in directly, a VALUE compare; each read fails through etcdgate,
  * naming the key and never the value, and is audited and counted.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -21,7 +22,7 @@ import { makeKeyDir, type KeyDir } from './support/encryption-keys.js';
 import type { TestGateway } from './support/gateway.js';
 import { ROOT_AND_TENANT_B } from './support/policies.js';
 import { findSamples, parseExposition } from './support/prometheus-text.js';
-import { collectWatch, rawClient, rawWatch } from './support/raw-client.js';
+import { collectWatch, rawClient, rawUnary, rawWatch } from './support/raw-client.js';
 import { useGatewayStack } from './support/stack.js';
 
 const stack = useGatewayStack({ gateway: false });
@@ -214,6 +215,56 @@ describe('what cannot work on ciphertext', () => {
     const denied = await etcdctl(['txn'], { ...through('tenant-b'), input: 'value("/secret/a") = "x"\n\n\n\n' });
     expect(denied.stderr).toContain('permission denied');
     expect(await ok(['put', '/t/x', 'mine'], through('tenant-b'))).toContain('OK');
+  });
+});
+
+describe('the election recipes', () => {
+  it('are refused over an encrypted prefix (their values would pass unsealed), and reach etcd elsewhere', async () => {
+    const client = rawClient(gate.endpoint, stack.pki, 'root');
+    try {
+      const leader = (name: string) => rawUnary(client, '/v3electionpb.Election/Leader', encode('v3electionpb.LeaderRequest', { name: Buffer.from(name) }));
+      await expect(leader('/secret/election')).rejects.toMatchObject({ code: 9, details: expect.stringContaining('the election recipes are not supported over "/secret/election/"') });
+      // Elsewhere etcd itself answers (no leader yet).
+      await expect(leader('/plain/election')).rejects.toMatchObject({ details: expect.stringContaining('no leader') });
+    } finally {
+      client.close();
+    }
+  });
+});
+
+describe('the serializable-Range cache', () => {
+  it('holds plaintext answers, and none survives a key reload', async () => {
+    const keyFile = keys.key('cached');
+    const cached = await stack.startGateway({
+      overrides: {
+        cache: { serializableRange: { enabled: true, maxStalenessMs: 60_000 } },
+        encryption: { resources: [{ name: 'cached', prefixes: ['/cached/'], providers: [{ aesgcm: { keys: [{ name: 'c1', file: keyFile }] } }] }] },
+      },
+    });
+    const client = etcd3Client(cached.endpoint, stack.pki, 'root');
+    try {
+      await client.put('/cached/a').value('cached-plaintext');
+      const upstreamRanges = async (): Promise<number> => {
+        const exposition = parseExposition(await (await fetch(`${cached.adminUrl}/metrics`)).text());
+        return findSamples(exposition, 'etcdgate_upstream_request_duration_seconds_count', { method: 'Range' })[0]?.value ?? 0;
+      };
+      // The cache stores only once its own watch is up: read until a read is a hit.
+      await vi.waitFor(async () => {
+        expect(await client.get('/cached/a').serializable(true).string()).toBe('cached-plaintext');
+        const before = await upstreamRanges();
+        expect(await client.get('/cached/a').serializable(true).string()).toBe('cached-plaintext');
+        // Answered from the cache: no Range went to etcd, and the answer is the plaintext.
+        expect(await upstreamRanges()).toBe(before);
+      }, { timeout: 10_000, interval: 200 });
+      // A different key in the same file: what was sealed before can no longer be opened,
+      // and a cached plaintext answer must not be served past that reload.
+      writeFileSync(keyFile, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
+      expect(cached.gateway.reloadEncryption()).toBe(true);
+      await expect(client.get('/cached/a').serializable(true).string()).rejects.toThrow(/cannot be decrypted/u);
+    } finally {
+      client.close();
+      await cached.stop();
+    }
   });
 });
 
