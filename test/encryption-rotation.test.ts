@@ -212,4 +212,23 @@ describe('the rewrite guard', () => {
     const form = keyring.resourceFor(Buffer.from('/secret/guard/a'))?.decrypt(Buffer.from('/secret/guard/a'), stored ?? Buffer.alloc(0));
     expect(form?.ok && form.value.toString()).toBe('concurrent-value');
   });
+
+  it('keeps the lease a rewritten key is attached to', async () => {
+    const k5 = keys.key('k5');
+    writeEncryption([{ name: 'k5', file: k5 }, { name: 'k2', file: k2 }]);
+    const keyring = Keyring.load(loadEncryptionFile(encryptionFile), NOOP_METRICS);
+    writeEncryption([{ name: 'k2', file: k2 }]);
+    const lease = client.lease(120, { autoKeepAlive: false });
+    try {
+      await lease.put('/secret/leased/a').value('leased-value');
+      const id = await lease.grant();
+      const summary = await rewritePrefix(upstreamCalls(pool, 5_000), keyring, Buffer.from('/secret/leased/'));
+      expect(summary).toMatchObject({ scanned: 1, rewritten: 1, failed: 0 });
+      const kv = (await direct.get('/secret/leased/a').exec()).kvs[0];
+      expect(kv?.value.toString('latin1').startsWith('etcdgate:enc:v1:aesgcm:k5:')).toBe(true);
+      expect(kv?.lease).toBe(id);
+    } finally {
+      await lease.revoke();
+    }
+  });
 });

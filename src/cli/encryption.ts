@@ -61,7 +61,8 @@ export async function encryptionCommand(argv: readonly string[], io: CommandIo):
 
   const pool = new UpstreamPool(config.upstream, NOOP_METRICS, readUpstreamMaterial(config.upstream));
   const calls = upstreamCalls(pool, Math.max(config.upstream.dialTimeoutMs, 30_000));
-  const auditor = await createAuditor(config.audit, { metrics: NOOP_METRICS, version: VERSION, policyVersion: () => '' });
+  // No policy decides these runs (they act as etcdgate itself): the record says so.
+  const auditor = await createAuditor(config.audit, { metrics: NOOP_METRICS, version: VERSION, policyVersion: () => 'none' });
   const progress = io.stderr.isTTY === true ? (text: string) => io.stderr.write(`\r\x1b[K${text}`) : undefined;
   const start = { date: new Date(), ns: process.hrtime.bigint() };
   let code = 0;
@@ -121,7 +122,7 @@ export function formatStatus(resources: readonly ResourceStatus[], scanned: numb
   return `${lines.join('\n')}\n`;
 }
 
-/** The upstream identity etcdgate acts as: its client certificate's, or an empty one. */
+/** The upstream identity etcdgate acts as: its client certificate's, or one named "etcdgate" when it has none. */
 function upstreamIdentity(config: Config): Identity {
   const file = config.upstream.tls.cert;
   if (file !== undefined) {
@@ -131,7 +132,7 @@ function upstreamIdentity(config: Config): Identity {
       // Recorded as the empty identity below; the pool reported any real problem.
     }
   }
-  return { cn: '', o: [], ou: [], dns: [], uri: [], ip: [], serial: '', fingerprint: '', issuer: '', subject: '', notBefore: new Date(0), notAfter: new Date(0) };
+  return { cn: 'etcdgate', o: [], ou: [], dns: [], uri: [], ip: [], serial: '', fingerprint: '', issuer: '', subject: '', notBefore: new Date(0), notAfter: new Date(0) };
 }
 
 /**
