@@ -9,6 +9,7 @@
  * is rewritten again from the new value.
  */
 import { execFile } from 'node:child_process';
+import { PassThrough } from 'node:stream';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +17,7 @@ import { promisify } from 'node:util';
 import type { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { stringify } from 'yaml';
+import { encryptionCommand } from '../src/cli/encryption.js';
 import { Keyring } from '../src/encryption/keyring.js';
 import { rewritePrefix } from '../src/encryption/maintenance.js';
 import { loadEncryptionFile } from '../src/config/encryption-section.js';
@@ -172,6 +174,37 @@ describe('key rotation', () => {
     expect(await client.get('/secret/after-broken').string()).toBe('z');
     expect(gp.stderr()).toContain('encryption reload failed');
     expect(gp.stderr()).not.toContain(readFileSync(open, 'utf8').trim());
+    writeEncryption([{ name: 'k2', file: k2 }]);
+  });
+});
+
+describe('the encryption commands', () => {
+  it('show progress on a terminal and only the summary otherwise', async () => {
+    const collect = (tty: boolean): { stream: PassThrough & { isTTY?: boolean }; text: () => string } => {
+      const stream: PassThrough & { isTTY?: boolean } = new PassThrough();
+      if (tty) stream.isTTY = true;
+      const chunks: Buffer[] = [];
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      return { stream, text: () => Buffer.concat(chunks).toString('utf8') };
+    };
+    const config = path.join(gp.dir, 'etcdgate.yaml');
+    for (const tty of [true, false]) {
+      const stdout = collect(false);
+      const stderr = collect(tty);
+      expect(await encryptionCommand(['status', '--config', config, '--prefix', '/secret/'], { stdout: stdout.stream, stderr: stderr.stream })).toBe(0);
+      expect(stdout.text()).toMatch(/^resource secrets \(writes with aesgcm:k2\)\n/u);
+      // Each progress line rewrites the last: carriage return, erase line (ESC [ K), text.
+      if (tty) expect(stderr.text()).toContain('\r\u001b[Kscanned ');
+      else expect(stderr.text()).toBe('');
+    }
+  });
+
+  it('refuse bad usage: no prefix for rewrite, a prefix outside every resource', async () => {
+    const io = { stdout: new PassThrough(), stderr: new PassThrough() };
+    const config = path.join(gp.dir, 'etcdgate.yaml');
+    await expect(encryptionCommand(['rewrite', '--config', config], io)).rejects.toThrow(/needs --prefix/u);
+    await expect(encryptionCommand(['rewrite', '--config', config, '--prefix', '/public/'], io)).rejects.toThrow(/outside every encryption resource/u);
+    await expect(encryptionCommand(['rotate', '--config', config], io)).rejects.toThrow(/unknown encryption command/u);
   });
 });
 
