@@ -1,7 +1,8 @@
 /**
- * Pure transforms of etcd messages on the protobuf wire: values under an encrypted
- * range are sealed in requests on their way to etcd and opened in responses on their
- * way back. Field numbers are etcd's (rpc.proto, kv.proto).
+ * Transforms of etcd messages on the protobuf wire, with no I/O (the keyring counts what
+ * it seals and opens): values under an encrypted range are sealed in requests on their
+ * way to etcd and opened in responses on their way back. Field numbers are etcd's
+ * (rpc.proto, kv.proto).
  *
  * Invariants:
  * - Only the value fields of KeyValues and PutRequests under an encrypted range change,
@@ -78,8 +79,8 @@ class Failed extends Error {
 
 /**
  * Rewrites some length-delimited fields of one message, copying everything else as it
- * was. `replace` returns the new bytes of a field, null to drop it, or undefined to keep
- * it unchanged.
+ * was: `replace` gives a field (by its byte span) new bytes, or drops it with null;
+ * fields never named are copied. Spans must be given in message order.
  */
 class Splice {
   #writer: WireWriter | undefined;
