@@ -7,7 +7,25 @@
 export type StreamKind = 'watch' | 'keepalive' | 'snapshot' | 'observe';
 export type Outcome = 'allow' | 'deny';
 export type CertificateRole = 'server' | 'client-ca' | 'upstream-client' | 'upstream-ca';
-export type HandshakeFailure = 'no_certificate' | 'unknown_ca' | 'expired' | 'not_yet_valid' | 'revoked' | 'bad_usage' | 'protocol' | 'timeout' | 'connection_limit' | 'other';
+export type HandshakeFailure =
+  | 'no_certificate'
+  | 'unknown_ca'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'revoked'
+  | 'bad_usage'
+  | 'protocol'
+  | 'timeout'
+  | 'connection_limit'
+  // Before TLS (src/tls/front-door.ts): never spoke TLS, source outside server.allowedSources, bad PROXY header.
+  | 'no_tls'
+  | 'source_not_allowed'
+  | 'proxy_protocol'
+  // A subject that is not one identity (src/tls/subject.ts).
+  | 'ambiguous_subject'
+  | 'other';
+/** Why an open connection was closed after a re-check of its certificate (src/tls/recheck.ts). */
+export type RecheckFailure = 'revoked' | 'expired' | 'untrusted';
 
 export interface Metrics {
   /** One finished RPC (unary) or stream. `code` is the gRPC status code sent to the client. */
@@ -35,6 +53,10 @@ export interface Metrics {
   /** Not-after time of a certificate etcdgate relies on; `subject` is the certificate's CN or fingerprint prefix. */
   certificateNotAfter(role: CertificateRole, subject: string, notAfter: Date): void;
   handshakeRefused(reason: HandshakeFailure): void;
+  /** An open connection closed because its certificate no longer passes. */
+  connectionRevoked(reason: RecheckFailure): void;
+  /** A refusal record not written because its source (or all sources) were over the refusal record limit. */
+  refusalRecordSuppressed(): void;
 }
 
 const noop = (): void => {};
@@ -60,4 +82,6 @@ export const NOOP_METRICS: Metrics = Object.freeze({
   auditQueueDepth: noop,
   certificateNotAfter: noop,
   handshakeRefused: noop,
+  connectionRevoked: noop,
+  refusalRecordSuppressed: noop,
 });

@@ -28,6 +28,8 @@ const CALLS: { readonly [K in keyof Metrics]: (metrics: Metrics) => void } = {
   auditQueueDepth: (m) => m.auditQueueDepth(2),
   certificateNotAfter: (m) => m.certificateNotAfter('server', 'etcdgate-test', new Date('2031-01-01T00:00:00Z')),
   handshakeRefused: (m) => m.handshakeRefused('unknown_ca'),
+  connectionRevoked: (m) => m.connectionRevoked('revoked'),
+  refusalRecordSuppressed: (m) => m.refusalRecordSuppressed(),
 };
 
 /** Names of every Metrics method, in contract order. */
