@@ -107,8 +107,8 @@ function formatNetwork(family: 4 | 6, bits: bigint, prefixLength: number): strin
   }
   const groups: string[] = [];
   for (let shift = 112n; shift >= 0n; shift -= 16n) groups.push(((bits >> shift) & 0xffffn).toString(16));
-  // Not the shortest form (no "::" compression): unambiguous is enough for messages.
-  return `${groups.join(':')}/${prefixLength}`;
+  // The WHATWG URL parser writes IPv6 hosts in their RFC 5952 canonical (compressed) form.
+  return `${new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1)}/${prefixLength}`;
 }
 
 /** A compiled list of networks. */
