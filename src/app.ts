@@ -41,8 +41,9 @@ export interface Gateway {
   /**
    * Re-reads the server certificate and key, client CA bundle and CRL (for new
    * handshakes) and the upstream CA and client certificate (for new upstream calls); a
-   * broken or mismatched set keeps all the old material. Also runs by itself when one
-   * of those files changes (polled every second).
+   * broken or mismatched set keeps all the old material. Open client connections are
+   * re-checked against the new CA bundle and CRL, and those that no longer pass are
+   * closed. Also runs by itself when one of those files changes (polled every second).
    */
   reloadTls(): boolean;
   /** Reopens the audit file (log rotation). */
@@ -221,14 +222,14 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       const serverMaterial = serverTlsMaterial(config.server.tls);
       const nextUpstream = readUpstreamMaterial(config.upstream);
       // Also re-checks every open connection: revoked, expired or untrusted ones are closed.
-      listener.replaceMaterial(serverMaterial);
+      const closed = listener.replaceMaterial(serverMaterial);
       if (!sameMaterial(nextUpstream, upstreamMaterial)) {
         pool.replaceCredentials(nextUpstream);
         upstreamMaterial = nextUpstream;
       }
       reportCertificates(config, metrics);
       metrics.tlsReload('success');
-      logger.info('TLS material reloaded');
+      logger.info({ connectionsClosed: closed }, 'TLS material reloaded');
       return true;
     } catch (error: unknown) {
       metrics.tlsReload('failure');

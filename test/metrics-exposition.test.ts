@@ -200,7 +200,7 @@ describe('createPromMetrics exposition', () => {
     expect(sampleValue(exposition, 'etcdgate_tls_handshake_failures_total', { reason: 'unknown_ca' })).toBe(2);
     expect(sampleValue(exposition, 'etcdgate_tls_handshake_failures_total', { reason: 'expired' })).toBe(1);
     expect(sampleValue(exposition, 'etcdgate_tls_handshake_failures_total', { reason: 'no_certificate' })).toBe(0);
-    expect(findSamples(exposition, 'etcdgate_tls_handshake_failures_total')).toHaveLength(10);
+    expect(findSamples(exposition, 'etcdgate_tls_handshake_failures_total')).toHaveLength(14);
   });
 
   it('exports build info and unprefixed default process metrics', () => {
