@@ -267,7 +267,7 @@ class Validator {
     }
     if (Object.keys(value).filter((key) => key !== 'source').length === 0) {
       const what = value['source'] === undefined ? 'an empty match would bind everyone' : 'source alone would bind every certificate from those networks';
-      this.report(path, `must name at least one certificate field (${what}; write cn: "*" if that is meant)`);
+      this.report(path, `must name at least one field of the certificate (${what}; write cn: "*" if that is meant)`);
       return undefined;
     }
     return ok && match.size > 0 ? match : undefined;
