@@ -33,6 +33,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { ServerTlsConfig } from '../config/types.js';
 import { MAX_TIMER_MS } from '../config/read.js';
+import { normalizeAddress } from '../network/cidr.js';
 import type { HandshakeFailure } from '../observability/metrics-types.js';
 import { admit, transportPeer, type Endpoint, type FrontDoorOptions } from './front-door.js';
 import { AmbiguousSubjectError, identityFromDer, type Identity } from './identity.js';
@@ -286,7 +287,7 @@ export function createClientListener(options: ClientListenerOptions): ClientList
 
   // Node drops sockets over maxConnections before any TLS byte; 'drop' tells us about it.
   server.on('drop', (data?: { remoteAddress?: string; remotePort?: number }) => {
-    refuse({ address: data?.remoteAddress ?? '', port: data?.remotePort ?? 0 }, 'connection_limit', 'too many open connections');
+    refuse({ address: normalizeAddress(data?.remoteAddress ?? ''), port: data?.remotePort ?? 0 }, 'connection_limit', 'too many open connections');
   });
 
   server.on('connection', (socket: net.Socket) => {

@@ -109,8 +109,10 @@ export function trustMaterial(ca: string | Buffer, crl: string | Buffer | undefi
   return Object.freeze({ anchors: Object.freeze(anchors), crls: Object.freeze(crls) });
 }
 
-function within(cert: X509Certificate, now: number): boolean {
-  return Date.parse(cert.validFrom) <= now && now <= Date.parse(cert.validTo);
+function validityProblem(cert: X509Certificate, now: number): 'expired' | 'not_yet_valid' | undefined {
+  if (now > Date.parse(cert.validTo)) return 'expired';
+  if (now < Date.parse(cert.validFrom)) return 'not_yet_valid';
+  return undefined;
 }
 
 function issues(issuer: X509Certificate, subject: X509Certificate): boolean {
@@ -162,10 +164,15 @@ export function recheckChain(chain: readonly Buffer[], material: TrustMaterial, 
   const [leafDer, ...rest] = chain;
   if (leafDer === undefined) return { ok: false, reason: 'untrusted', error: 'no certificate' };
   const leaf = new X509Certificate(leafDer);
-  if (!within(leaf, now)) return { ok: false, reason: 'expired', error: 'certificate has expired' };
   const path = buildPath(leaf, rest.map((der) => new X509Certificate(der)), material);
   if (path === undefined) return { ok: false, reason: 'untrusted', error: 'certificate no longer chains to the client CA bundle' };
-  for (const cert of path) if (!within(cert, now)) return { ok: false, reason: 'expired', error: `a certificate of the chain has expired (${cert.subject.replaceAll('\n', ', ')})` };
+  for (const cert of path) {
+    const problem = validityProblem(cert, now);
+    if (problem === undefined) continue;
+    const which = cert === leaf ? 'certificate' : `a certificate of the chain (${cert.subject.replaceAll('\n', ', ')})`;
+    // Not yet valid can only follow a clock stepping back: not an expiry, but no trust either.
+    return problem === 'expired' ? { ok: false, reason: 'expired', error: `${which} has expired` } : { ok: false, reason: 'untrusted', error: `${which} is not yet valid` };
+  }
   for (let i = 0; i + 1 < path.length; i++) {
     const cert = path[i];
     const issuer = path[i + 1];
