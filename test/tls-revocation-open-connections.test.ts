@@ -23,6 +23,7 @@ import { parseExposition, sampleValue } from './support/prometheus-text.js';
 import { callEtcd, collectWatch, rawClient, rawWatch } from './support/raw-client.js';
 import { useGatewayStack } from './support/stack.js';
 import { readFileSync } from 'node:fs';
+import * as http2 from 'node:http2';
 import * as grpcJs from '@grpc/grpc-js';
 
 const stack = useGatewayStack({ gateway: false });
@@ -138,14 +139,23 @@ describe('open connections are re-checked', () => {
     expect(await metric('etcdgate_tls_connections_revoked_total', { reason: 'expired' })).toBe(1);
   }, 30_000);
 
-  it('a client CA bundle without the issuer closes the connections it issued', async () => {
+  it('a client CA bundle without the issuer closes the connections it issued, with a GOAWAY first', async () => {
     const b = clientNamed('tenant-b');
     await put(b, '/revoke/b/3');
+    // A bare HTTP/2 session as tenant-b, to see the GOAWAY frame itself.
+    const pair = stack.pki.client('tenant-b');
+    const session = http2.connect(gate.endpoint, { ca: readFileSync(stack.pki.ca), cert: readFileSync(pair.cert), key: readFileSync(pair.key), servername: 'localhost' });
+    session.on('error', () => undefined);
+    await new Promise<void>((resolve) => session.once('remoteSettings', () => resolve()));
+    const goaway = new Promise<number>((resolve) => session.once('goaway', (code: number) => resolve(code)));
+    const closed = new Promise<void>((resolve) => session.once('close', () => resolve()));
     const before = await metric('etcdgate_tls_connections_revoked_total', { reason: 'untrusted' });
     await replace(live.clientCA, stack.pki.otherCa);
     expect(gate.gateway.reloadTls()).toBe(true);
     await expect.poll(() => metric('etcdgate_tls_connections_revoked_total', { reason: 'untrusted' })).toBeGreaterThan(before);
     await expect(put(b, '/revoke/b/4')).rejects.toMatchObject({ code: 14 });
     expect((await revokedRecords()).some((r) => r.user?.name === 'tenant-b' && r.event.reason === 'untrusted')).toBe(true);
+    expect(await goaway).toBe(http2.constants.NGHTTP2_NO_ERROR);
+    await closed;
   }, 30_000);
 });
