@@ -247,6 +247,8 @@ interface Admission {
   readonly source: Endpoint;
   /** Set once the refusal (or the verified connection) has been reported. */
   settled: boolean;
+  /** Closes the socket if the handshake is not finished in time. */
+  deadline?: NodeJS.Timeout;
 }
 
 /** The refusal of a certificate OpenSSL accepted, or undefined when it may be served. */
@@ -293,6 +295,7 @@ export function createClientListener(options: ClientListenerOptions): ClientList
   server.on('connection', (socket: net.Socket) => {
     // Taken now: once the peer has gone, the socket no longer knows who it was.
     const transport = transportPeer(socket);
+    const acceptedAt = performance.now();
     const key = `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`;
     // Errors (resets) surface as 'close'; without a listener they would crash the process.
     socket.on('error', () => undefined);
@@ -303,7 +306,19 @@ export function createClientListener(options: ClientListenerOptions): ClientList
       }
       const admission: Admission = { source: outcome.source, settled: false };
       handshaking.set(key, admission);
+      // One budget from accept to a finished handshake: the wait for the first byte counts
+      // too, so a client cannot take handshakeTimeoutMs twice (Node's own timeout, which
+      // starts only now, stays as a backstop).
+      admission.deadline = setTimeout(() => {
+        if (admission.settled) return;
+        admission.settled = true;
+        handshaking.delete(key);
+        socket.destroy();
+        refuse(admission.source, 'timeout', `TLS handshake not finished ${handshakeTimeoutMs} ms after connecting`);
+      }, Math.max(0, handshakeTimeoutMs - (performance.now() - acceptedAt)));
+      admission.deadline.unref();
       socket.once('close', () => {
+        clearTimeout(admission.deadline);
         // Give the TLS server's own report (which has the precise reason) a turn first.
         setImmediate(() => {
           if (handshaking.get(key) === admission) handshaking.delete(key);
@@ -322,6 +337,7 @@ export function createClientListener(options: ClientListenerOptions): ClientList
     const admission = handshaking.get(key);
     if (admission === undefined || admission.settled) return undefined;
     admission.settled = true;
+    clearTimeout(admission.deadline);
     handshaking.delete(key);
     return admission;
   };
