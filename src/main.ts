@@ -17,6 +17,7 @@ import { explainAccesses, explainIdentity } from './cli/explain-request.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { compilePolicyText } from './policy/compile.js';
 import { explain } from './policy/explain.js';
+import { addressBits } from './network/cidr.js';
 import { loadConfiguredPolicy } from './policy/load-file.js';
 import { PolicyError } from './policy/policy-error.js';
 import { runPolicyCases } from './policy/test-cases.js';
@@ -28,7 +29,7 @@ Usage:
   etcdgate --config FILE
   etcdgate check-config FILE
   etcdgate explain --config FILE (--cert CLIENT.pem | --cn NAME [--o ORG] [--ou UNIT] [--dns NAME] [--uri URI])
-                   --method METHOD [--key KEY] [--range-end END]
+                   [--source ADDRESS] --method METHOD [--key KEY] [--range-end END]
   etcdgate test-policy POLICY.yaml CASES.yaml
 ${ENCRYPTION_USAGE}
   etcdgate --version`;
@@ -71,6 +72,7 @@ function explainCommand(argv: string[]): void {
       method: { type: 'string' },
       key: { type: 'string' },
       'range-end': { type: 'string' },
+      source: { type: 'string' },
     },
   });
   if (values.config === undefined || values.method === undefined) fail(new Error(`explain needs --config and --method\n${USAGE}`));
@@ -86,7 +88,8 @@ function explainCommand(argv: string[]): void {
     ...(values['range-end'] === undefined ? {} : { rangeEnd: values['range-end'] }),
   };
   const policy = loadConfiguredPolicy(loadConfig(values.config).policy);
-  const result = explain(policy, explainIdentity(args), explainAccesses(args));
+  if (values.source !== undefined && addressBits(values.source) === undefined) fail(new Error(`--source must be an IP address, got ${values.source}`));
+  const result = explain(policy, explainIdentity(args), explainAccesses(args), values.source);
   process.stdout.write(`${result.lines.join('\n')}\n`);
   process.exitCode = result.decision.allowed ? 0 : 3;
 }

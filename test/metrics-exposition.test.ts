@@ -46,6 +46,8 @@ const FAMILIES: Record<string, { type: string; labels: string[] }> = {
   etcdgate_audit_queue_depth: { type: 'gauge', labels: [] },
   etcdgate_certificate_not_after_seconds: { type: 'gauge', labels: ['role', 'subject'] },
   etcdgate_tls_handshake_failures_total: { type: 'counter', labels: ['reason'] },
+  etcdgate_tls_connections_revoked_total: { type: 'counter', labels: ['reason'] },
+  etcdgate_audit_refusal_records_suppressed_total: { type: 'counter', labels: [] },
   etcdgate_build_info: { type: 'gauge', labels: ['node_version', 'version'] },
 };
 
@@ -204,7 +206,7 @@ describe('createPromMetrics exposition', () => {
     expect(sampleValue(exposition, 'etcdgate_tls_handshake_failures_total', { reason: 'unknown_ca' })).toBe(2);
     expect(sampleValue(exposition, 'etcdgate_tls_handshake_failures_total', { reason: 'expired' })).toBe(1);
     expect(sampleValue(exposition, 'etcdgate_tls_handshake_failures_total', { reason: 'no_certificate' })).toBe(0);
-    expect(findSamples(exposition, 'etcdgate_tls_handshake_failures_total')).toHaveLength(10);
+    expect(findSamples(exposition, 'etcdgate_tls_handshake_failures_total')).toHaveLength(14);
   });
 
   it('exports build info and unprefixed default process metrics', () => {

@@ -15,6 +15,14 @@ export interface ServerTlsConfig {
   readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
 }
 
+/** `server.proxyProtocol`: PROXY protocol v1/v2 from these load balancers only. */
+export interface ProxyProtocolConfig {
+  /** CIDRs of the balancers: a connection from one must start with a PROXY header, and its client address is believed. */
+  readonly trustedFrom: readonly string[];
+  /** Time a balancer has to send the whole header, ms (default 3000). */
+  readonly headerTimeoutMs: number;
+}
+
 export interface ServerConfig {
   readonly listen: { readonly host: string; readonly port: number };
   /** URLs MemberList answers with, so clients that sync endpoints keep using the proxy. */
@@ -26,6 +34,10 @@ export interface ServerConfig {
   readonly maxSendBytes: number;
   /** Bound on graceful shutdown, ms (default 10000). */
   readonly shutdownTimeoutMs: number;
+  /** CIDRs client connections may come from (checked at accept, before TLS); absent: any source. */
+  readonly allowedSources?: readonly string[];
+  /** PROXY protocol from trusted load balancers; absent: off. */
+  readonly proxyProtocol?: ProxyProtocolConfig;
 }
 
 export interface UpstreamConfig {
@@ -99,6 +111,12 @@ export interface LimitsConfig {
   readonly handshakeTimeoutMs: number;
   /** Bytes a watch stream may leave unread by its client before its watchers are cancelled (default 16 MiB). */
   readonly maxWatcherBufferBytes: number;
+  /** Refusal audit records (handshakes, connections) per source per minute (default 60; 0 = no limit). */
+  readonly refusalRecordsPerMinute: number;
+  /** Refusal records a source may produce at once (default 20). */
+  readonly refusalRecordsBurst: number;
+  /** Refusal records per minute over all sources (default 600). */
+  readonly refusalRecordsTotalPerMinute: number;
 }
 
 /** Optional response caches; all off by default. */

@@ -11,7 +11,7 @@
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { CertificateRole, DecryptionFailure, HandshakeFailure, Metrics, Outcome, StreamKind } from './metrics-types.js';
+import type { CertificateRole, DecryptionFailure, HandshakeFailure, Metrics, Outcome, RecheckFailure, StreamKind } from './metrics-types.js';
 import { grpcCodeName } from '../grpc-codes.js';
 
 /** Request latency buckets, seconds: 100 µs (a cached local denial) up to 10 s (a slow etcd). */
@@ -30,8 +30,13 @@ const HANDSHAKE_FAILURES: readonly HandshakeFailure[] = [
   'protocol',
   'timeout',
   'connection_limit',
+  'no_tls',
+  'source_not_allowed',
+  'proxy_protocol',
+  'ambiguous_subject',
   'other',
 ];
+const RECHECK_FAILURES: readonly RecheckFailure[] = ['revoked', 'expired', 'untrusted'];
 
 const LINT_FAILING_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
@@ -219,6 +224,17 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
     labelNames: ['resource', 'provider', 'key'] as const,
     registers,
   });
+  const connectionsRevoked = new Counter({
+    name: 'etcdgate_tls_connections_revoked_total',
+    help: 'Open client connections closed because a re-check found their certificate revoked, expired or no longer trusted, by reason.',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  const refusalRecordsSuppressed = new Counter({
+    name: 'etcdgate_audit_refusal_records_suppressed_total',
+    help: 'Refusal audit records (handshakes, connections) not written because of the per-source or total refusal record limit; each source gets a summary record.',
+    registers,
+  });
   const buildInfo = new Gauge({
     name: 'etcdgate_build_info',
     help: 'Always 1; labels name the etcdgate and Node.js versions.',
@@ -233,6 +249,8 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
   for (const child of streamChildren.values()) child.set(0);
   const handshakeChildren = new Map(HANDSHAKE_FAILURES.map((reason) => [reason, handshakeFailures.labels(reason)] as const));
   for (const child of handshakeChildren.values()) child.inc(0);
+  const revokedChildren = new Map(RECHECK_FAILURES.map((reason) => [reason, connectionsRevoked.labels(reason)] as const));
+  for (const child of revokedChildren.values()) child.inc(0);
   const reloadSuccess = policyReloads.labels('success');
   const reloadFailure = policyReloads.labels('failure');
   reloadSuccess.inc(0);
@@ -363,6 +381,12 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
         // Every series exists from the first scrape, so rate() sees the first value.
         cached(encryptedChildren, `${writer.resource}\u0000${writer.provider}\u0000${writer.key}`, encryptedChild).inc(0);
       }
+    },
+    connectionRevoked(reason: RecheckFailure): void {
+      revokedChildren.get(reason)?.inc();
+    },
+    refusalRecordSuppressed(): void {
+      refusalRecordsSuppressed.inc();
     },
   };
   return { metrics, registry };

@@ -61,7 +61,7 @@ export function callerOf(context: ProxyContext, call: { getPeer(): string }): Ca
 export function callerAt(context: ProxyContext, peer: string): Caller | Status {
   const connection = context.connections.get(peer);
   if (connection === undefined) return UNAUTHENTICATED;
-  return { connection, permissions: context.policy.permissionsFor(connection.identity) };
+  return { connection, permissions: context.policy.permissionsFor(connection.identity, connection.address) };
 }
 
 /**
@@ -70,7 +70,7 @@ export function callerAt(context: ProxyContext, peer: string): Caller | Status {
  * here instead of using the permissions the stream started with.
  */
 export function currentCaller(context: ProxyContext, caller: Caller): Caller {
-  const permissions = context.policy.permissionsFor(caller.connection.identity);
+  const permissions = context.policy.permissionsFor(caller.connection.identity, caller.connection.address);
   return permissions === caller.permissions ? caller : { connection: caller.connection, permissions };
 }
 

@@ -129,7 +129,7 @@ class WatchStream implements OpenStream {
       this.toClient(message);
       // A reload between the create request and etcd's answer missed this watcher.
       if (head?.kind === 'forwarded' && this.watchers.has(info.watchId)) {
-        this.revokeIfDenied(info.watchId, head.watcher, this.context.policy.permissionsFor(this.caller.connection.identity));
+        this.revokeIfDenied(info.watchId, head.watcher, this.context.policy.permissionsFor(this.caller.connection.identity, this.caller.connection.address));
       }
       this.flushRefusals();
       return;
@@ -225,7 +225,7 @@ class WatchStream implements OpenStream {
 
   /** Cancels, in-band, every watcher whose range the current policy no longer lets the caller read. */
   revalidate(): void {
-    const permissions = this.context.policy.permissionsFor(this.caller.connection.identity);
+    const permissions = this.context.policy.permissionsFor(this.caller.connection.identity, this.caller.connection.address);
     for (const [watchId, watcher] of [...this.watchers]) this.revokeIfDenied(watchId, watcher, permissions);
   }
 

@@ -34,6 +34,8 @@ const CALLS: { readonly [K in keyof Metrics]: (metrics: Metrics) => void } = {
   plaintextRead: (m) => m.plaintextRead('secrets'),
   encryptionReload: (m) => m.encryptionReload('failure'),
   encryptionWriteKeys: (m) => m.encryptionWriteKeys([{ resource: 'secrets', provider: 'aesgcm', key: 'key1' }]),
+  connectionRevoked: (m) => m.connectionRevoked('revoked'),
+  refusalRecordSuppressed: (m) => m.refusalRecordSuppressed(),
 };
 
 /** Names of every Metrics method, in contract order. */
