@@ -133,18 +133,18 @@ for (const provider of ['aesgcm', 'secretbox'] as const) {
     });
 
     it('seals the puts of both Txn branches and of nested Txns, and leaves the rest of the Txn as it was', () => {
-      const nested = { compare: [{ key: b('/secret/n'), target: 'MOD', result: 'EQUAL', mod_revision: 0 }], success: [{ request_put: { key: b('/secret/n'), value: b('deep') } }] };
+      const nested = { compare: [{ key: b('/secret/n'), target: 'MOD', result: 'EQUAL', mod_revision: 0 }], success: [{ request_put: { key: b('/secret/n'), value: b('marker-deep-7a8b9c') } }] };
       const request = encode('etcdserverpb.TxnRequest', {
         compare: [{ key: b('/secret/a'), target: 'VERSION', result: 'GREATER', version: 0 }],
-        success: [{ request_put: { key: b('/secret/a'), value: b('yes') } }, { request_range: { key: b('/secret/a') } }, { request_put: { key: b('/public/p'), value: b('open') } }],
-        failure: [{ request_put: { key: b('/secret/b'), value: b('no') } }, { request_txn: nested }],
+        success: [{ request_put: { key: b('/secret/a'), value: b('marker-yes-1a2b3c') } }, { request_range: { key: b('/secret/a') } }, { request_put: { key: b('/public/p'), value: b('open') } }],
+        failure: [{ request_put: { key: b('/secret/b'), value: b('marker-no-4d5e6f') } }, { request_txn: nested }],
       });
       const out = encryptRequest(keyring, 'txn', request);
       expect(out.kind).toBe('rewritten');
       if (out.kind !== 'rewritten') return;
-      expect(out.message.includes(b('yes'))).toBe(false);
-      expect(out.message.includes(b('no'))).toBe(false);
-      expect(out.message.includes(b('deep'))).toBe(false);
+      expect(out.message.includes(b('marker-yes-1a2b3c'))).toBe(false);
+      expect(out.message.includes(b('marker-no-4d5e6f'))).toBe(false);
+      expect(out.message.includes(b('marker-deep-7a8b9c'))).toBe(false);
       expect(out.message.includes(b('open'))).toBe(true);
       const txn = decode('etcdserverpb.TxnRequest', out.message) as { success: Record<string, Record<string, unknown>>[]; failure: Record<string, Record<string, unknown>>[] };
       const value = (op: Record<string, Record<string, unknown>> | undefined): Buffer => op?.['request_put']?.['value'] as Buffer;
