@@ -27,6 +27,7 @@ import { SHUTTING_DOWN } from './proxy/status.js';
 import { AbuseLimits } from './proxy/limits.js';
 import { upstreamCalls } from './upstream/calls.js';
 import { readUpstreamMaterial, UpstreamPool, type UpstreamMaterial } from './upstream/pool.js';
+import { assertTlsMaterial } from './tls/material-check.js';
 import { VERSION } from './version.js';
 
 const WATCH_PATH = '/etcdserverpb.Watch/Watch';
@@ -109,6 +110,8 @@ function watchTlsFiles(config: Config, reload: () => void): () => void {
 
 /** Starts etcdgate. Rejects (and leaves nothing running) if any part cannot start. */
 export async function startGateway(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
+  // ops: the same check as check-config, so broken TLS files fail with their field path.
+  assertTlsMaterial(config);
   const logger = options.logger ?? createLogger(config.log.level);
   const { metrics, registry } = createPromMetrics({ version: VERSION });
   const policy = new PolicyState(loadConfiguredPolicy(config.policy));
