@@ -10,7 +10,7 @@
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { loadConfig } from '../config/load.js';
-import { DecodeError } from '../etcd/types.js';
+import { DecodeError, type DecodedRequest } from '../etcd/types.js';
 import { explainRequest as explainDecoded } from '../policy/explain.js';
 import { loadConfiguredPolicy } from '../policy/load-file.js';
 import type { CompiledPolicy } from '../policy/types.js';
@@ -71,7 +71,8 @@ export const EXPLAIN_OPTIONS = {
   'txn-file': { type: 'string' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
 
-type ExplainValues = ReturnType<typeof parseExplainArgv>;
+/** explain's options as parsed. */
+export type ExplainValues = ReturnType<typeof parseExplainArgv>;
 
 /** Parses explain's argv; an unknown option or a missing value is a UsageError. */
 export function parseExplainArgv(argv: readonly string[]) {
@@ -83,7 +84,7 @@ export function parseExplainArgv(argv: readonly string[]) {
 }
 
 /** The parsed values as ExplainArgs (absent options left out). */
-function toExplainArgs(values: ExplainValues, method: string): ExplainArgs {
+export function toExplainArgs(values: ExplainValues, method: string): ExplainArgs {
   const optional = <K extends string>(name: K, value: string | undefined): { [P in K]?: string } =>
     (value === undefined ? {} : { [name]: value }) as { [P in K]?: string };
   return {
@@ -128,7 +129,7 @@ export function explainCommand(argv: readonly string[], write: (text: string) =>
   const policy = policyOf(values);
   const identity = explainIdentity(args);
   const request = explainRequest(args);
-  let decoded;
+  let decoded: DecodedRequest;
   try {
     decoded = request.spec.decode(request.message);
   } catch (error: unknown) {
