@@ -30,9 +30,12 @@ const FAMILIES: Record<string, { type: string; labels: string[] }> = {
   etcdgate_upstream_up: { type: 'gauge', labels: ['endpoint'] },
   etcdgate_upstream_request_duration_seconds: { type: 'histogram', labels: ['method'] },
   etcdgate_upstream_failovers_total: { type: 'counter', labels: [] },
-  etcdgate_denials_total: { type: 'counter', labels: ['role'] },
+  etcdgate_denials_total: { type: 'counter', labels: ['binding', 'reason', 'role'] },
+  etcdgate_denied_health_probes_total: { type: 'counter', labels: [] },
   etcdgate_policy_reloads_total: { type: 'counter', labels: ['result'] },
   etcdgate_tls_reloads_total: { type: 'counter', labels: ['result'] },
+  etcdgate_policy_last_reload_successful: { type: 'gauge', labels: [] },
+  etcdgate_tls_last_reload_successful: { type: 'gauge', labels: [] },
   etcdgate_policy_rules: { type: 'gauge', labels: [] },
   etcdgate_policy_info: { type: 'gauge', labels: ['version'] },
   etcdgate_audit_records_total: { type: 'counter', labels: [] },
@@ -85,9 +88,10 @@ describe('createPromMetrics exposition', () => {
     metrics.upstreamCall('Range', 0.002);
     metrics.upstreamCall('Range', 0.02);
     metrics.upstreamFailover();
-    metrics.denied('reader');
-    metrics.denied('reader');
-    metrics.denied('none');
+    metrics.denied({ binding: 'readers', role: 'reader', reason: 'denied_by_rule' });
+    metrics.denied({ binding: 'readers', role: 'reader', reason: 'denied_by_rule' });
+    metrics.denied({ binding: 'none', role: 'none', reason: 'no_binding' });
+    metrics.healthProbeDenied();
     metrics.policyReload('success');
     metrics.policyReload('failure');
     metrics.policyReload('failure');
@@ -98,7 +102,7 @@ describe('createPromMetrics exposition', () => {
     metrics.auditWritten();
     metrics.auditFailure();
     metrics.auditQueueDepth(42);
-    metrics.certificateNotAfter('server', 'gw.example', new Date('2030-01-01T00:00:00Z'));
+    metrics.certificatesInUse('server', [{ subject: 'gw.example', notAfter: new Date('2030-01-01T00:00:00Z') }]);
     metrics.handshakeRefused('unknown_ca');
     metrics.handshakeRefused('unknown_ca');
     metrics.handshakeRefused('expired');
@@ -169,11 +173,16 @@ describe('createPromMetrics exposition', () => {
     expect(sampleValue(exposition, 'etcdgate_upstream_failovers_total')).toBe(1);
   });
 
-  it('counts denials per role and policy reloads per result', () => {
-    expect(sampleValue(exposition, 'etcdgate_denials_total', { role: 'reader' })).toBe(2);
-    expect(sampleValue(exposition, 'etcdgate_denials_total', { role: 'none' })).toBe(1);
+  it('counts denials by binding, role and reason, health probes apart, and policy reloads per result', () => {
+    expect(sampleValue(exposition, 'etcdgate_denials_total', { binding: 'readers', role: 'reader', reason: 'denied_by_rule' })).toBe(2);
+    expect(sampleValue(exposition, 'etcdgate_denials_total', { binding: 'none', role: 'none', reason: 'no_binding' })).toBe(1);
+    expect(findSamples(exposition, 'etcdgate_denials_total')).toHaveLength(2);
+    expect(sampleValue(exposition, 'etcdgate_denied_health_probes_total')).toBe(1);
     expect(sampleValue(exposition, 'etcdgate_policy_reloads_total', { result: 'success' })).toBe(1);
     expect(sampleValue(exposition, 'etcdgate_policy_reloads_total', { result: 'failure' })).toBe(2);
+    // The last policy reload failed; no TLS reload was attempted.
+    expect(sampleValue(exposition, 'etcdgate_policy_last_reload_successful')).toBe(0);
+    expect(sampleValue(exposition, 'etcdgate_tls_last_reload_successful')).toBe(1);
   });
 
   it('keeps a policy_info series only for the policy version in force', () => {
@@ -294,10 +303,24 @@ describe('reportCertificateBundle', () => {
 
   it('skips blocks that are not certificates', () => {
     const calls: string[] = [];
-    const spy = { ...NOOP_METRICS, certificateNotAfter: (_role: string, subject: string) => calls.push(subject) };
+    const spy = { ...NOOP_METRICS, certificatesInUse: (_role: string, list: readonly { subject: string }[]) => calls.push(...list.map((c) => c.subject)) };
     const garbage = '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n';
     expect(reportCertificateBundle(spy, 'server', garbage)).toBe(0);
     expect(reportCertificateBundle(spy, 'server', '')).toBe(0);
     expect(calls).toEqual([]);
+  });
+
+  it('removes the series of a role’s certificates no longer in use, and only of that role', async () => {
+    const named = readFileSync(path.join(dir, 'named.crt'), 'utf8');
+    const anonymous = readFileSync(path.join(dir, 'anonymous.crt'), 'utf8');
+    const { metrics, registry } = createPromMetrics({ version: 'x' });
+    reportCertificateBundle(metrics, 'server', named);
+    reportCertificateBundle(metrics, 'client-ca', named);
+    expect(findSamples(await scrape(registry), 'etcdgate_certificate_not_after_seconds')).toHaveLength(2);
+    reportCertificateBundle(metrics, 'server', anonymous);
+    const after = findSamples(await scrape(registry), 'etcdgate_certificate_not_after_seconds');
+    expect(after.map((s) => `${s.labels['role']}/${s.labels['subject']}`).sort()).toEqual(
+      ['client-ca/etcd-clients-ca', `server/${new X509Certificate(anonymous).fingerprint256.replaceAll(':', '').toLowerCase().slice(0, 16)}`].sort(),
+    );
   });
 });

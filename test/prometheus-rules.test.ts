@@ -67,6 +67,7 @@ describe('etcdgate alert rules', () => {
         'EtcdgateHighDenialRate',
         'EtcdgateHighLatencyP99',
         'EtcdgatePolicyReloadFailed',
+        'EtcdgateTlsReloadFailed',
         'EtcdgateUpstreamAllDown',
         'EtcdgateUpstreamDown',
       ].sort(),

@@ -3,11 +3,18 @@
  * (injected, never imported as a global); NOOP_METRICS lets tests and the hot path pay
  * nothing when metrics are off. Labels are bounded: never a key, never a certificate name.
  */
+import type { DenialLabels } from './denials.js';
 
 export type StreamKind = 'watch' | 'keepalive' | 'snapshot' | 'observe';
 export type Outcome = 'allow' | 'deny';
 export type CertificateRole = 'server' | 'client-ca' | 'upstream-client' | 'upstream-ca';
 export type HandshakeFailure = 'no_certificate' | 'unknown_ca' | 'expired' | 'not_yet_valid' | 'revoked' | 'bad_usage' | 'protocol' | 'timeout' | 'connection_limit' | 'other';
+
+/** One certificate's expiry as the metrics see it. */
+export interface CertificateExpiry {
+  readonly subject: string;
+  readonly notAfter: Date;
+}
 
 export interface Metrics {
   /** One finished RPC (unary) or stream. `code` is the gRPC status code sent to the client. */
@@ -23,8 +30,10 @@ export interface Metrics {
   upstreamUp(endpoint: string, up: boolean): void;
   upstreamCall(method: string, seconds: number): void;
   upstreamFailover(): void;
-  /** A denial; `role` is the deciding role or "none". Bounded by the policy's role count. */
-  denied(role: string): void;
+  /** A request the policy refused, by binding, deciding role and reason (src/observability/denials.ts). Bounded by the policy. */
+  denied(labels: DenialLabels): void;
+  /** A refused Range of the key `health`: etcdctl's health probe, counted apart from denials (denials.ts). */
+  healthProbeDenied(): void;
   policyReload(result: 'success' | 'failure'): void;
   policyInfo(version: string, ruleCount: number): void;
   /** A reload of the TLS material (server certificate, client CA, CRL, upstream credentials). */
@@ -32,8 +41,13 @@ export interface Metrics {
   auditWritten(): void;
   auditFailure(): void;
   auditQueueDepth(depth: number): void;
-  /** Not-after time of a certificate etcdgate relies on; `subject` is the certificate's CN or fingerprint prefix. */
-  certificateNotAfter(role: CertificateRole, subject: string, notAfter: Date): void;
+  /**
+   * The certificates etcdgate relies on under `role` now (at start and after each TLS
+   * reload): their not-after times, by subject (the CN or a fingerprint prefix). Series
+   * of certificates of that role no longer in use are removed, so a rotated-away
+   * certificate cannot raise an expiry alert.
+   */
+  certificatesInUse(role: CertificateRole, certificates: readonly CertificateExpiry[]): void;
   handshakeRefused(reason: HandshakeFailure): void;
 }
 
@@ -52,12 +66,13 @@ export const NOOP_METRICS: Metrics = Object.freeze({
   upstreamCall: noop,
   upstreamFailover: noop,
   denied: noop,
+  healthProbeDenied: noop,
   policyReload: noop,
   policyInfo: noop,
   tlsReload: noop,
   auditWritten: noop,
   auditFailure: noop,
   auditQueueDepth: noop,
-  certificateNotAfter: noop,
+  certificatesInUse: noop,
   handshakeRefused: noop,
 });

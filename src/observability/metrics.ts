@@ -11,8 +11,9 @@
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { CertificateRole, HandshakeFailure, Metrics, Outcome, StreamKind } from './metrics-types.js';
+import type { CertificateExpiry, CertificateRole, HandshakeFailure, Metrics, Outcome, StreamKind } from './metrics-types.js';
 import { grpcCodeName } from '../grpc-codes.js';
+import type { DenialLabels } from './denials.js';
 
 /** Request latency buckets, seconds: 100 µs (a cached local denial) up to 10 s (a slow etcd). */
 export const LATENCY_BUCKETS: readonly number[] = [
@@ -129,8 +130,13 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
   });
   const denials = new Counter({
     name: 'etcdgate_denials_total',
-    help: 'Requests denied by the policy, by deciding role ("none" when no role matched).',
-    labelNames: ['role'] as const,
+    help: 'Requests denied by the policy, by the first binding the caller matched ("none": no binding), the role whose deny rule refused ("none": not granted by any role) and reason. etcd health probes are counted apart.',
+    labelNames: ['binding', 'role', 'reason'] as const,
+    registers,
+  });
+  const deniedProbes = new Counter({
+    name: 'etcdgate_denied_health_probes_total',
+    help: 'Refused reads of the key "health": etcdctl endpoint health from a certificate without read on it, which etcdctl counts as healthy. Not in etcdgate_denials_total.',
     registers,
   });
   const policyReloads = new Counter({
@@ -145,6 +151,20 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
     labelNames: ['result'] as const,
     registers,
   });
+  // As Prometheus's own prometheus_config_last_reload_successful: an alert on these fires
+  // for as long as the files on disk are broken, not only for a while after the attempt.
+  const policyLastReload = new Gauge({
+    name: 'etcdgate_policy_last_reload_successful',
+    help: 'Whether the last policy reload attempt succeeded (1) or failed and the previous policy is still enforced (0); 1 at start.',
+    registers,
+  });
+  const tlsLastReload = new Gauge({
+    name: 'etcdgate_tls_last_reload_successful',
+    help: 'Whether the last TLS material reload attempt succeeded (1) or failed and the previous material is still in use (0); 1 at start.',
+    registers,
+  });
+  policyLastReload.set(1);
+  tlsLastReload.set(1);
   const policyRules = new Gauge({
     name: 'etcdgate_policy_rules',
     help: 'Rules in the policy currently enforced.',
@@ -216,8 +236,13 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
   const durationChild = (method: string): ReturnType<typeof requestDuration.labels> => requestDuration.labels(method);
   const upstreamDurationChild = (method: string): ReturnType<typeof upstreamDuration.labels> => upstreamDuration.labels(method);
   const upstreamUpChild = (endpoint: string): ReturnType<typeof upstreamUp.labels> => upstreamUp.labels(endpoint);
-  const denialChild = (role: string): ReturnType<typeof denials.labels> => denials.labels(role);
+  const denialChild = (key: string): ReturnType<typeof denials.labels> => {
+    const [binding = 'none', role = 'none', reason = 'other'] = key.split('\u0000');
+    return denials.labels(binding, role, reason);
+  };
   let currentPolicyVersion: string | undefined;
+  /** Subjects exported per certificate role, so that those no longer in use can be removed. */
+  const certificateSubjects = new Map<CertificateRole, ReadonlySet<string>>();
 
   const metrics: Metrics = {
     requestFinished(service: string, method: string, outcome: Outcome, code: number, seconds: number): void {
@@ -260,11 +285,15 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
     upstreamFailover(): void {
       upstreamFailovers.inc();
     },
-    denied(role: string): void {
-      cached(denialChildren, role, denialChild).inc();
+    denied(labels: DenialLabels): void {
+      cached(denialChildren, `${labels.binding}\u0000${labels.role}\u0000${labels.reason}`, denialChild).inc();
+    },
+    healthProbeDenied(): void {
+      deniedProbes.inc();
     },
     policyReload(result: 'success' | 'failure'): void {
       (result === 'success' ? reloadSuccess : reloadFailure).inc();
+      policyLastReload.set(result === 'success' ? 1 : 0);
     },
     policyInfo(version: string, ruleCount: number): void {
       // Only the enforced version has a series; dropping the old one keeps
@@ -278,6 +307,7 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
     },
     tlsReload(result: 'success' | 'failure'): void {
       (result === 'success' ? tlsReloadSuccess : tlsReloadFailure).inc();
+      tlsLastReload.set(result === 'success' ? 1 : 0);
     },
     auditWritten(): void {
       auditRecords.inc();
@@ -288,9 +318,18 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
     auditQueueDepth(depth: number): void {
       if (Number.isFinite(depth)) auditQueueDepth.set(depth);
     },
-    certificateNotAfter(role: CertificateRole, subject: string, notAfter: Date): void {
-      const seconds = notAfter.getTime() / 1000;
-      if (Number.isFinite(seconds)) certificateNotAfter.labels(role, subject).set(seconds);
+    certificatesInUse(role: CertificateRole, certificates: readonly CertificateExpiry[]): void {
+      // Two certificates with one subject (a cross-signed CA) share a series: the earlier expiry is the one to alert on.
+      const seconds = new Map<string, number>();
+      for (const { subject, notAfter } of certificates) {
+        const value = notAfter.getTime() / 1000;
+        if (Number.isFinite(value)) seconds.set(subject, Math.min(value, seconds.get(subject) ?? Infinity));
+      }
+      for (const subject of certificateSubjects.get(role) ?? []) {
+        if (!seconds.has(subject)) certificateNotAfter.remove(role, subject);
+      }
+      for (const [subject, value] of seconds) certificateNotAfter.labels(role, subject).set(value);
+      certificateSubjects.set(role, new Set(seconds.keys()));
     },
     handshakeRefused(reason: HandshakeFailure): void {
       (handshakeChildren.get(reason) ?? handshakeChildren.get('other'))?.inc();
@@ -310,12 +349,12 @@ export function certificateLabel(cert: X509Certificate): string {
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
 /**
- * Reports the not-after time of every certificate in a PEM bundle under `role`.
- * Returns how many certificates were reported; a block that does not parse is skipped
- * (the TLS loader, not the metrics, is what rejects a broken file).
+ * Reports the certificates of a PEM bundle as the ones in use under `role` (replacing
+ * what that role reported before). Returns how many were reported; a block that does
+ * not parse is skipped (the TLS loader, not the metrics, is what rejects a broken file).
  */
 export function reportCertificateBundle(metrics: Metrics, role: CertificateRole, pem: string): number {
-  let reported = 0;
+  const certificates: CertificateExpiry[] = [];
   for (const block of pem.match(PEM_CERTIFICATE) ?? []) {
     let cert: X509Certificate;
     try {
@@ -323,9 +362,9 @@ export function reportCertificateBundle(metrics: Metrics, role: CertificateRole,
     } catch {
       continue;
     }
-    metrics.certificateNotAfter(role, certificateLabel(cert), new Date(cert.validTo));
-    reported += 1;
+    certificates.push({ subject: certificateLabel(cert), notAfter: new Date(cert.validTo) });
   }
-  return reported;
+  metrics.certificatesInUse(role, certificates);
+  return certificates.length;
 }
 

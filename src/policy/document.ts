@@ -39,6 +39,8 @@ export interface RoleDocument {
 
 export interface BindingDocument {
   readonly path: string;
+  /** `name:`, unique in the policy; metrics label denials with it (else with the path). */
+  readonly name?: string;
   readonly match: ReadonlyMap<MatchField, readonly string[]>;
   readonly roles: readonly string[];
 }
@@ -274,8 +276,12 @@ class Validator {
       this.report(path, 'must be a mapping { match, roles }');
       return undefined;
     }
-    this.onlyKeys(entry, path, ['match', 'roles', 'description']);
+    this.onlyKeys(entry, path, ['name', 'match', 'roles', 'description']);
     this.description(entry['description'], join(path, 'description'));
+    const name = entry['name'];
+    if (name !== undefined && (typeof name !== 'string' || !ROLE_NAME.test(name))) {
+      this.report(join(path, 'name'), 'binding names use letters, digits, ".", "_", ":" and "-"');
+    }
     const match = this.match(entry['match'], join(path, 'match'));
     const rolesPath = join(path, 'roles');
     const rawRoles = entry['roles'];
@@ -290,7 +296,7 @@ class Validator {
       });
     }
     if (match === undefined || roles.length === 0) return undefined;
-    return { path, match, roles };
+    return { path, ...(typeof name === 'string' ? { name } : {}), match, roles };
   }
 }
 
@@ -320,9 +326,15 @@ export function parsePolicyDocument(document: unknown): PolicyDocument {
   if (rawBindings === undefined) v.report('bindings', 'is required (a list of { match, roles })');
   else {
     const list = v.list(rawBindings, 'bindings') ?? [];
+    const named = new Map<string, string>();
     list.forEach((entry, i) => {
       const binding = v.binding(entry, `bindings[${i}]`, roleNames);
       if (binding !== undefined) bindings.push(binding);
+      const name = binding?.name;
+      if (name === undefined) return;
+      const first = named.get(name);
+      if (first !== undefined) v.report(`bindings[${i}].name`, `"${name}" is already the name of ${first}`);
+      else named.set(name, `bindings[${i}]`);
     });
   }
   if (v.issues.length > 0) throw new PolicyError(v.issues);

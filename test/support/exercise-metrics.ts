@@ -19,14 +19,15 @@ const CALLS: { readonly [K in keyof Metrics]: (metrics: Metrics) => void } = {
   upstreamUp: (m) => m.upstreamUp('https://127.0.0.1:2379', true),
   upstreamCall: (m) => m.upstreamCall('Range', 0.001),
   upstreamFailover: (m) => m.upstreamFailover(),
-  denied: (m) => m.denied('reader'),
+  denied: (m) => m.denied({ binding: 'readers', role: 'none', reason: 'not_granted' }),
+  healthProbeDenied: (m) => m.healthProbeDenied(),
   policyReload: (m) => m.policyReload('failure'),
   policyInfo: (m) => m.policyInfo('test-policy-1', 4),
   tlsReload: (m) => m.tlsReload('failure'),
   auditWritten: (m) => m.auditWritten(),
   auditFailure: (m) => m.auditFailure(),
   auditQueueDepth: (m) => m.auditQueueDepth(2),
-  certificateNotAfter: (m) => m.certificateNotAfter('server', 'etcdgate-test', new Date('2031-01-01T00:00:00Z')),
+  certificatesInUse: (m) => m.certificatesInUse('server', [{ subject: 'etcdgate-test', notAfter: new Date('2031-01-01T00:00:00Z') }]),
   handshakeRefused: (m) => m.handshakeRefused('unknown_ca'),
 };
 
