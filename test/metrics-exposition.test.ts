@@ -44,6 +44,10 @@ const FAMILIES: Record<string, { type: string; labels: string[] }> = {
   etcdgate_certificate_not_after_seconds: { type: 'gauge', labels: ['role', 'subject'] },
   etcdgate_tls_handshake_failures_total: { type: 'counter', labels: ['reason'] },
   etcdgate_build_info: { type: 'gauge', labels: ['node_version', 'version'] },
+  etcdgate_upstream_serving: { type: 'gauge', labels: [] },
+  etcdgate_upstream_health_checks_total: { type: 'counter', labels: ['result'] },
+  etcdgate_etcd_member_info: { type: 'gauge', labels: ['endpoint', 'member_id', 'version'] },
+  etcdgate_etcd_member_below_minimum_version: { type: 'gauge', labels: ['endpoint', 'minimum', 'version'] },
 };
 
 /** The family a sample belongs to, and whether it carries the histogram `le` label. */
@@ -106,6 +110,11 @@ describe('createPromMetrics exposition', () => {
     metrics.handshakeRefused('unknown_ca');
     metrics.handshakeRefused('unknown_ca');
     metrics.handshakeRefused('expired');
+    metrics.upstreamServing(true);
+    metrics.upstreamServing(false);
+    metrics.etcdMember('https://etcd-a:2379', { version: '3.5.30', memberId: 'a1', minimum: '3.5.33', below: true });
+    metrics.etcdMember('https://etcd-a:2379', { version: '3.5.33', memberId: 'a1', minimum: '3.5.33', below: false });
+    metrics.etcdMember('https://etcd-b:2379', { version: '3.6.14', memberId: 'b2', minimum: '3.6.14', below: false });
     exposition = await scrape(registry);
   });
 
@@ -208,6 +217,20 @@ describe('createPromMetrics exposition', () => {
     expect(sampleValue(exposition, 'etcdgate_tls_handshake_failures_total', { reason: 'expired' })).toBe(1);
     expect(sampleValue(exposition, 'etcdgate_tls_handshake_failures_total', { reason: 'no_certificate' })).toBe(0);
     expect(findSamples(exposition, 'etcdgate_tls_handshake_failures_total')).toHaveLength(10);
+  });
+
+  it('reports the readiness check and one version series per member, the latest report only', () => {
+    expect(sampleValue(exposition, 'etcdgate_upstream_serving')).toBe(0);
+    expect(sampleValue(exposition, 'etcdgate_upstream_health_checks_total', { result: 'ok' })).toBe(1);
+    expect(sampleValue(exposition, 'etcdgate_upstream_health_checks_total', { result: 'failed' })).toBe(1);
+    expect(findSamples(exposition, 'etcdgate_etcd_member_info').map((s) => s.labels)).toEqual([
+      { endpoint: 'https://etcd-a:2379', member_id: 'a1', version: '3.5.33' },
+      { endpoint: 'https://etcd-b:2379', member_id: 'b2', version: '3.6.14' },
+    ]);
+    expect(findSamples(exposition, 'etcdgate_etcd_member_below_minimum_version').map((s) => [s.labels['version'], s.value])).toEqual([
+      ['3.5.33', 0],
+      ['3.6.14', 0],
+    ]);
   });
 
   it('exports build info and unprefixed default process metrics', () => {

@@ -70,6 +70,8 @@ describe('etcdgate alert rules', () => {
         'EtcdgateTlsReloadFailed',
         'EtcdgateUpstreamAllDown',
         'EtcdgateUpstreamDown',
+        'EtcdgateUpstreamNotServing',
+        'EtcdgateEtcdMemberBelowMinimumVersion',
       ].sort(),
     );
     for (const rule of alertRules()) {

@@ -10,6 +10,16 @@ export type Outcome = 'allow' | 'deny';
 export type CertificateRole = 'server' | 'client-ca' | 'upstream-client' | 'upstream-ca';
 export type HandshakeFailure = 'no_certificate' | 'unknown_ca' | 'expired' | 'not_yet_valid' | 'revoked' | 'bad_usage' | 'protocol' | 'timeout' | 'connection_limit' | 'other';
 
+/** What one etcd member reported (src/health/member-versions.ts), judged against its line's minimum. */
+export interface EtcdMemberReport {
+  readonly version: string;
+  /** Hex, as etcdctl prints it. */
+  readonly memberId: string;
+  /** The minimum version this member is held to ("" when none applies). */
+  readonly minimum: string;
+  readonly below: boolean;
+}
+
 /** One certificate's expiry as the metrics see it. */
 export interface CertificateExpiry {
   readonly subject: string;
@@ -49,6 +59,10 @@ export interface Metrics {
    */
   certificatesInUse(role: CertificateRole, certificates: readonly CertificateExpiry[]): void;
   handshakeRefused(reason: HandshakeFailure): void;
+  /** The result of the readiness check: whether etcd answered a linearizable read (src/health/readiness.ts). */
+  upstreamServing(serving: boolean): void;
+  /** The version the member at `endpoint` (a configured URL) reported; replaces what it reported before. */
+  etcdMember(endpoint: string, report: EtcdMemberReport): void;
 }
 
 const noop = (): void => {};
@@ -75,4 +89,6 @@ export const NOOP_METRICS: Metrics = Object.freeze({
   auditQueueDepth: noop,
   certificatesInUse: noop,
   handshakeRefused: noop,
+  upstreamServing: noop,
+  etcdMember: noop,
 });

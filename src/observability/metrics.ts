@@ -11,7 +11,7 @@
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { CertificateExpiry, CertificateRole, HandshakeFailure, Metrics, Outcome, StreamKind } from './metrics-types.js';
+import type { CertificateExpiry, CertificateRole, EtcdMemberReport, HandshakeFailure, Metrics, Outcome, StreamKind } from './metrics-types.js';
 import { grpcCodeName } from '../grpc-codes.js';
 import type { DenialLabels } from './denials.js';
 
@@ -203,6 +203,29 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
     labelNames: ['reason'] as const,
     registers,
   });
+  const upstreamServing = new Gauge({
+    name: 'etcdgate_upstream_serving',
+    help: 'Whether etcd answered etcdgate\'s last linearizable read of the key "health" (1; permission denied counts, as for etcdctl endpoint health) or not (0: no leader, no quorum, unreachable). /readyz follows it.',
+    registers,
+  });
+  const healthChecks = new Counter({
+    name: 'etcdgate_upstream_health_checks_total',
+    help: 'Linearizable health reads etcdgate made, by result (ok or failed).',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  const memberInfo = new Gauge({
+    name: 'etcdgate_etcd_member_info',
+    help: 'Always 1; labels name the etcd version and member ID the member at each configured endpoint last reported (Maintenance.Status).',
+    labelNames: ['endpoint', 'member_id', 'version'] as const,
+    registers,
+  });
+  const memberBelow = new Gauge({
+    name: 'etcdgate_etcd_member_below_minimum_version',
+    help: 'Whether the member at an endpoint runs a version below the configured minimum for its release line (upstream.versionCheck.minimumVersions): 1 yes, 0 no.',
+    labelNames: ['endpoint', 'version', 'minimum'] as const,
+    registers,
+  });
   const buildInfo = new Gauge({
     name: 'etcdgate_build_info',
     help: 'Always 1; labels name the etcdgate and Node.js versions.',
@@ -217,6 +240,13 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
   for (const child of streamChildren.values()) child.set(0);
   const handshakeChildren = new Map(HANDSHAKE_FAILURES.map((reason) => [reason, handshakeFailures.labels(reason)] as const));
   for (const child of handshakeChildren.values()) child.inc(0);
+  upstreamServing.set(0);
+  const healthOk = healthChecks.labels('ok');
+  const healthFailed = healthChecks.labels('failed');
+  healthOk.inc(0);
+  healthFailed.inc(0);
+  /** Per endpoint, the label sets last exported, removed when the member reports something else. */
+  const memberSeries = new Map<string, { info: [string, string, string]; below: [string, string, string] }>();
   const reloadSuccess = policyReloads.labels('success');
   const reloadFailure = policyReloads.labels('failure');
   reloadSuccess.inc(0);
@@ -333,6 +363,20 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
     },
     handshakeRefused(reason: HandshakeFailure): void {
       (handshakeChildren.get(reason) ?? handshakeChildren.get('other'))?.inc();
+    },
+    upstreamServing(serving: boolean): void {
+      upstreamServing.set(serving ? 1 : 0);
+      (serving ? healthOk : healthFailed).inc();
+    },
+    etcdMember(endpoint: string, report: EtcdMemberReport): void {
+      const info: [string, string, string] = [endpoint, report.memberId, report.version];
+      const below: [string, string, string] = [endpoint, report.version, report.minimum];
+      const previous = memberSeries.get(endpoint);
+      if (previous !== undefined && previous.info.join('\u0000') !== info.join('\u0000')) memberInfo.remove(...previous.info);
+      if (previous !== undefined && previous.below.join('\u0000') !== below.join('\u0000')) memberBelow.remove(...previous.below);
+      memberInfo.labels(...info).set(1);
+      memberBelow.labels(...below).set(report.below ? 1 : 0);
+      memberSeries.set(endpoint, { info, below });
     },
   };
   return { metrics, registry };
