@@ -5,7 +5,7 @@
  * per access kind (read, write) an IntervalSet of allow rules and one of deny rules, so a
  * check is a couple of binary searches that allocate nothing.
  *
- * Semantics (shared/etcd-authz.md): a single key is allowed when some allow rule contains
+ * Semantics (docs/authorization.md): a single key is allowed when some allow rule contains
  * it; a range only when the union of allow rules covers it with no gap. Deny rules hold for
  * the whole identity (across all its roles) and beat every allow: an access touching any
  * denied key is denied whole.
