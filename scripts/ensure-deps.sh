@@ -4,7 +4,8 @@
 # otherwise saying exactly what to install.
 #
 #   scripts/ensure-deps.sh demo   etcd, etcdctl, openssl, node_modules
-#   scripts/ensure-deps.sh test   the same, plus promtool (prometheus), rsyslog and systemd-analyze for the tests
+#   scripts/ensure-deps.sh test   the same, plus promtool (prometheus), rsyslog, haproxy (PROXY protocol)
+#                                 and systemd-analyze (the systemd unit) for the tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 purpose=${1:-demo}
@@ -15,6 +16,7 @@ if [ "$purpose" = test ]; then
   wanted[prometheus]=prometheus
   wanted[promtool]=prometheus
   wanted[rsyslogd]=rsyslog
+  wanted[haproxy]=haproxy
   wanted[systemd-analyze]=systemd   # verifies deploy/systemd/etcdgate.service
 fi
 

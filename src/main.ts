@@ -6,11 +6,13 @@
  *   etcdgate check-config FILE             validate a config, its policy and its TLS material, exit 2 on problems
  *   etcdgate explain --config FILE ...     show the decision and rule for one request (exit 0 allow, 3 deny)
  *   etcdgate test-policy POLICY CASES      run policy test cases, exit non-zero on a mismatch
+ *   etcdgate encryption status|rewrite ... encryption at rest: how values are held; re-encrypt a prefix
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
 import { startGateway, type Gateway } from './app.js';
+import { ENCRYPTION_USAGE, encryptionCommand } from './cli/encryption.js';
 import { EXPLAIN_USAGE, explainCommand } from './cli/explain-command.js';
 import { UsageError } from './cli/usage-error.js';
 import { ConfigError, loadConfig } from './config/load.js';
@@ -30,6 +32,7 @@ Usage:
   etcdgate check-config [--config] FILE
   ${EXPLAIN_USAGE.replace(/\n/gu, '\n  ')}
   etcdgate test-policy POLICY.yaml CASES.yaml
+${ENCRYPTION_USAGE}
   etcdgate --version
 
 Exit status: 2 for an invalid config, policy or command line (every problem named by its
@@ -69,7 +72,9 @@ function checkConfig(argv: string[]): void {
   const policy = loadConfiguredPolicy(config.policy);
   // The start runs the same check (src/app.ts), so what passes here loads there.
   assertTlsMaterial(config);
-  process.stdout.write(`${file}: OK (policy ${policy.version}, ${policy.ruleCount} rules)\n`);
+  const resources = config.encryption?.resources.length;
+  const encryption = resources === undefined ? '' : `; encryption: ${resources} resource${resources === 1 ? '' : 's'}, key files checked`;
+  process.stdout.write(`${file}: OK (policy ${policy.version}, ${policy.ruleCount} rules${encryption})\n`);
 }
 
 function testPolicy(policyFile: string | undefined, casesFile: string | undefined): void {
@@ -102,6 +107,7 @@ async function run(configFile: string): Promise<void> {
   process.on('SIGHUP', () => {
     gateway.reloadPolicy();
     gateway.reloadTls();
+    gateway.reloadEncryption();
     gateway.reopenAudit();
   });
   process.on('SIGUSR1', () => gateway.reopenAudit());
@@ -119,6 +125,9 @@ async function main(argv: string[]): Promise<void> {
       return;
     case 'test-policy':
       return testPolicy(rest[0], rest[1]);
+    case 'encryption':
+      process.exitCode = await encryptionCommand(rest, { stdout: process.stdout, stderr: process.stderr });
+      return;
     case '--version':
       process.stdout.write(`${VERSION}\n`);
       return;

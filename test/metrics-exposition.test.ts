@@ -36,6 +36,12 @@ const FAMILIES: Record<string, { type: string; labels: string[] }> = {
   etcdgate_tls_reloads_total: { type: 'counter', labels: ['result'] },
   etcdgate_policy_last_reload_successful: { type: 'gauge', labels: [] },
   etcdgate_tls_last_reload_successful: { type: 'gauge', labels: [] },
+  etcdgate_encryption_values_encrypted_total: { type: 'counter', labels: ['resource', 'provider', 'key'] },
+  etcdgate_encryption_values_decrypted_total: { type: 'counter', labels: ['resource', 'provider', 'key'] },
+  etcdgate_encryption_decryption_failures_total: { type: 'counter', labels: ['resource', 'reason'] },
+  etcdgate_encryption_plaintext_reads_total: { type: 'counter', labels: ['resource'] },
+  etcdgate_encryption_reloads_total: { type: 'counter', labels: ['result'] },
+  etcdgate_encryption_write_key_info: { type: 'gauge', labels: ['resource', 'provider', 'key'] },
   etcdgate_policy_rules: { type: 'gauge', labels: [] },
   etcdgate_policy_info: { type: 'gauge', labels: ['version'] },
   etcdgate_audit_records_total: { type: 'counter', labels: [] },
@@ -43,6 +49,8 @@ const FAMILIES: Record<string, { type: string; labels: string[] }> = {
   etcdgate_audit_queue_depth: { type: 'gauge', labels: [] },
   etcdgate_certificate_not_after_seconds: { type: 'gauge', labels: ['role', 'subject'] },
   etcdgate_tls_handshake_failures_total: { type: 'counter', labels: ['reason'] },
+  etcdgate_tls_connections_revoked_total: { type: 'counter', labels: ['reason'] },
+  etcdgate_audit_refusal_records_suppressed_total: { type: 'counter', labels: [] },
   etcdgate_build_info: { type: 'gauge', labels: ['node_version', 'version'] },
   etcdgate_upstream_serving: { type: 'gauge', labels: [] },
   etcdgate_upstream_health_checks_total: { type: 'counter', labels: ['result'] },
@@ -216,7 +224,7 @@ describe('createPromMetrics exposition', () => {
     expect(sampleValue(exposition, 'etcdgate_tls_handshake_failures_total', { reason: 'unknown_ca' })).toBe(2);
     expect(sampleValue(exposition, 'etcdgate_tls_handshake_failures_total', { reason: 'expired' })).toBe(1);
     expect(sampleValue(exposition, 'etcdgate_tls_handshake_failures_total', { reason: 'no_certificate' })).toBe(0);
-    expect(findSamples(exposition, 'etcdgate_tls_handshake_failures_total')).toHaveLength(10);
+    expect(findSamples(exposition, 'etcdgate_tls_handshake_failures_total')).toHaveLength(14);
   });
 
   it('reports the readiness check and one version series per member, the latest report only', () => {

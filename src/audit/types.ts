@@ -37,7 +37,9 @@ export type CallEventKind =
   | 'keepalive.close'
   | 'keepalive.deny'
   | 'snapshot.start'
-  | 'snapshot.end';
+  | 'snapshot.end'
+  | 'encryption.status'  // one run of `etcdgate encryption status` (src/encryption)
+  | 'encryption.rewrite'; // one run of `etcdgate encryption rewrite`
 
 export interface CallEvent {
   readonly kind: CallEventKind;
@@ -69,7 +71,11 @@ export interface CallEvent {
   readonly traceId?: string;
 }
 
-/** Refused TLS handshake: what could be learned of the peer. */
+/**
+ * Refused TLS handshake (or TCP connection before TLS): what could be learned of the peer.
+ * The same shape carries, with `kind`, an open connection closed because its certificate
+ * failed a re-check, and the summary of refusal records not written (rate limit).
+ */
 export interface HandshakeEvent {
   readonly start: Date;
   readonly address: string;
@@ -77,6 +83,10 @@ export interface HandshakeEvent {
   readonly reason: string;
   readonly error: string;
   readonly identity?: Identity;
+  /** Default `handshake.refused`; `connection.revoked` (src/tls/recheck.ts); `refusals.suppressed` (src/network/refusal-limiter.ts). */
+  readonly kind?: 'handshake.refused' | 'connection.revoked' | 'refusals.suppressed';
+  /** refusals.suppressed: refusal records from this source (all other sources when no address) not written. */
+  readonly suppressed?: number;
 }
 
 /** The audit trail as the proxy sees it. Implementations never throw from record(). */

@@ -10,6 +10,7 @@
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { loadConfig } from '../config/load.js';
+import { addressBits } from '../network/cidr.js';
 import { DecodeError, type DecodedRequest } from '../etcd/types.js';
 import { explainRequest as explainDecoded } from '../policy/explain.js';
 import { loadConfiguredPolicy } from '../policy/load-file.js';
@@ -24,7 +25,7 @@ export const EXPLAIN_DENIED = 3;
 /** The command line of explain, in --help. */
 export const EXPLAIN_USAGE = `etcdgate explain (--config FILE | --policy FILE)
                  (--cert CLIENT.pem | --cn NAME [--o ORG]... [--ou UNIT]... [--dns NAME]... [--uri URI]...)
-                 --method METHOD [request options]
+                 [--source ADDRESS] --method METHOD [request options]
   Request options, by method (an option a method does not take is an error):
     Range, DeleteRange, Watch  --key KEY [--range-end END | --prefix | --from-key]
     Put                        --key KEY [--prev-kv] [--lease ID] [--lease-key KEY]...
@@ -43,6 +44,7 @@ export const EXPLAIN_USAGE = `etcdgate explain (--config FILE | --policy FILE)
     Proclaim                   --key LEADER-KEY [--lease ID] [--lease-key KEY]...
     Resign                     --key LEADER-KEY
     any other method           nothing: its needs are fixed (a capability, or only a binding)
+  --source is the client's IP address (bindings with match.source need it to match).
   --lease-key names the keys attached to the lease (etcdgate asks etcd for them; explain is
   told): each needs write (read for LeaseTimeToLive --keys). No --lease-key: an empty lease.
   Exit status: 0 allowed, 3 denied, 2 bad arguments, config or policy, 1 other errors.`;
@@ -69,6 +71,7 @@ export const EXPLAIN_OPTIONS = {
   alarm: { type: 'string' },
   txn: { type: 'string' },
   'txn-file': { type: 'string' },
+  source: { type: 'string' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
 
 /** explain's options as parsed. */
@@ -127,6 +130,7 @@ export function explainCommand(argv: readonly string[], write: (text: string) =>
   if (values.method === undefined) throw new UsageError(`explain needs --method METHOD\n${EXPLAIN_USAGE}`);
   const args = toExplainArgs(values, values.method);
   const policy = policyOf(values);
+  if (values.source !== undefined && addressBits(values.source) === undefined) throw new UsageError(`--source must be an IP address, got ${values.source}`);
   const identity = explainIdentity(args);
   const request = explainRequest(args);
   let decoded: DecodedRequest;
@@ -137,7 +141,7 @@ export function explainCommand(argv: readonly string[], write: (text: string) =>
     if (error instanceof DecodeError) throw new UsageError(`the ${request.spec.method} request described is malformed: ${error.message}`);
     throw error;
   }
-  const result = explainDecoded(policy, identity, decoded, request.leaseKeys);
+  const result = explainDecoded(policy, identity, decoded, request.leaseKeys, values.source);
   write(`method: ${request.spec.path}\n${result.lines.join('\n')}\n`);
   return result.decision.allowed ? EXPLAIN_ALLOWED : EXPLAIN_DENIED;
 }

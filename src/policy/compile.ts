@@ -252,6 +252,8 @@ export class IdentityPermissions implements Permissions {
 export class PolicyEngine implements CompiledPolicy {
   readonly version: string;
   readonly ruleCount: number;
+  /** Whether some binding has `match.source` (permissions then depend on the caller's address too). */
+  readonly usesSource: boolean;
   readonly #roles: ReadonlyMap<string, CompiledRole>;
   readonly #bindings: readonly CompiledBinding[];
 
@@ -269,15 +271,16 @@ export class PolicyEngine implements CompiledPolicy {
     }
     this.ruleCount = ruleCount;
     this.#roles = roles;
-    this.#bindings = document.bindings.map((b) => ({ path: b.path, label: b.name ?? b.path, matches: compileMatcher(b.match), roles: b.roles }));
+    this.#bindings = document.bindings.map((b) => ({ path: b.path, label: b.name ?? b.path, matches: compileMatcher(b.match, b.source), roles: b.roles }));
+    this.usesSource = document.bindings.some((b) => b.source !== undefined);
   }
 
-  permissionsFor(identity: Identity): IdentityPermissions {
+  permissionsFor(identity: Identity, source?: string): IdentityPermissions {
     const names = new Set<string>();
     const bindings: string[] = [];
     let first: string | undefined;
     for (const binding of this.#bindings) {
-      if (!binding.matches(identity)) continue;
+      if (!binding.matches(identity, source)) continue;
       bindings.push(binding.path);
       first ??= binding.label;
       for (const role of binding.roles) names.add(role);

@@ -7,7 +7,7 @@
  *
  * Two layers. First each file on its own (certificates parse, the key is a private key,
  * the key belongs to the first certificate of its file), which is what names the field.
- * Then the very functions the start uses (serverContextOptions, readUpstreamMaterial,
+ * Then the very functions the start uses (serverTlsMaterial, readUpstreamMaterial,
  * and tls.createSecureContext for the admin and syslog listeners, which is what
  * https.createServer and tls.connect do with them), so nothing they refuse can pass:
  * a refusal the first layer did not explain is reported against the section.
@@ -18,7 +18,7 @@ import * as tls from 'node:tls';
 import { ConfigError, type ConfigIssue } from '../config/load.js';
 import type { Config } from '../config/types.js';
 import { readUpstreamMaterial } from '../upstream/pool.js';
-import { serverContextOptions } from './client-listener.js';
+import { serverTlsMaterial } from './client-listener.js';
 
 const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]+?-----END \1-----/gu;
 
@@ -126,7 +126,7 @@ function materialSets(config: Config): MaterialSet[] {
       bundles: { clientCA: server.clientCA },
       pair: { certField: 'cert', keyField: 'key', cert: server.cert, key: server.key },
       ...(server.crl === undefined ? {} : { crl: { field: 'crl', file: server.crl } }),
-      load: () => serverContextOptions(server),
+      load: () => serverTlsMaterial(server),
     },
     {
       path: 'upstream.tls',

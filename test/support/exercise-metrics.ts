@@ -31,6 +31,14 @@ const CALLS: { readonly [K in keyof Metrics]: (metrics: Metrics) => void } = {
   handshakeRefused: (m) => m.handshakeRefused('unknown_ca'),
   upstreamServing: (m) => m.upstreamServing(true),
   etcdMember: (m) => m.etcdMember('https://127.0.0.1:2379', { version: '3.4.23', memberId: '8e9e05c52164694d', minimum: '3.5.33', below: true }),
+  valueEncrypted: (m) => m.valueEncrypted('secrets', 'aesgcm', 'key1'),
+  valueDecrypted: (m) => m.valueDecrypted('secrets', 'aesgcm', 'key1'),
+  decryptionFailed: (m) => m.decryptionFailed('secrets', 'authentication'),
+  plaintextRead: (m) => m.plaintextRead('secrets'),
+  encryptionReload: (m) => m.encryptionReload('failure'),
+  encryptionWriteKeys: (m) => m.encryptionWriteKeys([{ resource: 'secrets', provider: 'aesgcm', key: 'key1' }]),
+  connectionRevoked: (m) => m.connectionRevoked('revoked'),
+  refusalRecordSuppressed: (m) => m.refusalRecordSuppressed(),
 };
 
 /** Names of every Metrics method, in contract order. */

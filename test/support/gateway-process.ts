@@ -53,6 +53,8 @@ export interface GatewayProcessOptions {
   readonly dir?: string;
   /** Extra environment variables for the process (added to this process's). */
   readonly env?: Readonly<Record<string, string>>;
+  /** The `encryption` section (inline mapping or file path), if any. */
+  readonly encryption?: unknown;
 }
 
 interface Listening {
@@ -101,6 +103,7 @@ export async function startGatewayProcess(options: GatewayProcessOptions): Promi
     admin: { listen: '127.0.0.1:0' },
     audit: options.audit,
     log: { level: options.logLevel ?? 'info' },
+    ...(options.encryption === undefined ? {} : { encryption: options.encryption }),
     policy: options.policy ?? ROOT_ONLY_POLICY,
   };
   await writeFile(configFile, stringify(document), { mode: 0o600 });
