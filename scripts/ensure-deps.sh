@@ -4,7 +4,8 @@
 # otherwise saying exactly what to install.
 #
 #   scripts/ensure-deps.sh demo   etcd, etcdctl, openssl, node_modules
-#   scripts/ensure-deps.sh test   the same, plus promtool (prometheus), rsyslog and haproxy (PROXY protocol) for the tests
+#   scripts/ensure-deps.sh test   the same, plus promtool (prometheus), rsyslog, haproxy (PROXY protocol)
+#                                 and systemd-analyze (the systemd unit) for the tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 purpose=${1:-demo}
@@ -16,6 +17,7 @@ if [ "$purpose" = test ]; then
   wanted[promtool]=prometheus
   wanted[rsyslogd]=rsyslog
   wanted[haproxy]=haproxy
+  wanted[systemd-analyze]=systemd   # verifies deploy/systemd/etcdgate.service
 fi
 
 missing=()

@@ -28,6 +28,9 @@ import { SHUTTING_DOWN } from './proxy/status.js';
 import { AbuseLimits } from './proxy/limits.js';
 import { upstreamCalls } from './upstream/calls.js';
 import { readUpstreamMaterial, UpstreamPool, type UpstreamMaterial } from './upstream/pool.js';
+import { assertTlsMaterial } from './tls/material-check.js';
+import { LinearizableReadiness } from './health/readiness.js';
+import { MemberVersions } from './health/member-versions.js';
 import { VERSION } from './version.js';
 
 const WATCH_PATH = '/etcdserverpb.Watch/Watch';
@@ -117,6 +120,8 @@ function watchTlsFiles(config: Config, reload: () => void): () => void {
 
 /** Starts etcdgate. Rejects (and leaves nothing running) if any part cannot start. */
 export async function startGateway(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
+  // ops: the same check as check-config, so broken TLS files fail with their field path.
+  assertTlsMaterial(config);
   const logger = options.logger ?? createLogger(config.log.level);
   const { metrics, registry } = createPromMetrics({ version: VERSION });
   const policy = new PolicyState(loadConfiguredPolicy(config.policy));
@@ -152,6 +157,12 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   policy.onChange(() => {
     for (const stream of streams) stream.revalidate?.();
   });
+  // ops: etcd's own view of its health (readiness) and of its members' versions.
+  const readiness = new LinearizableReadiness(config.upstream.healthCheck, { upstream: context.upstream, metrics, logger });
+  const memberVersions = new MemberVersions(
+    { endpoints: config.upstream.endpoints, timeoutMs: config.upstream.dialTimeoutMs, ...config.upstream.versionCheck },
+    { upstream: context.upstream, metrics, logger },
+  );
 
   const grpcServer = createGrpcServer(context, config.server, config.limits);
   const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
@@ -192,7 +203,13 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       logger,
       ...(config.admin.tls === undefined ? {} : { tls: config.admin.tls }),
       readiness: () => {
-        const checks = { listening: listener.server.listening && !context.state.shuttingDown, policy: true, upstream: pool.healthy(), audit: auditor.accepting };
+        const checks = {
+          listening: listener.server.listening && !context.state.shuttingDown,
+          policy: true,
+          upstream: pool.healthy(),
+          linearizable: readiness.serving,
+          audit: auditor.accepting,
+        };
         return { ready: Object.values(checks).every(Boolean), checks };
       },
     });
@@ -207,6 +224,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     throw error;
   }
   reportCertificates(config, metrics);
+  readiness.start();
+  memberVersions.start();
 
   const reloadPolicy = (): boolean => {
     try {
@@ -259,6 +278,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     context.state.shuttingDown = true;
     if (policyFile !== undefined) unwatchFile(policyFile, onPolicyFileChange);
     stopWatchingTls();
+    readiness.stop();
+    memberVersions.stop();
     encryption?.stop();
     listener.server.close();
     for (const stream of [...streams]) stream.abort(SHUTTING_DOWN);

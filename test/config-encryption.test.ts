@@ -26,7 +26,10 @@ let good: string;
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcdgate-encryption-config-'));
-  for (const name of ['ca.crt', 'server.crt', 'server.key']) fs.writeFileSync(path.join(dir, name), 'placeholder\n');
+  // check-config loads the TLS material too: a real (self-signed) certificate and key.
+  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=etcdgate-test', '-days', '2',
+    '-keyout', path.join(dir, 'server.key'), '-out', path.join(dir, 'server.crt')]);
+  fs.copyFileSync(path.join(dir, 'server.crt'), path.join(dir, 'ca.crt'));
   keys = await makeKeyDir();
   good = keys.key('good');
 });

@@ -29,6 +29,7 @@ import { makeKeyDir, type KeyDir } from './support/encryption-keys.js';
 import { gatewayDir, type GatewayProcess } from './support/gateway-process.js';
 import { findSamples, parseExposition } from './support/prometheus-text.js';
 import { useGatewayStack } from './support/stack.js';
+import { DEFAULT_HEALTH_CHECK, DEFAULT_VERSION_CHECK } from '../src/config/upstream-health-section.js';
 
 const run = promisify(execFile);
 const MAIN = fileURLToPath(new URL('../dist/src/main.js', import.meta.url));
@@ -212,7 +213,7 @@ describe('the rewrite guard', () => {
   let pool: UpstreamPool;
   beforeAll(() => {
     pool = new UpstreamPool(
-      { endpoints: stack.etcd.endpoints, tls: { ca: stack.pki.ca, cert: stack.pki.upstreamClient.cert, key: stack.pki.upstreamClient.key }, keepaliveTimeMs: 30_000, keepaliveTimeoutMs: 10_000, dialTimeoutMs: 5_000, maxRecvBytes: -1 },
+      { endpoints: stack.etcd.endpoints, tls: { ca: stack.pki.ca, cert: stack.pki.upstreamClient.cert, key: stack.pki.upstreamClient.key }, keepaliveTimeMs: 30_000, keepaliveTimeoutMs: 10_000, dialTimeoutMs: 5_000, maxRecvBytes: -1, healthCheck: DEFAULT_HEALTH_CHECK, versionCheck: DEFAULT_VERSION_CHECK },
       NOOP_METRICS,
     );
   });

@@ -69,8 +69,11 @@ describe('etcdgate alert rules', () => {
         'EtcdgateHighDenialRate',
         'EtcdgateHighLatencyP99',
         'EtcdgatePolicyReloadFailed',
+        'EtcdgateTlsReloadFailed',
         'EtcdgateUpstreamAllDown',
         'EtcdgateUpstreamDown',
+        'EtcdgateUpstreamNotServing',
+        'EtcdgateEtcdMemberBelowMinimumVersion',
       ].sort(),
     );
     for (const rule of alertRules()) {

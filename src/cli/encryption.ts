@@ -29,6 +29,7 @@ import { identityFromDer, type Identity } from '../tls/identity.js';
 import { upstreamCalls } from '../upstream/calls.js';
 import { UpstreamPool, readUpstreamMaterial } from '../upstream/pool.js';
 import { VERSION } from '../version.js';
+import { UsageError } from './usage-error.js';
 
 /** Where the command writes; main.ts passes the process's streams. */
 export interface CommandIo {
@@ -39,10 +40,8 @@ export interface CommandIo {
 export const ENCRYPTION_USAGE = `  etcdgate encryption status --config FILE [--prefix P]
   etcdgate encryption rewrite --config FILE --prefix P`;
 
-/** Thrown for bad usage or config the command cannot run with (exit 2). */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
+// Thrown for bad usage or config the command cannot run with (exit 2); shared by every command.
+export { UsageError };
 
 /** Runs `etcdgate encryption ...`; resolves with the exit status. */
 export async function encryptionCommand(argv: readonly string[], io: CommandIo): Promise<number> {

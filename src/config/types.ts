@@ -57,6 +57,16 @@ export interface UpstreamConfig {
   readonly dialTimeoutMs: number;
   /** Largest response accepted from etcd, bytes (default unlimited). */
   readonly maxRecvBytes: number;
+  /**
+   * The readiness check (src/health/readiness.ts): a linearizable read of the key
+   * `health` every intervalMs, given timeoutMs; /readyz follows its last result.
+   */
+  readonly healthCheck: { readonly intervalMs: number; readonly timeoutMs: number };
+  /**
+   * Member versions (src/health/member-versions.ts): Maintenance.Status on every endpoint
+   * every intervalMs; a member below its line's minimum is flagged.
+   */
+  readonly versionCheck: { readonly intervalMs: number; readonly minimumVersions: readonly string[] };
 }
 
 export interface AdminConfig {

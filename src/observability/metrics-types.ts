@@ -3,6 +3,7 @@
  * (injected, never imported as a global); NOOP_METRICS lets tests and the hot path pay
  * nothing when metrics are off. Labels are bounded: never a key, never a certificate name.
  */
+import type { DenialLabels } from './denials.js';
 
 export type StreamKind = 'watch' | 'keepalive' | 'snapshot' | 'observe';
 export type Outcome = 'allow' | 'deny';
@@ -29,6 +30,22 @@ export type HandshakeFailure =
 /** Why an open connection was closed after a re-check of its certificate (src/tls/recheck.ts). */
 export type RecheckFailure = 'revoked' | 'expired' | 'untrusted';
 
+/** What one etcd member reported (src/health/member-versions.ts), judged against its line's minimum. */
+export interface EtcdMemberReport {
+  readonly version: string;
+  /** Hex, as etcdctl prints it. */
+  readonly memberId: string;
+  /** The minimum version this member is held to ("" when none applies). */
+  readonly minimum: string;
+  readonly below: boolean;
+}
+
+/** One certificate's expiry as the metrics see it. */
+export interface CertificateExpiry {
+  readonly subject: string;
+  readonly notAfter: Date;
+}
+
 export interface Metrics {
   /** One finished RPC (unary) or stream. `code` is the gRPC status code sent to the client. */
   requestFinished(service: string, method: string, outcome: Outcome, code: number, seconds: number): void;
@@ -43,8 +60,10 @@ export interface Metrics {
   upstreamUp(endpoint: string, up: boolean): void;
   upstreamCall(method: string, seconds: number): void;
   upstreamFailover(): void;
-  /** A denial; `role` is the deciding role or "none". Bounded by the policy's role count. */
-  denied(role: string): void;
+  /** A request the policy refused, by binding, deciding role and reason (src/observability/denials.ts). Bounded by the policy. */
+  denied(labels: DenialLabels): void;
+  /** A refused Range of the key `health`: etcdctl's health probe, counted apart from denials (denials.ts). */
+  healthProbeDenied(): void;
   policyReload(result: 'success' | 'failure'): void;
   policyInfo(version: string, ruleCount: number): void;
   /** A reload of the TLS material (server certificate, client CA, CRL, upstream credentials). */
@@ -52,9 +71,18 @@ export interface Metrics {
   auditWritten(): void;
   auditFailure(): void;
   auditQueueDepth(depth: number): void;
-  /** Not-after time of a certificate etcdgate relies on; `subject` is the certificate's CN or fingerprint prefix. */
-  certificateNotAfter(role: CertificateRole, subject: string, notAfter: Date): void;
+  /**
+   * The certificates etcdgate relies on under `role` now (at start and after each TLS
+   * reload): their not-after times, by subject (the CN or a fingerprint prefix). Series
+   * of certificates of that role no longer in use are removed, so a rotated-away
+   * certificate cannot raise an expiry alert.
+   */
+  certificatesInUse(role: CertificateRole, certificates: readonly CertificateExpiry[]): void;
   handshakeRefused(reason: HandshakeFailure): void;
+  /** The result of the readiness check: whether etcd answered a linearizable read (src/health/readiness.ts). */
+  upstreamServing(serving: boolean): void;
+  /** The version the member at `endpoint` (a configured URL) reported; replaces what it reported before. */
+  etcdMember(endpoint: string, report: EtcdMemberReport): void;
   /**
    * Encryption at rest. `resource`, `provider` and `key` come from the encryption config
    * (bounded); a key name read from a stored value never becomes a label.
@@ -88,14 +116,17 @@ export const NOOP_METRICS: Metrics = Object.freeze({
   upstreamCall: noop,
   upstreamFailover: noop,
   denied: noop,
+  healthProbeDenied: noop,
   policyReload: noop,
   policyInfo: noop,
   tlsReload: noop,
   auditWritten: noop,
   auditFailure: noop,
   auditQueueDepth: noop,
-  certificateNotAfter: noop,
+  certificatesInUse: noop,
   handshakeRefused: noop,
+  upstreamServing: noop,
+  etcdMember: noop,
   valueEncrypted: noop,
   valueDecrypted: noop,
   decryptionFailed: noop,

@@ -40,6 +40,8 @@ export interface RoleDocument {
 
 export interface BindingDocument {
   readonly path: string;
+  /** `name:`, unique in the policy; metrics label denials with it (else with the path). */
+  readonly name?: string;
   readonly match: ReadonlyMap<MatchField, readonly string[]>;
   /** `match.source`: networks (canonical CIDRs) the connection must come from, on top of the certificate fields. */
   readonly source?: readonly string[];
@@ -297,8 +299,12 @@ class Validator {
       this.report(path, 'must be a mapping { match, roles }');
       return undefined;
     }
-    this.onlyKeys(entry, path, ['match', 'roles', 'description']);
+    this.onlyKeys(entry, path, ['name', 'match', 'roles', 'description']);
     this.description(entry['description'], join(path, 'description'));
+    const name = entry['name'];
+    if (name !== undefined && (typeof name !== 'string' || !ROLE_NAME.test(name))) {
+      this.report(join(path, 'name'), 'binding names use letters, digits, ".", "_", ":" and "-"');
+    }
     const match = this.match(entry['match'], join(path, 'match'));
     const source = isMapping(entry['match']) ? this.source(entry['match']['source'], join(path, 'match.source')) : undefined;
     const rolesPath = join(path, 'roles');
@@ -314,7 +320,7 @@ class Validator {
       });
     }
     if (match === undefined || roles.length === 0) return undefined;
-    return { path, match, ...(source === undefined ? {} : { source }), roles };
+    return { path, ...(typeof name === 'string' ? { name } : {}), match, ...(source === undefined ? {} : { source }), roles };
   }
 }
 
@@ -344,9 +350,15 @@ export function parsePolicyDocument(document: unknown): PolicyDocument {
   if (rawBindings === undefined) v.report('bindings', 'is required (a list of { match, roles })');
   else {
     const list = v.list(rawBindings, 'bindings') ?? [];
+    const named = new Map<string, string>();
     list.forEach((entry, i) => {
       const binding = v.binding(entry, `bindings[${i}]`, roleNames);
       if (binding !== undefined) bindings.push(binding);
+      const name = binding?.name;
+      if (name === undefined) return;
+      const first = named.get(name);
+      if (first !== undefined) v.report(`bindings[${i}].name`, `"${name}" is already the name of ${first}`);
+      else named.set(name, `bindings[${i}]`);
     });
   }
   if (v.issues.length > 0) throw new PolicyError(v.issues);

@@ -1,5 +1,5 @@
 /**
- * `etcdgate policy test`: table-driven checks of a policy, written by the operator next to
+ * `etcdgate test-policy`: table-driven checks of a policy, written by the operator next to
  * it (config/README.md documents the format). Each case names an identity, one or more
  * requests and the expected outcome; runPolicyCases reports which cases do not hold.
  */

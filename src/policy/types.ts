@@ -49,6 +49,11 @@ export interface Decision {
 export interface Permissions {
   /** Roles bound to the identity (sorted, unique). */
   readonly roles: readonly string[];
+  /**
+   * The first binding the identity matched, as metrics name it (its `name`, else its path
+   * such as `bindings[2]`); absent when none matched. Bounded by the policy.
+   */
+  readonly binding?: string;
   /** All accesses must be allowed; the first denial is returned. An empty list is allowed. */
   check(accesses: readonly Access[]): Decision;
 }

@@ -9,11 +9,10 @@
  * write access to that key, so it only matters between two callers who share a lease ID.
  */
 import type { DecodedRequest } from '../etcd/types.js';
-import type { Access, Decision } from '../policy/types.js';
+import { leaseKeysDecision } from '../policy/lease-decision.js';
+import type { Decision } from '../policy/types.js';
 import type { Caller, ProxyContext } from './context.js';
 import { leaseKeys } from './lease-keys.js';
-
-const EMPTY = Buffer.alloc(0);
 
 /**
  * Decides a request. Most requests name no lease and are decided at once; only those
@@ -29,13 +28,10 @@ export function authorize(context: ProxyContext, caller: Caller, decoded: Decode
 async function checkLeases(context: ProxyContext, caller: Caller, checks: DecodedRequest['leaseChecks'], decision: Decision): Promise<Decision> {
   let last = decision;
   for (const check of checks) {
-    const keys = await leaseKeys(context, check.leaseId);
-    if (keys.length === 0) continue;
-    const accesses: Access[] = keys.map((key) => ({ kind: check.kind, key, rangeEnd: EMPTY }));
-    const leaseDecision = caller.permissions.check(accesses);
-    if (!leaseDecision.allowed) {
-      return { ...leaseDecision, reason: `lease ${check.leaseId} holds keys outside the grant` };
-    }
+    // ops: the rule itself is shared with `etcdgate explain` (src/policy/lease-decision.ts).
+    const leaseDecision = leaseKeysDecision(caller.permissions, check, await leaseKeys(context, check.leaseId));
+    if (leaseDecision === undefined) continue;
+    if (!leaseDecision.allowed) return leaseDecision;
     last = leaseDecision;
   }
   return last;

@@ -8,6 +8,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { DecodedRequest, MethodSpec } from '../etcd/types.js';
 import type { Decision } from '../policy/types.js';
+import { countDenial } from '../observability/denials.js';
 import { authorize } from './authorize.js';
 import { callEvent, currentCaller, startClock, type Caller, type OpenStream, type ProxyContext } from './context.js';
 import { traceIdOf } from './metadata.js';
@@ -74,16 +75,17 @@ class KeepAliveStream implements OpenStream {
     const decoded = decodeStreamMessage(this.spec, message, this);
     if (decoded === undefined) return;
     let decision: Decision;
+    // The policy in force now, not the one the stream was opened under.
+    const caller = currentCaller(this.context, this.caller);
     try {
-      // The policy in force now, not the one the stream was opened under.
-      decision = await authorize(this.context, currentCaller(this.context, this.caller), decoded);
+      decision = await authorize(this.context, caller, decoded);
     } catch (error: unknown) {
       this.abort(statusFromError(error));
       return;
     }
     if (this.closed) return;
     if (!decision.allowed) {
-      this.context.metrics.denied(decision.role ?? 'none');
+      countDenial(this.context.metrics, caller.permissions, decision, this.spec.path, decoded); // ops
       this.audit('keepalive.deny', decoded.summary, decision, { code: PERMISSION_DENIED.code, message: PERMISSION_DENIED.details });
       this.abort(PERMISSION_DENIED);
       return;

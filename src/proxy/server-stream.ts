@@ -8,6 +8,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { StreamKind } from '../observability/metrics-types.js';
 import { DecodeError, type DecodedRequest, type MethodSpec } from '../etcd/types.js';
 import type { Decision } from '../policy/types.js';
+import { countDenial } from '../observability/denials.js';
 import { authorize } from './authorize.js';
 import { callerOf, callEvent, deadlineOf, startClock, type OpenStream, type ProxyContext } from './context.js';
 import { traceIdOf, upstreamMetadata } from './metadata.js';
@@ -45,7 +46,8 @@ async function handleServerStream(context: ProxyContext, spec: MethodSpec, kind:
   const refuse = (status: Status): void => {
     endWithStatus(call, status);
     context.metrics.requestFinished(spec.service, spec.method, decision.allowed ? 'allow' : 'deny', status.code, Number(process.hrtime.bigint() - start.ns) / 1e9);
-    if (!decision.allowed && decision !== RATE_LIMITED_DECISION) context.metrics.denied(decision.role ?? 'none');
+    // ops: only a refusal by the policy is a denial.
+    if (!decision.allowed && status.code === PERMISSION_DENIED.code) countDenial(context.metrics, caller.permissions, decision, spec.path, decoded);
     audit(kind === 'snapshot' ? 'snapshot.end' : 'call', status);
   };
 

@@ -8,6 +8,7 @@ import type { CallPlan } from '../encryption/encryption.js';
 import { rewriteMemberListUrls, summarizeResponse } from '../etcd/responses.js';
 import { DecodeError, type DecodedRequest, type MethodSpec } from '../etcd/types.js';
 import type { Decision } from '../policy/types.js';
+import { countDenial } from '../observability/denials.js';
 import { authorize } from './authorize.js';
 import { callerAt, callEvent, startClock, type ProxyContext } from './context.js';
 import { forwardUnary, type UpstreamReply } from './forward.js';
@@ -71,8 +72,8 @@ async function handleUnary(context: ProxyContext, spec: MethodSpec, call: UnaryC
     const code = sent?.code ?? 0;
     const seconds = Number(process.hrtime.bigint() - start.ns) / 1e9;
     context.metrics.requestFinished(spec.service, spec.method, decision.allowed ? 'allow' : 'deny', code, seconds);
-    // A rate-limited call is refused, not denied by the policy: it shows in the request code only.
-    if (!decision.allowed && decision !== RATE_LIMITED_DECISION) context.metrics.denied(decision.role ?? 'none');
+    // ops: only a refusal by the policy is a denial (a rate-limited or malformed call shows in the request code only).
+    if (!decision.allowed && code === PERMISSION_DENIED.code) countDenial(context.metrics, caller.permissions, decision, spec.path, decoded);
     const summary = sent === undefined && response !== undefined ? summarizeResponse(spec.path, response) : {};
     context.auditor.record(
       callEvent(spec, caller, 'call', start, decoded?.summary ?? { op: spec.method }, decision, {

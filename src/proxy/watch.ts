@@ -19,6 +19,7 @@ import { encodeWatchCancelRequest, encodeWatchCanceled, readWatchResponse, type 
 import type { MethodSpec } from '../etcd/types.js';
 import type { Access, Decision, Permissions } from '../policy/types.js';
 import { callEvent, currentCaller, startClock, type Caller, type OpenStream, type ProxyContext } from './context.js';
+import { countDenial } from '../observability/denials.js';
 import { traceIdOf } from './metadata.js';
 import { RATE_LIMITED_DECISION, TOO_MANY_WATCHERS_DECISION } from './limits.js';
 import { bidiHandler, decodeStreamMessage } from './bidi.js';
@@ -107,7 +108,7 @@ class WatchStream implements OpenStream {
       this.toEtcd(message);
       return;
     }
-    if (refusal.code === 7) this.context.metrics.denied(decision.role ?? 'none');
+    if (refusal.code === 7) countDenial(this.context.metrics, this.caller.permissions, decision, this.spec.path, decoded); // ops
     this.audit('watch.create', watcher, refusal);
     const response = encodeWatchCanceled('-1', true, refusal.message);
     if (this.pendingCreates.length === 0) this.toClient(response);

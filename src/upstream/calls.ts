@@ -21,6 +21,11 @@ export interface UnaryOptions {
   readonly timeoutMs?: number;
   /** Whether the call may be repeated on another endpoint after it may have reached etcd (reads). */
   readonly idempotent?: boolean;
+  /**
+   * The configured URL of the one endpoint to ask (a question about that member, e.g.
+   * its Status); no other endpoint is tried. Default: the pool's pick, with failover.
+   */
+  readonly endpoint?: string;
 }
 
 /**
@@ -93,6 +98,15 @@ export function upstreamCalls(pool: UpstreamPool, lookupTimeoutMs: number): Upst
     async unary(path, request, options = {}) {
       const timeoutMs = options.timeoutMs ?? lookupTimeoutMs;
       const deadline = Date.now() + timeoutMs;
+      if (options.endpoint !== undefined) {
+        const endpoint = pool.endpoints.find((candidate) => candidate.url === options.endpoint);
+        if (endpoint === undefined) throw statusError(grpc.status.INVALID_ARGUMENT, `etcdgate: ${options.endpoint} is not a configured endpoint`);
+        try {
+          return (await endpoint.unary.call(path, request, { deadline })).response;
+        } catch (error: unknown) {
+          throw toUpstreamError(error);
+        }
+      }
       const tried = new Set<Endpoint>();
       let last: UpstreamError = statusError(grpc.status.UNAVAILABLE, 'etcdgate: no etcd endpoint available');
       for (;;) {
