@@ -39,6 +39,14 @@ export type CallEventKind =
   | 'snapshot.start'
   | 'snapshot.end';
 
+/** How a call reached etcdgate when it came as JSON over HTTP (src/gateway), not as gRPC. */
+export interface HttpTransport {
+  /** "1.1" or "2". */
+  readonly version: '1.1' | '2';
+  /** The request path the client used, e.g. "/v3/kv/range" (at most 256 characters). */
+  readonly path: string;
+}
+
 export interface CallEvent {
   readonly kind: CallEventKind;
   /** gRPC service and method, e.g. "etcdserverpb.KV" and "Put". */
@@ -67,6 +75,8 @@ export interface CallEvent {
   };
   readonly watchId?: string;
   readonly traceId?: string;
+  /** Present for calls made through the JSON gateway; absent for gRPC calls. */
+  readonly http?: HttpTransport;
 }
 
 /** Refused TLS handshake: what could be learned of the peer. */

@@ -4,7 +4,7 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type { Auditor, CallEvent } from '../audit/types.js';
+import type { Auditor, CallEvent, HttpTransport } from '../audit/types.js';
 import type { DecodedRequest, MethodSpec } from '../etcd/types.js';
 import type { Metrics } from '../observability/metrics-types.js';
 import type { Decision, Permissions } from '../policy/types.js';
@@ -80,7 +80,7 @@ export function callEvent(
   request: DecodedRequest['summary'],
   decision: Decision,
   result: CallEvent['result'],
-  extra?: { watchId?: string; traceId?: string | undefined },
+  extra?: { watchId?: string; traceId?: string | undefined; http?: HttpTransport | undefined },
 ): CallEvent {
   const { connection } = caller;
   return {
@@ -99,6 +99,7 @@ export function callEvent(
     result,
     ...(extra?.watchId === undefined ? {} : { watchId: extra.watchId }),
     ...(extra?.traceId === undefined ? {} : { traceId: extra.traceId }),
+    ...(extra?.http === undefined ? {} : { http: extra.http }),
   };
 }
 
