@@ -28,6 +28,7 @@ import { AbuseLimits } from './proxy/limits.js';
 import { upstreamCalls } from './upstream/calls.js';
 import { readUpstreamMaterial, UpstreamPool, type UpstreamMaterial } from './upstream/pool.js';
 import { VERSION } from './version.js';
+import { createJsonGateway } from './gateway/index.js';
 
 const WATCH_PATH = '/etcdserverpb.Watch/Watch';
 
@@ -145,16 +146,22 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const injectedHttp2 = findInjectedHttp2Server(grpcServer);
   // Without it unary calls would have no handler: refuse to start rather than serve half.
   if (injectedHttp2 === undefined) throw new Error('this grpc-js version is not supported: its HTTP/2 server for injected connections was not found');
-  routeStreams(injectedHttp2, context, METHODS, config.server);
+  // etcd's JSON gateway on the same listener (src/gateway): HTTP/1.1 sockets and non-gRPC HTTP/2 requests.
+  const jsonGateway = config.gateway.enabled ? createJsonGateway(context, config.gateway, config.server) : undefined;
+  routeStreams(injectedHttp2, context, METHODS, config.server, jsonGateway?.serveHttp2);
   const listener = createClientListener({
     tls: config.server.tls,
     handshakeTimeoutMs: config.limits.handshakeTimeoutMs,
     maxConnections: config.limits.maxConnections,
+    http1: jsonGateway !== undefined,
     onConnection: (socket, connection) => {
       // The key is what grpc-js's call.getPeer() prints for this socket.
-      connections.set(`${connection.address}:${connection.port}`, connection);
+      const key = `${connection.address}:${connection.port}`;
+      connections.set(key, connection);
       metrics.connectionOpened();
-      injector.injectConnection(socket);
+      // A client that did not negotiate h2 speaks HTTP/1.1 (as with etcd: Go's server decides the same way).
+      if (jsonGateway !== undefined && socket.alpnProtocol !== 'h2') jsonGateway.acceptHttp1(socket, key);
+      else injector.injectConnection(socket);
     },
     onClosed: (connection) => {
       connections.delete(`${connection.address}:${connection.port}`);
@@ -242,10 +249,12 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     if (policyFile !== undefined) unwatchFile(policyFile, onPolicyFileChange);
     stopWatchingTls();
     listener.close();
+    jsonGateway?.close();
     for (const stream of [...streams]) stream.abort(SHUTTING_DOWN);
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         grpcServer.forceShutdown();
+        jsonGateway?.closeAll();
         resolve();
       }, config.server.shutdownTimeoutMs);
       grpcServer.tryShutdown(() => {
@@ -253,6 +262,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
         resolve();
       });
     });
+    jsonGateway?.closeAll();
     stopRangeCache();
     pool.close();
     await admin?.close();

@@ -47,6 +47,8 @@ export interface MethodJson {
   readonly responseType: string;
   /** Parses one request value (see parseJsonValue) into the request's protobuf bytes. Throws JsonMappingError. */
   requestFromJson(value: unknown): Buffer;
+  /** The response bytes as a plain object (proto names, int64 as strings), for etcdgate's own probes. */
+  decodeResponse(bytes: Buffer): Record<string, unknown>;
   /** The response bytes as etcd's gateway writes them. Throws if the bytes do not decode. */
   responseToJson(bytes: Buffer): string;
 }
@@ -94,7 +96,8 @@ export class EtcdJson {
       requestType: fullName(request),
       responseType: fullName(response),
       requestFromJson: (value) => Buffer.from(request.encode(request.fromObject(objectFor(request, value, fullName(request)))).finish()),
-      responseToJson: (bytes) => goEscape(JSON.stringify(render(response, response.toObject(response.decode(bytes), TO_OBJECT)))),
+      decodeResponse: (bytes) => render(response, response.toObject(response.decode(bytes), TO_OBJECT)),
+      responseToJson: (bytes) => goJson(render(response, response.toObject(response.decode(bytes), TO_OBJECT))),
     };
     this.methods.set(grpcPath, codec);
     return codec;
@@ -333,6 +336,7 @@ function render(type: protobuf.Type, object: Record<string, unknown>): Record<st
 /** Go's encoding/json escapes these in strings (HTML safety and JavaScript line terminators). */
 const GO_ESCAPES: Readonly<Record<string, string>> = { '<': '\\u003c', '>': '\\u003e', '&': '\\u0026', '\u2028': '\\u2028', '\u2029': '\\u2029' };
 
-function goEscape(json: string): string {
-  return json.replace(/[<>&\u2028\u2029]/gu, (c) => GO_ESCAPES[c] ?? c);
+/** JSON text of `value` as Go's encoding/json writes it (compact, with its escapes). */
+export function goJson(value: unknown): string {
+  return JSON.stringify(value).replace(/[<>&\u2028\u2029]/gu, (c) => GO_ESCAPES[c] ?? c);
 }

@@ -50,6 +50,8 @@ export interface ClientListenerOptions {
   readonly handshakeTimeoutMs?: number;
   /** Open client sockets (handshaking or verified) beyond which new ones are dropped at once; default unlimited. */
   readonly maxConnections?: number;
+  /** Also offer ALPN http/1.1 (the JSON gateway, src/gateway); default: h2 only. */
+  readonly http1?: boolean;
 }
 
 /** id-kp-clientAuth (RFC 5280): the extended key usage a client certificate must name. */
@@ -152,7 +154,8 @@ export function createClientListener(options: ClientListenerOptions): tls.Server
     requestCert: true,
     // Checked below, in secureConnection (see the file comment): never inject unverified.
     rejectUnauthorized: false,
-    ALPNProtocols: ['h2'],
+    // h2 first: a client offering both gets gRPC's protocol.
+    ALPNProtocols: options.http1 === true ? ['h2', 'http/1.1'] : ['h2'],
     handshakeTimeout: options.handshakeTimeoutMs ?? 10_000,
   });
   if (options.maxConnections !== undefined && options.maxConnections > 0) server.maxConnections = options.maxConnections;
