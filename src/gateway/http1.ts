@@ -14,8 +14,9 @@
  * Node runs those checks only once its server has emitted 'listening'; this server
  * never listens (sockets come from the TLS listener), so it emits the event itself.
  *
- * Pipelined requests are served one after another, answers in request order (Node
- * queues them); keep-alive is the default, as in Go.
+ * Pipelined requests are served one after another (each starts once the previous one
+ * is answered), at most MAX_PIPELINED queued per connection; keep-alive is the
+ * default, as in Go.
  */
 import * as http from 'node:http';
 import type * as tls from 'node:tls';
@@ -27,9 +28,18 @@ function checkingInterval(config: GatewayConfig): number {
   return Math.max(50, Math.min(1000, Math.floor(config.headersTimeoutMs / 4)));
 }
 
-/** Connection keys of the sockets handed to this server (for the exchanges' `peer`). */
+/** Per-socket state: its connection key (the exchanges' `peer`) and its queue of pipelined requests. */
 const PEER = Symbol('etcdgate.peer');
-type KeyedSocket = tls.TLSSocket & { [PEER]?: string };
+const TAIL = Symbol('etcdgate.pipelineTail');
+const PENDING = Symbol('etcdgate.pipelinePending');
+type KeyedSocket = tls.TLSSocket & { [PEER]?: string; [TAIL]?: Promise<void>; [PENDING]?: number };
+
+/**
+ * Requests a client may pipeline ahead of the one being answered; beyond it the
+ * connection is dropped. Node parses pipelined requests as they arrive, so without a
+ * bound a client could queue any number of them in memory.
+ */
+const MAX_PIPELINED = 16;
 
 /** An exchange over one node:http request and its response. */
 class Http1Exchange implements Exchange {
@@ -120,7 +130,21 @@ export class Http1Gateway {
     });
     this.server.on('request', (request: http.IncomingMessage, response: http.ServerResponse) => {
       const socket = request.socket as KeyedSocket;
-      serve(new Http1Exchange(socket[PEER] ?? '', request, response));
+      // RFC 9112 9.3.2: pipelined requests that are not safe (every RPC is a POST) are
+      // run one after another, as Go's server does; Node only orders the answers.
+      const pending = (socket[PENDING] ?? 0) + 1;
+      if (pending > MAX_PIPELINED) {
+        socket.destroy();
+        return;
+      }
+      socket[PENDING] = pending;
+      const answered = new Promise<void>((resolve) => response.once('close', resolve));
+      const previous = socket[TAIL] ?? Promise.resolve();
+      socket[TAIL] = previous.then(() => answered);
+      void answered.then(() => {
+        socket[PENDING] = (socket[PENDING] ?? 1) - 1;
+      });
+      void previous.then(() => serve(new Http1Exchange(socket[PEER] ?? '', request, response)));
     });
     // See the file comment: starts Node's header and request timeout checks.
     this.server.emit('listening');
