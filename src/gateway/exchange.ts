@@ -29,8 +29,8 @@ export interface Exchange {
   send(status: number, headers: OutgoingHttpHeaders, body: string | Buffer, close?: boolean): void;
   /** Starts an answer whose body follows in pieces (chunked on HTTP/1.1). */
   startStream(status: number, headers: OutgoingHttpHeaders): void;
-  /** Writes one piece of a started answer; false when the client is not keeping up. */
-  write(chunk: string | Buffer): boolean;
+  /** Writes one piece of a started answer; `flushed` runs once it is handed to the connection. False when the client is not keeping up. */
+  write(chunk: string | Buffer, flushed?: () => void): boolean;
   /** Calls `listener` once the client has taken what was written (after write returned false). */
   onDrain(listener: () => void): void;
   /** Ends a started answer. */

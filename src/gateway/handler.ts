@@ -16,10 +16,11 @@ import { recordRefusal, UNREADABLE } from '../proxy/transport-refusals.js';
 import type { UnaryCallLimits } from '../proxy/unary-call.js';
 import { serveUnary } from '../proxy/unary.js';
 import type { Status } from '../proxy/status.js';
-import { errorBody, httpStatusOf, sendJson, sendText } from './answers.js';
+import { errorBody, sendJson, sendText } from './answers.js';
 import type { Exchange } from './exchange.js';
 import { JsonMappingError, parseJsonValue, type EtcdJson } from './json.js';
 import { serveHealth, serveVersion } from './probes.js';
+import { serveStream } from './stream.js';
 import { resolveRoute } from './routes.js';
 import { JsonUnaryCall } from './unary.js';
 
@@ -34,7 +35,6 @@ export interface HandlerDeps {
 /** Statuses of requests refused while their body was read (gRPC codes; the HTTP status follows). */
 const BODY_TOO_LARGE = (max: number): Status => ({ code: 8, details: `etcdgate: request body larger than server.maxRecvBytes (${max})` });
 const BODY_TOO_SLOW: Status = { code: 4, details: 'etcdgate: request body not received in time' };
-const STREAMING_NOT_SUPPORTED: Status = { code: 12, details: 'etcdgate: streaming calls are not served over the JSON gateway yet' };
 
 type BodyResult = { readonly ok: true; readonly body: Buffer } | { readonly ok: false; readonly status: Status; readonly httpStatus: number } | { readonly ok: false; readonly status: undefined };
 
@@ -109,12 +109,13 @@ async function serveRpc(deps: HandlerDeps, exchange: Exchange, spec: MethodSpec,
   const { context } = deps;
   const startNs = process.hrtime.bigint();
   const http = { version: exchange.version, path: path.slice(0, 256) };
+  const record = (status: Status): void => recordRefusal(context, exchange.peer, spec.path, spec, UNREADABLE, { code: status.code, message: status.details }, startNs, http);
   const refuse = (status: Status, httpStatus: number, close: boolean): void => {
     if (!exchange.gone) sendJson(exchange, httpStatus, errorBody(status.code, status.details), close);
-    recordRefusal(context, exchange.peer, spec.path, spec, UNREADABLE, { code: status.code, message: status.details }, startNs, http);
+    record(status);
   };
   if (spec.shape !== 'unary') {
-    refuse(STREAMING_NOT_SUPPORTED, httpStatusOf(STREAMING_NOT_SUPPORTED.code), false);
+    await serveStream(context, spec, deps.json.method(spec.path), exchange, { http, firstMessageTimeoutMs: deps.config.bodyTimeoutMs, onRefused: record });
     return;
   }
   const body = await readBody(exchange, deps.limits.maxRecvBytes, deps.config.bodyTimeoutMs);

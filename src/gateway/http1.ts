@@ -98,9 +98,9 @@ class Http1Exchange implements Exchange {
     this.response.flushHeaders();
   }
 
-  write(chunk: string | Buffer): boolean {
+  write(chunk: string | Buffer, flushed?: () => void): boolean {
     if (this.isGone) return true;
-    return this.response.write(chunk);
+    return this.response.write(chunk, flushed);
   }
 
   onDrain(listener: () => void): void {

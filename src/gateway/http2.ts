@@ -69,9 +69,9 @@ export class Http2Exchange implements Exchange {
     this.stream.respond({ ':status': status, ...Http2Exchange.strip(headers) });
   }
 
-  write(chunk: string | Buffer): boolean {
+  write(chunk: string | Buffer, flushed?: () => void): boolean {
     if (this.isGone || this.stream.destroyed) return true;
-    return this.stream.write(chunk);
+    return this.stream.write(chunk, flushed);
   }
 
   onDrain(listener: () => void): void {

@@ -3,7 +3,7 @@
  * scripts and JSON clients of etcd's gateway do, and returns the status, headers and
  * body of the (last) answer. HTTP/1.1 by default; `http: '2'` asks for HTTP/2.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -80,4 +80,38 @@ export async function curl(url: string, options: CurlOptions): Promise<CurlResul
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** A running curl whose answer body is read line by line (streaming calls). */
+export interface CurlStream {
+  /** Every complete line of the body so far. */
+  readonly lines: () => string[];
+  /** Resolves with curl's exit code once it exits. */
+  readonly exited: Promise<number>;
+  stop(): void;
+}
+
+/** Starts curl with -N (no buffering) and collects the answer body's lines as they arrive. */
+export function curlStream(url: string, options: CurlOptions): CurlStream {
+  const args = [
+    '-sS', '-N',
+    options.http === '2' ? '--http2' : '--http1.1',
+    '--cacert', options.ca,
+    ...(options.client === null ? [] : ['--cert', options.client.cert, '--key', options.client.key]),
+    ...(options.body === undefined ? [] : ['--data-binary', '@-', '-H', 'Content-Type: application/json']),
+    ...(options.headers ?? []).flatMap((header) => ['-H', header]),
+    ...(options.args ?? []),
+    url,
+  ];
+  const child = spawn('curl', args, { stdio: ['pipe', 'pipe', 'ignore'] });
+  let text = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+  child.stdin.on('error', () => undefined);
+  child.stdin.end(options.body ?? '');
+  const exited = new Promise<number>((resolve) => child.once('close', (code) => resolve(code ?? -1)));
+  return {
+    lines: () => text.split('\n').slice(0, -1),
+    exited,
+    stop: () => child.kill('SIGKILL'),
+  };
 }
