@@ -128,6 +128,7 @@ describe('a minimal valid config', () => {
         maxWatcherBufferBytes: 16 * 1024 * 1024,
       },
       cache: { serializableRange: { enabled: false, maxEntries: 10_000, maxStalenessMs: 1_000 } },
+      gateway: { enabled: true, headersTimeoutMs: 10_000, bodyTimeoutMs: 30_000, idleTimeoutMs: 120_000, maxHeaderBytes: 16_384 },
       policy: { kind: 'file', path: pki('policy.yaml') },
     });
     expect(UNLIMITED_BYTES).toBe(-1);
@@ -290,6 +291,10 @@ describe('each kind of mistake is reported at its path', () => {
     { name: 'keepalive under etcd minimum', edit: (d) => set(d, 'upstream.keepaliveTimeMs', 1000), path: 'upstream.keepaliveTimeMs', message: /from 5000/ },
     { name: 'zero dial timeout', edit: (d) => set(d, 'upstream.dialTimeoutMs', 0), path: 'upstream.dialTimeoutMs', message: /from 1/ },
     { name: 'timeout as a string', edit: (d) => set(d, 'upstream.keepaliveTimeoutMs', '10s'), path: 'upstream.keepaliveTimeoutMs', message: /got a string/ },
+    { name: 'gateway enabled not a boolean', edit: (d) => set(d, 'gateway.enabled', 'yes'), path: 'gateway.enabled', message: /must be true or false, got a string/ },
+    { name: 'gateway header bound too small', edit: (d) => set(d, 'gateway.maxHeaderBytes', 100), path: 'gateway.maxHeaderBytes', message: /from 1024/ },
+    { name: 'gateway zero body timeout', edit: (d) => set(d, 'gateway.bodyTimeoutMs', 0), path: 'gateway.bodyTimeoutMs', message: /from 1/ },
+    { name: 'gateway unknown key', edit: (d) => set(d, 'gateway.maxBodyBytes', 5), path: 'gateway.maxBodyBytes', message: /unknown/ },
     { name: 'admin on the server port', edit: (d) => set(d, 'admin.listen', '0.0.0.0:2379'), path: 'admin.listen', message: /same address and port/ },
     { name: 'bad admin listen', edit: (d) => set(d, 'admin.listen', '127.0.0.1'), path: 'admin.listen', message: /host:port/ },
     { name: 'admin TLS without key', edit: (d) => set(d, 'admin.tls', { cert: 'pki/server.crt' }), path: 'admin.tls.key', message: /is required/ },
