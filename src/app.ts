@@ -22,6 +22,7 @@ import { RangeCache } from './proxy/range-cache.js';
 import { createGrpcServer } from './proxy/server.js';
 import { routeStreams } from './proxy/stream-router.js';
 import { findInjectedHttp2Server } from './proxy/transport-refusals.js';
+import { startEncryption } from './encryption/encryption.js';
 import { METHODS } from './etcd/methods.js';
 import { SHUTTING_DOWN } from './proxy/status.js';
 import { AbuseLimits } from './proxy/limits.js';
@@ -46,6 +47,12 @@ export interface Gateway {
    * of those files changes (polled every second).
    */
   reloadTls(): boolean;
+  /**
+   * Re-reads the encryption file and key files (also on their change, polled every
+   * second); a set that does not validate or load keeps the keys in force. True when
+   * encryption is off.
+   */
+  reloadEncryption(): boolean;
   /** Reopens the audit file (log rotation). */
   reopenAudit(): void;
   /** Resolves once every audit record so far is written to the sink. */
@@ -114,6 +121,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const { metrics, registry } = createPromMetrics({ version: VERSION });
   const policy = new PolicyState(loadConfiguredPolicy(config.policy));
   metrics.policyInfo(policy.current.version, policy.current.ruleCount);
+  // Encryption at rest: every key is loaded now; one that cannot be used stops the start.
+  const encryption = config.encryption === undefined ? undefined : startEncryption(config.encryption, { metrics, logger });
   const auditor = await createAuditor(config.audit, { metrics, logger, version: VERSION, policyVersion: () => policy.current.version });
   let upstreamMaterial: UpstreamMaterial = readUpstreamMaterial(config.upstream);
   const pool = new UpstreamPool(config.upstream, metrics, upstreamMaterial);
@@ -136,7 +145,10 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     upstream: upstreamCalls(pool, config.upstream.dialTimeoutMs),
     limits: new AbuseLimits(config.limits),
     ...(rangeCache === undefined ? {} : { rangeCache }),
+    ...(encryption === undefined ? {} : { encryption: encryption.state }),
   };
+  // The cache holds plaintext answers: none may outlive the keys that opened them.
+  encryption?.state.onReplace(() => rangeCache?.clear());
   policy.onChange(() => {
     for (const stream of streams) stream.revalidate?.();
   });
@@ -190,6 +202,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     });
   } catch (error: unknown) {
     listener.close();
+    encryption?.stop();
     stopRangeCache();
     pool.close();
     grpcServer.forceShutdown();
@@ -248,6 +261,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     context.state.shuttingDown = true;
     if (policyFile !== undefined) unwatchFile(policyFile, onPolicyFileChange);
     stopWatchingTls();
+    encryption?.stop();
     listener.close();
     jsonGateway?.close();
     for (const stream of [...streams]) stream.abort(SHUTTING_DOWN);
@@ -276,6 +290,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     version: VERSION,
     reloadPolicy,
     reloadTls,
+    reloadEncryption: () => encryption?.reload() ?? true,
     reopenAudit: () => auditor.reopen(),
     flushAudit: () => auditor.flush(),
     stop: () => (stopping ??= stop()),

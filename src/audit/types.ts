@@ -37,7 +37,9 @@ export type CallEventKind =
   | 'keepalive.close'
   | 'keepalive.deny'
   | 'snapshot.start'
-  | 'snapshot.end';
+  | 'snapshot.end'
+  | 'encryption.status'  // one run of `etcdgate encryption status` (src/encryption)
+  | 'encryption.rewrite'; // one run of `etcdgate encryption rewrite`
 
 /** How a call reached etcdgate when it came as JSON over HTTP (src/gateway), not as gRPC. */
 export interface HttpTransport {

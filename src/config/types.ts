@@ -131,6 +131,43 @@ export interface GatewayConfig {
   readonly maxHeaderBytes: number;
 }
 
+/** One key of an encrypting provider: its name (written into every value it encrypts) and the file holding it. */
+export interface EncryptionKeyConfig {
+  readonly name: string;
+  /** Absolute path of the key file (base64 of 32 bytes, mode 600 or 400). */
+  readonly file: string;
+}
+
+/** The providers, as in Kubernetes' EncryptionConfiguration. */
+export type EncryptionProviderKind = 'aesgcm' | 'secretbox' | 'identity';
+
+/** One provider of a resource: an AEAD with its keys (the first encrypts), or identity (plaintext). */
+export type EncryptionProviderConfig =
+  | { readonly kind: 'aesgcm' | 'secretbox'; readonly keys: readonly EncryptionKeyConfig[] }
+  | { readonly kind: 'identity' };
+
+/**
+ * A set of key ranges whose values are encrypted, with its ordered providers: the first
+ * one writes (identity first = writes stay plaintext), every one reads, selected by the
+ * stored value's header.
+ */
+export interface EncryptionResourceConfig {
+  /** Unique name, used in metrics and status output. */
+  readonly name: string;
+  /** Key prefixes (as UTF-8 bytes); each stands for [P, prefixEnd(P)). */
+  readonly prefixes: readonly string[];
+  /** Explicit half-open ranges [start, end) (UTF-8 bytes). */
+  readonly ranges: readonly { readonly start: string; readonly end: string }[];
+  readonly providers: readonly EncryptionProviderConfig[];
+}
+
+/** Encryption at rest of values under chosen key ranges (src/encryption); absent = off. */
+export interface EncryptionConfig {
+  /** The file the resources were read from (watched and reloaded), or undefined when they are inline. */
+  readonly file?: string;
+  readonly resources: readonly EncryptionResourceConfig[];
+}
+
 export interface LogConfig {
   readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
@@ -146,6 +183,8 @@ export interface Config {
   readonly limits: LimitsConfig;
   readonly cache: CacheConfig;
   readonly gateway: GatewayConfig;
+  /** Encryption at rest; undefined when the `encryption` section is absent. */
+  readonly encryption?: EncryptionConfig;
   /**
    * The policy (required): a file path (absolute after loading, reloadable) or the policy
    * document inline. Its contents are validated by src/policy, not here.

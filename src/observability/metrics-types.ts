@@ -9,6 +9,8 @@ export type Outcome = 'allow' | 'deny';
 /** How a call reached etcdgate: gRPC, or JSON over HTTP through the gateway (src/gateway). */
 export type CallProtocol = 'grpc' | 'http';
 export type CertificateRole = 'server' | 'client-ca' | 'upstream-client' | 'upstream-ca';
+/** Why a stored value under an encrypted prefix could not be turned back into its value. */
+export type DecryptionFailure = 'unknown_key' | 'authentication' | 'malformed' | 'plaintext';
 export type HandshakeFailure = 'no_certificate' | 'unknown_ca' | 'expired' | 'not_yet_valid' | 'revoked' | 'bad_usage' | 'protocol' | 'timeout' | 'connection_limit' | 'other';
 
 export interface Metrics {
@@ -37,6 +39,18 @@ export interface Metrics {
   /** Not-after time of a certificate etcdgate relies on; `subject` is the certificate's CN or fingerprint prefix. */
   certificateNotAfter(role: CertificateRole, subject: string, notAfter: Date): void;
   handshakeRefused(reason: HandshakeFailure): void;
+  /**
+   * Encryption at rest. `resource`, `provider` and `key` come from the encryption config
+   * (bounded); a key name read from a stored value never becomes a label.
+   */
+  valueEncrypted(resource: string, provider: string, key: string): void;
+  valueDecrypted(resource: string, provider: string, key: string): void;
+  decryptionFailed(resource: string, reason: DecryptionFailure): void;
+  /** A plaintext value read under an encrypted prefix (allowed by `identity`, or refused). */
+  plaintextRead(resource: string): void;
+  encryptionReload(result: 'success' | 'failure'): void;
+  /** The provider and key that new values of each resource are written with, replacing the previous set. */
+  encryptionWriteKeys(writers: readonly { readonly resource: string; readonly provider: string; readonly key: string }[]): void;
 }
 
 const noop = (): void => {};
@@ -62,4 +76,10 @@ export const NOOP_METRICS: Metrics = Object.freeze({
   auditQueueDepth: noop,
   certificateNotAfter: noop,
   handshakeRefused: noop,
+  valueEncrypted: noop,
+  valueDecrypted: noop,
+  decryptionFailed: noop,
+  plaintextRead: noop,
+  encryptionReload: noop,
+  encryptionWriteKeys: noop,
 });

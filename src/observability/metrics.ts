@@ -11,7 +11,7 @@
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { CallProtocol, CertificateRole, HandshakeFailure, Metrics, Outcome, StreamKind } from './metrics-types.js';
+import type { CallProtocol, CertificateRole, DecryptionFailure, HandshakeFailure, Metrics, Outcome, StreamKind } from './metrics-types.js';
 import { grpcCodeName } from '../grpc-codes.js';
 
 /** Request latency buckets, seconds: 100 µs (a cached local denial) up to 10 s (a slow etcd). */
@@ -183,6 +183,42 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
     labelNames: ['reason'] as const,
     registers,
   });
+  const encrypted = new Counter({
+    name: 'etcdgate_encryption_values_encrypted_total',
+    help: 'Values encrypted on their way to etcd, by encryption resource, provider and key name.',
+    labelNames: ['resource', 'provider', 'key'] as const,
+    registers,
+  });
+  const decrypted = new Counter({
+    name: 'etcdgate_encryption_values_decrypted_total',
+    help: 'Values decrypted on their way from etcd, by encryption resource, provider and key name.',
+    labelNames: ['resource', 'provider', 'key'] as const,
+    registers,
+  });
+  const decryptionFailures = new Counter({
+    name: 'etcdgate_encryption_decryption_failures_total',
+    help: 'Values under an encrypted prefix that could not be decrypted (the call failed), by resource and reason.',
+    labelNames: ['resource', 'reason'] as const,
+    registers,
+  });
+  const plaintextReads = new Counter({
+    name: 'etcdgate_encryption_plaintext_reads_total',
+    help: 'Plaintext values read under an encrypted prefix (not yet rewritten), by resource.',
+    labelNames: ['resource'] as const,
+    registers,
+  });
+  const encryptionReloads = new Counter({
+    name: 'etcdgate_encryption_reloads_total',
+    help: 'Encryption configuration and key reload attempts, by result.',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  const writeKeys = new Gauge({
+    name: 'etcdgate_encryption_write_key_info',
+    help: 'Always 1; labels name the provider and key each encryption resource writes new values with.',
+    labelNames: ['resource', 'provider', 'key'] as const,
+    registers,
+  });
   const buildInfo = new Gauge({
     name: 'etcdgate_build_info',
     help: 'Always 1; labels name the etcdgate and Node.js versions.',
@@ -206,6 +242,11 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
   tlsReloadSuccess.inc(0);
   tlsReloadFailure.inc(0);
 
+  const encryptionReloadSuccess = encryptionReloads.labels('success');
+  const encryptionReloadFailure = encryptionReloads.labels('failure');
+  encryptionReloadSuccess.inc(0);
+  encryptionReloadFailure.inc(0);
+
   // Children whose labels come from bounded but open sets (method table, policy roles,
   // configured endpoints) are cached on first use.
   const requestChildren = new Map<string, ReturnType<typeof requests.labels>>();
@@ -213,6 +254,11 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
   const upstreamDurationChildren = new Map<string, ReturnType<typeof upstreamDuration.labels>>();
   const upstreamUpChildren = new Map<string, ReturnType<typeof upstreamUp.labels>>();
   const denialChildren = new Map<string, ReturnType<typeof denials.labels>>();
+  const encryptedChildren = new Map<string, ReturnType<typeof encrypted.labels>>();
+  const decryptedChildren = new Map<string, ReturnType<typeof decrypted.labels>>();
+  const keyLabels = (key: string): [string, string, string] => key.split('\u0000') as [string, string, string];
+  const encryptedChild = (key: string): ReturnType<typeof encrypted.labels> => encrypted.labels(...keyLabels(key));
+  const decryptedChild = (key: string): ReturnType<typeof decrypted.labels> => decrypted.labels(...keyLabels(key));
   const durationChild = (method: string): ReturnType<typeof requestDuration.labels> => requestDuration.labels(method);
   const upstreamDurationChild = (method: string): ReturnType<typeof upstreamDuration.labels> => upstreamDuration.labels(method);
   const upstreamUpChild = (endpoint: string): ReturnType<typeof upstreamUp.labels> => upstreamUp.labels(endpoint);
@@ -294,6 +340,29 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
     },
     handshakeRefused(reason: HandshakeFailure): void {
       (handshakeChildren.get(reason) ?? handshakeChildren.get('other'))?.inc();
+    },
+    valueEncrypted(resource: string, provider: string, key: string): void {
+      cached(encryptedChildren, `${resource}\u0000${provider}\u0000${key}`, encryptedChild).inc();
+    },
+    valueDecrypted(resource: string, provider: string, key: string): void {
+      cached(decryptedChildren, `${resource}\u0000${provider}\u0000${key}`, decryptedChild).inc();
+    },
+    decryptionFailed(resource: string, reason: DecryptionFailure): void {
+      decryptionFailures.labels(resource, reason).inc();
+    },
+    plaintextRead(resource: string): void {
+      plaintextReads.labels(resource).inc();
+    },
+    encryptionReload(result: 'success' | 'failure'): void {
+      (result === 'success' ? encryptionReloadSuccess : encryptionReloadFailure).inc();
+    },
+    encryptionWriteKeys(writers): void {
+      writeKeys.reset();
+      for (const writer of writers) {
+        writeKeys.labels(writer.resource, writer.provider, writer.key).set(1);
+        // Every series exists from the first scrape, so rate() sees the first value.
+        cached(encryptedChildren, `${writer.resource}\u0000${writer.provider}\u0000${writer.key}`, encryptedChild).inc(0);
+      }
     },
   };
   return { metrics, registry };

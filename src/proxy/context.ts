@@ -5,6 +5,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Auditor, CallEvent, HttpTransport } from '../audit/types.js';
+import type { Encryption } from '../encryption/encryption.js';
 import type { DecodedRequest, MethodSpec } from '../etcd/types.js';
 import type { Metrics } from '../observability/metrics-types.js';
 import type { Decision, Permissions } from '../policy/types.js';
@@ -41,6 +42,8 @@ export interface ProxyContext {
   readonly limits: AbuseLimits;
   /** The serializable-Range cache, when enabled (config cache.serializableRange). */
   readonly rangeCache?: RangeCache;
+  /** Encryption at rest of values under configured ranges, when the config has an `encryption` section. */
+  readonly encryption?: Encryption;
 }
 
 /** What a handler knows about the caller once the connection is identified. */

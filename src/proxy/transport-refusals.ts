@@ -53,6 +53,7 @@ function pseudoSpec(path: string): MethodSpec {
     decode: () => {
       throw new Error('never decoded');
     },
+    values: 'none',
   };
 }
 
