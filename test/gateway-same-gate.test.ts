@@ -3,7 +3,8 @@
  * identity from the certificate (an `Authorization` or `token` header changes nothing),
  * the same policy decision (Txn branches, lease lookups), the same rate limit, one
  * audit record per call with the protocol added, and the request metric labelled
- * protocol="http". Driven with curl over HTTP/1.1 and HTTP/2; each case checks the
+ * protocol="http", and the features of the gRPC path (encryption at rest). Driven with
+ * curl over HTTP/1.1 and HTTP/2; each case checks the
  * allowed caller and the denied one, and what etcd itself holds afterwards.
  */
 import type * as grpc from '@grpc/grpc-js';
@@ -14,6 +15,7 @@ import { callEtcd, rawClient } from './support/raw-client.js';
 import { DEV_POLICY_FILE } from './support/policy-file.js';
 import { findSamples, parseExposition } from './support/prometheus-text.js';
 import { useGatewayStack } from './support/stack.js';
+import { makeKeyDir } from './support/encryption-keys.js';
 
 const stack = useGatewayStack({ policy: DEV_POLICY_FILE, overrides: { limits: { requestsPerSecond: 1000, burst: 1000 } } });
 let direct: grpc.Client;
@@ -176,6 +178,30 @@ describe('limits shared with gRPC', () => {
       expect(h2.status).toBe(415);
     } finally {
       await off.stop();
+    }
+  });
+});
+
+describe('features of the gRPC path cover the gateway too', () => {
+  it('encryption at rest: a value written as JSON is ciphertext in etcd and plaintext when read back as JSON', async () => {
+    const keys = await makeKeyDir();
+    const encrypted = await stack.startGateway({
+      policy: DEV_POLICY_FILE,
+      overrides: { encryption: { resources: [{ name: 'gw', prefixes: ['/tenants/tenant-a/enc/'], providers: [{ aesgcm: { keys: [{ name: 'k1', file: keys.key('k1') }] } }] }] } },
+    });
+    try {
+      const send = (path: string, body: unknown): Promise<CurlResult> =>
+        curl(`${encrypted.endpoint}${path}`, { ca: stack.pki.ca, client: stack.pki.client('tenant-a'), body: JSON.stringify(body) });
+      const key = '/tenants/tenant-a/enc/1';
+      expect((await send('/v3/kv/put', { key: b64(key), value: b64('json-plaintext') })).status).toBe(200);
+      const stored = await valueInEtcd(direct, key);
+      expect(stored).toBeDefined();
+      expect(stored).not.toContain('json-plaintext');
+      const read = await send('/v3/kv/range', { key: b64(key) });
+      expect(JSON.parse(read.body)).toMatchObject({ kvs: [{ key: b64(key), value: b64('json-plaintext') }] });
+    } finally {
+      await encrypted.stop();
+      await keys.remove();
     }
   });
 });
