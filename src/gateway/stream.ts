@@ -263,6 +263,7 @@ export async function serveStream(context: ProxyContext, spec: MethodSpec, json:
   if (spec.shape === 'serverStream') {
     const call = new JsonStreamCall(exchange, json, request ?? json.requestFromJson(null));
     exchange.body.resume();
+    // JsonStreamCall has every member the handlers use (see the class), not grpc-js's whole type.
     serverStreamHandler(perCall, spec)(call as unknown as grpc.ServerWritableStream<Buffer, Buffer>);
     return;
   }
