@@ -32,6 +32,7 @@ import { assertTlsMaterial } from './tls/material-check.js';
 import { LinearizableReadiness } from './health/readiness.js';
 import { MemberVersions } from './health/member-versions.js';
 import { VERSION } from './version.js';
+import { createJsonGateway } from './gateway/index.js';
 
 const WATCH_PATH = '/etcdserverpb.Watch/Watch';
 
@@ -169,7 +170,9 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const injectedHttp2 = findInjectedHttp2Server(grpcServer);
   // Without it unary calls would have no handler: refuse to start rather than serve half.
   if (injectedHttp2 === undefined) throw new Error('this grpc-js version is not supported: its HTTP/2 server for injected connections was not found');
-  routeStreams(injectedHttp2, context, METHODS, config.server);
+  // etcd's JSON gateway on the same listener (src/gateway): HTTP/1.1 sockets and non-gRPC HTTP/2 requests.
+  const jsonGateway = config.gateway.enabled ? createJsonGateway(context, config.gateway, config.server) : undefined;
+  routeStreams(injectedHttp2, context, METHODS, config.server, jsonGateway?.serveHttp2);
   // net: refusals audited with a per-source rate limit; connections re-checked on reload (src/tls/).
   const refusals = refusalAudit(config.limits, { auditor, metrics });
   const listener = createClientListener({
@@ -177,11 +180,14 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     handshakeTimeoutMs: config.limits.handshakeTimeoutMs,
     maxConnections: config.limits.maxConnections,
     network: networkChecks(config.server),
+    http1: jsonGateway !== undefined,
     onConnection: (socket, connection) => {
       // The key is what grpc-js's call.getPeer() prints for this socket.
       connections.set(connection.peerKey, connection);
       metrics.connectionOpened();
-      injector.injectConnection(socket);
+      // A client that did not negotiate h2 speaks HTTP/1.1 (as with etcd: Go's server decides the same way).
+      if (jsonGateway !== undefined && socket.alpnProtocol !== 'h2') jsonGateway.acceptHttp1(socket, connection.peerKey);
+      else injector.injectConnection(socket);
     },
     onClosed: (connection) => {
       connections.delete(connection.peerKey);
@@ -282,10 +288,12 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     memberVersions.stop();
     encryption?.stop();
     listener.server.close();
+    jsonGateway?.close();
     for (const stream of [...streams]) stream.abort(SHUTTING_DOWN);
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         grpcServer.forceShutdown();
+        jsonGateway?.closeAll();
         resolve();
       }, config.server.shutdownTimeoutMs);
       grpcServer.tryShutdown(() => {
@@ -293,6 +301,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
         resolve();
       });
     });
+    jsonGateway?.closeAll();
     stopRangeCache();
     pool.close();
     await admin?.close();

@@ -133,6 +133,7 @@ describe('a minimal valid config', () => {
         refusalRecordsTotalPerMinute: 600,
       },
       cache: { serializableRange: { enabled: false, maxEntries: 10_000, maxStalenessMs: 1_000 } },
+      gateway: { enabled: true, headersTimeoutMs: 10_000, bodyTimeoutMs: 30_000, idleTimeoutMs: 120_000, maxHeaderBytes: 16_384 },
       policy: { kind: 'file', path: pki('policy.yaml') },
     });
     expect(UNLIMITED_BYTES).toBe(-1);
@@ -300,6 +301,10 @@ describe('each kind of mistake is reported at its path', () => {
     { name: 'minimum version that is not one', edit: (d) => set(d, 'upstream.versionCheck', { minimumVersions: ['3.5.33', 3.6] }), path: 'upstream.versionCheck.minimumVersions[1]', message: /MAJOR\.MINOR\.PATCH/ },
     { name: 'two minimums for one line', edit: (d) => set(d, 'upstream.versionCheck', { minimumVersions: ['3.5.30', '3.5.33'] }), path: 'upstream.versionCheck.minimumVersions[1]', message: /second minimum for the 3\.5 line/ },
     { name: 'unknown version check key', edit: (d) => set(d, 'upstream.versionCheck', { minimum: '3.5.33' }), path: 'upstream.versionCheck.minimum', message: /unknown key/ },
+    { name: 'gateway enabled not a boolean', edit: (d) => set(d, 'gateway.enabled', 'yes'), path: 'gateway.enabled', message: /must be true or false, got a string/ },
+    { name: 'gateway header bound too small', edit: (d) => set(d, 'gateway.maxHeaderBytes', 100), path: 'gateway.maxHeaderBytes', message: /from 1024/ },
+    { name: 'gateway zero body timeout', edit: (d) => set(d, 'gateway.bodyTimeoutMs', 0), path: 'gateway.bodyTimeoutMs', message: /from 1/ },
+    { name: 'gateway unknown key', edit: (d) => set(d, 'gateway.maxBodyBytes', 5), path: 'gateway.maxBodyBytes', message: /unknown/ },
     { name: 'admin on the server port', edit: (d) => set(d, 'admin.listen', '0.0.0.0:2379'), path: 'admin.listen', message: /same address and port/ },
     { name: 'bad admin listen', edit: (d) => set(d, 'admin.listen', '127.0.0.1'), path: 'admin.listen', message: /host:port/ },
     { name: 'admin TLS without key', edit: (d) => set(d, 'admin.tls', { cert: 'pki/server.crt' }), path: 'admin.tls.key', message: /is required/ },

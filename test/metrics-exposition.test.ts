@@ -20,7 +20,7 @@ import { findSamples, parseExposition, sampleValue } from './support/prometheus-
 
 /** The documented families: type and label names (histograms list theirs without `le`). */
 const FAMILIES: Record<string, { type: string; labels: string[] }> = {
-  etcdgate_requests_total: { type: 'counter', labels: ['code', 'decision', 'method', 'service'] },
+  etcdgate_requests_total: { type: 'counter', labels: ['code', 'decision', 'method', 'protocol', 'service'] },
   etcdgate_request_duration_seconds: { type: 'histogram', labels: ['method'] },
   etcdgate_received_bytes_total: { type: 'counter', labels: [] },
   etcdgate_sent_bytes_total: { type: 'counter', labels: [] },
@@ -153,6 +153,8 @@ describe('createPromMetrics exposition', () => {
     // A code outside gRPC's table is still a bounded label.
     expect(sampleValue(exposition, 'etcdgate_requests_total', { method: 'Status', code: 'UNKNOWN' })).toBe(1);
     expect(findSamples(exposition, 'etcdgate_requests_total')).toHaveLength(3);
+    // Calls made without a protocol are gRPC calls; the JSON gateway's say http.
+    expect(findSamples(exposition, 'etcdgate_requests_total', { protocol: 'grpc' })).toHaveLength(3);
   });
 
   it('records request latency in a histogram with buckets from 100 µs to 10 s', () => {

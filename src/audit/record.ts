@@ -287,6 +287,13 @@ export function serializeRecord(record: JsonObject): string {
   return escapeRawUnsafe(JSON.stringify(record));
 }
 
+/** ECS network/http/url of a call made through the JSON gateway (absent for gRPC calls); the path is bounded. */
+function httpFields(event: CallEvent): { version: string; path: string } | undefined {
+  const http = event.http;
+  if (http === undefined) return undefined;
+  return { version: text(http.version) ?? '', path: (text(http.path) ?? '').slice(0, 256) };
+}
+
 /** Builds the record of one call (or stream event) described by the proxy. */
 export function buildCallRecord(event: CallEvent, context: RecordContext): JsonObject {
   const { decision, result } = event;
@@ -345,6 +352,12 @@ export function buildCallRecord(event: CallEvent, context: RecordContext): JsonO
   record['etcd'] = { request: renderRequest(event), decision: decisionFields, response };
   const traceId = text(event.traceId);
   if (traceId !== undefined && traceId !== '') record['trace'] = { id: traceId };
+  const http = httpFields(event);
+  if (http !== undefined) {
+    record['network'] = { protocol: 'http' };
+    record['http'] = { version: http.version };
+    record['url'] = { path: http.path };
+  }
   record['etcdgate'] = etcdgateFields(context, event.kind);
   return record;
 }
@@ -653,6 +666,8 @@ export function serializeCallRecord(event: CallEvent, context: RecordContext): s
 
   const traceId = text(event.traceId);
   if (traceId !== undefined && traceId !== '') line += `,"trace":{"id":${jsonString(traceId)}}`;
+  const http = httpFields(event);
+  if (http !== undefined) line += `,"network":{"protocol":"http"},"http":{"version":${jsonString(http.version)}},"url":{"path":${jsonString(http.path)}}`;
   return line + recordTail(context, event.kind);
 }
 

@@ -41,6 +41,14 @@ export type CallEventKind =
   | 'encryption.status'  // one run of `etcdgate encryption status` (src/encryption)
   | 'encryption.rewrite'; // one run of `etcdgate encryption rewrite`
 
+/** How a call reached etcdgate when it came as JSON over HTTP (src/gateway), not as gRPC. */
+export interface HttpTransport {
+  /** "1.1" or "2". */
+  readonly version: '1.1' | '2';
+  /** The request path the client used, e.g. "/v3/kv/range" (at most 256 characters). */
+  readonly path: string;
+}
+
 export interface CallEvent {
   readonly kind: CallEventKind;
   /** gRPC service and method, e.g. "etcdserverpb.KV" and "Put". */
@@ -69,6 +77,8 @@ export interface CallEvent {
   };
   readonly watchId?: string;
   readonly traceId?: string;
+  /** Present for calls made through the JSON gateway; absent for gRPC calls. */
+  readonly http?: HttpTransport;
 }
 
 /**

@@ -145,6 +145,20 @@ export interface CacheConfig {
   };
 }
 
+/** etcd's JSON/HTTP gateway on the client listener (src/gateway); see config/README.md. */
+export interface GatewayConfig {
+  /** Serve HTTP/1.1 clients and non-gRPC HTTP/2 requests (default true, as etcd). */
+  readonly enabled: boolean;
+  /** Time an HTTP/1.1 client gets to send a request's headers, from connect or the previous answer, ms (default 10000). */
+  readonly headersTimeoutMs: number;
+  /** Time a client gets to send a request body once its headers are in, ms (default 30000). */
+  readonly bodyTimeoutMs: number;
+  /** An idle keep-alive HTTP/1.1 connection is closed after this long, ms (default 120000). */
+  readonly idleTimeoutMs: number;
+  /** Largest HTTP/1.1 request head (request line and headers), bytes (default 16384). */
+  readonly maxHeaderBytes: number;
+}
+
 /** One key of an encrypting provider: its name (written into every value it encrypts) and the file holding it. */
 export interface EncryptionKeyConfig {
   readonly name: string;
@@ -196,6 +210,7 @@ export interface Config {
   readonly log: LogConfig;
   readonly limits: LimitsConfig;
   readonly cache: CacheConfig;
+  readonly gateway: GatewayConfig;
   /** Encryption at rest; undefined when the `encryption` section is absent. */
   readonly encryption?: EncryptionConfig;
   /**

@@ -7,6 +7,8 @@ import type { DenialLabels } from './denials.js';
 
 export type StreamKind = 'watch' | 'keepalive' | 'snapshot' | 'observe';
 export type Outcome = 'allow' | 'deny';
+/** How a call reached etcdgate: gRPC, or JSON over HTTP through the gateway (src/gateway). */
+export type CallProtocol = 'grpc' | 'http';
 export type CertificateRole = 'server' | 'client-ca' | 'upstream-client' | 'upstream-ca';
 /** Why a stored value under an encrypted prefix could not be turned back into its value. */
 export type DecryptionFailure = 'unknown_key' | 'authentication' | 'malformed' | 'plaintext';
@@ -47,8 +49,8 @@ export interface CertificateExpiry {
 }
 
 export interface Metrics {
-  /** One finished RPC (unary) or stream. `code` is the gRPC status code sent to the client. */
-  requestFinished(service: string, method: string, outcome: Outcome, code: number, seconds: number): void;
+  /** One finished RPC (unary) or stream. `code` is the gRPC status code sent to the client; `protocol` defaults to grpc. */
+  requestFinished(service: string, method: string, outcome: Outcome, code: number, seconds: number, protocol?: CallProtocol): void;
   /** Message bytes received from clients / sent to clients (gRPC message payloads). */
   bytes(direction: 'in' | 'out', count: number): void;
   connectionOpened(): void;

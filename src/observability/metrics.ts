@@ -11,7 +11,7 @@
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { CertificateExpiry, CertificateRole, DecryptionFailure, EtcdMemberReport, HandshakeFailure, Metrics, Outcome, RecheckFailure, StreamKind } from './metrics-types.js';
+import type { CallProtocol, CertificateExpiry, CertificateRole, DecryptionFailure, EtcdMemberReport, HandshakeFailure, Metrics, Outcome, RecheckFailure, StreamKind } from './metrics-types.js';
 import { grpcCodeName } from '../grpc-codes.js';
 import type { DenialLabels } from './denials.js';
 
@@ -78,8 +78,8 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
 
   const requests = new Counter({
     name: 'etcdgate_requests_total',
-    help: 'Finished etcd RPCs and streams, by service, method, policy decision and gRPC status code name.',
-    labelNames: ['service', 'method', 'decision', 'code'] as const,
+    help: 'Finished etcd RPCs and streams, by service, method, policy decision, gRPC status code name and protocol (grpc, or http for the JSON gateway).',
+    labelNames: ['service', 'method', 'decision', 'code', 'protocol'] as const,
     registers,
   });
   const requestDuration = new Histogram({
@@ -339,12 +339,12 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
   const certificateSubjects = new Map<CertificateRole, ReadonlySet<string>>();
 
   const metrics: Metrics = {
-    requestFinished(service: string, method: string, outcome: Outcome, code: number, seconds: number): void {
+    requestFinished(service: string, method: string, outcome: Outcome, code: number, seconds: number, protocol: CallProtocol = 'grpc'): void {
       const codeName = grpcCodeName(code);
-      const key = `${service}\u0000${method}\u0000${outcome}\u0000${codeName}`;
+      const key = `${service}\u0000${method}\u0000${outcome}\u0000${codeName}\u0000${protocol}`;
       let child = requestChildren.get(key);
       if (child === undefined) {
-        child = requests.labels(service, method, outcome, codeName);
+        child = requests.labels(service, method, outcome, codeName, protocol);
         requestChildren.set(key, child);
       }
       child.inc();

@@ -4,7 +4,7 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type { Auditor, CallEvent } from '../audit/types.js';
+import type { Auditor, CallEvent, HttpTransport } from '../audit/types.js';
 import type { Encryption } from '../encryption/encryption.js';
 import type { DecodedRequest, MethodSpec } from '../etcd/types.js';
 import type { Metrics } from '../observability/metrics-types.js';
@@ -83,7 +83,7 @@ export function callEvent(
   request: DecodedRequest['summary'],
   decision: Decision,
   result: CallEvent['result'],
-  extra?: { watchId?: string; traceId?: string | undefined },
+  extra?: { watchId?: string; traceId?: string | undefined; http?: HttpTransport | undefined },
 ): CallEvent {
   const { connection } = caller;
   return {
@@ -102,6 +102,7 @@ export function callEvent(
     result,
     ...(extra?.watchId === undefined ? {} : { watchId: extra.watchId }),
     ...(extra?.traceId === undefined ? {} : { traceId: extra.traceId }),
+    ...(extra?.http === undefined ? {} : { http: extra.http }),
   };
 }
 

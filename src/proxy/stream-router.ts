@@ -28,7 +28,14 @@ type StreamListener = (stream: http2.ServerHttp2Stream, headers: http2.IncomingH
  * Installs the router on grpc-js's HTTP/2 server. Throws if that server does not have
  * exactly one 'stream' listener (grpc-js's), since then the routing cannot be trusted.
  */
-export function routeStreams(http2Server: http2.Http2Server, context: ProxyContext, methods: ReadonlyMap<string, MethodSpec>, limits: UnaryCallLimits): void {
+export function routeStreams(
+  http2Server: http2.Http2Server,
+  context: ProxyContext,
+  methods: ReadonlyMap<string, MethodSpec>,
+  limits: UnaryCallLimits,
+  /** Takes requests that are not gRPC (the JSON gateway, src/gateway); without it they get grpc-js's 415. */
+  nonGrpc?: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void,
+): void {
   const listeners = http2Server.listeners('stream');
   const grpcListener = listeners[0];
   if (listeners.length !== 1 || typeof grpcListener !== 'function') {
@@ -46,6 +53,11 @@ export function routeStreams(http2Server: http2.Http2Server, context: ProxyConte
   }
   http2Server.removeAllListeners('stream');
   http2Server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => {
+    // etcd's test for gRPC: a content-type containing application/grpc (embed/serve.go).
+    if (nonGrpc !== undefined && headers['content-type']?.includes('application/grpc') !== true) {
+      nonGrpc(stream, headers);
+      return;
+    }
     const path = headers[':path'];
     const unary = path === undefined ? undefined : handlers.get(path);
     if (unary !== undefined && headers['content-type']?.startsWith('application/grpc') === true) {

@@ -13,7 +13,7 @@
  */
 import type * as http2 from 'node:http2';
 import type * as grpc from '@grpc/grpc-js';
-import type { KeySummary } from '../audit/types.js';
+import type { HttpTransport, KeySummary } from '../audit/types.js';
 import type { MethodSpec } from '../etcd/types.js';
 import type { Decision } from '../policy/types.js';
 import { callEvent, type ProxyContext } from './context.js';
@@ -70,6 +70,8 @@ export function recordRefusal(
   decision: Decision,
   result: { code: number; message: string },
   startNs: bigint,
+  /** Set for a JSON gateway call (src/gateway): recorded with the protocol it came by. */
+  http?: HttpTransport,
 ): void {
   const connection = context.connections.get(peer);
   if (connection === undefined) return;
@@ -78,8 +80,8 @@ export function recordRefusal(
   const caller = { connection, permissions: context.policy.permissionsFor(connection.identity, connection.address) };
   const seconds = Number(process.hrtime.bigint() - startNs) / 1e9;
   const start = { date: new Date(Date.now() - seconds * 1000), ns: startNs };
-  context.metrics.requestFinished(spec.service, spec.method, 'deny', result.code, seconds);
-  context.auditor.record(callEvent(spec, caller, 'call', start, request, decision, result));
+  context.metrics.requestFinished(spec.service, spec.method, 'deny', result.code, seconds, http === undefined ? 'grpc' : 'http');
+  context.auditor.record(callEvent(spec, caller, 'call', start, request, decision, result, { http }));
 }
 
 /** Audits and counts the stream if grpc-js refuses it before an etcdgate handler could. */

@@ -14,6 +14,7 @@ import { callerAt, callEvent, startClock, type ProxyContext } from './context.js
 import { forwardUnary, type UpstreamReply } from './forward.js';
 import { forwardedHeaders, traceIdOfHeader } from './metadata.js';
 import { RATE_LIMITED_DECISION } from './limits.js';
+import type { HttpTransport } from '../audit/types.js';
 import type { UnaryCall } from './unary-call.js';
 import { AUDIT_UNAVAILABLE, encryptedValueRefusal, INTERNAL_ERROR, MALFORMED, PERMISSION_DENIED, RATE_LIMITED, SHUTTING_DOWN, statusFromError, undecryptableStatus, type Status } from './status.js';
 
@@ -37,8 +38,17 @@ const NOT_DECIDED: Decision = { allowed: false, reason: 'not decided' };
 const UNTOUCHED: CallPlan = { kind: 'untouched' };
 const MALFORMED_DECISION: Decision = { allowed: false, reason: 'malformed request' };
 
+/**
+ * What serveUnary needs of a call: a gRPC call on its HTTP/2 stream (UnaryCall), or a
+ * JSON gateway call (src/gateway/unary.ts, which sets `http`: the audit record and the
+ * metric's protocol label say how the call came).
+ */
+export type UnaryCallPort = Pick<UnaryCall, 'request' | 'framedRequest' | 'peer' | 'headers' | 'deadline' | 'respond' | 'fail' | 'onCancel'> & {
+  readonly http?: HttpTransport;
+};
+
 /** Serves one unary call whose request message has been read. */
-export function serveUnary(context: ProxyContext, spec: MethodSpec, call: UnaryCall): void {
+export function serveUnary(context: ProxyContext, spec: MethodSpec, call: UnaryCallPort): void {
   handleUnary(context, spec, call).catch((error: unknown) => {
     // A bug, not a client's or etcd's doing: answer rather than leave the call hanging.
     context.logger.error({ err: error, method: spec.path }, 'unexpected error in a unary handler');
@@ -46,14 +56,15 @@ export function serveUnary(context: ProxyContext, spec: MethodSpec, call: UnaryC
   });
 }
 
-async function handleUnary(context: ProxyContext, spec: MethodSpec, call: UnaryCall): Promise<void> {
+async function handleUnary(context: ProxyContext, spec: MethodSpec, call: UnaryCallPort): Promise<void> {
   const start = startClock();
+  const protocol = call.http === undefined ? 'grpc' : 'http';
   const request = call.request;
   context.metrics.bytes('in', request.length);
   const caller = callerAt(context, call.peer);
   if ('code' in caller) {
     const sent = call.fail(caller);
-    context.metrics.requestFinished(spec.service, spec.method, 'deny', sent.code, 0);
+    context.metrics.requestFinished(spec.service, spec.method, 'deny', sent.code, 0, protocol);
     return;
   }
   const traceId = traceIdOfHeader(call.headers.traceparent);
@@ -71,7 +82,7 @@ async function handleUnary(context: ProxyContext, spec: MethodSpec, call: UnaryC
     }
     const code = sent?.code ?? 0;
     const seconds = Number(process.hrtime.bigint() - start.ns) / 1e9;
-    context.metrics.requestFinished(spec.service, spec.method, decision.allowed ? 'allow' : 'deny', code, seconds);
+    context.metrics.requestFinished(spec.service, spec.method, decision.allowed ? 'allow' : 'deny', code, seconds, protocol);
     // ops: only a refusal by the policy is a denial (a rate-limited or malformed call shows in the request code only).
     if (!decision.allowed && code === PERMISSION_DENIED.code) countDenial(context.metrics, caller.permissions, decision, spec.path, decoded);
     const summary = sent === undefined && response !== undefined ? summarizeResponse(spec.path, response) : {};
@@ -80,7 +91,7 @@ async function handleUnary(context: ProxyContext, spec: MethodSpec, call: UnaryC
         code,
         message: sent?.details ?? '',
         ...summary,
-      }, { traceId }),
+      }, { traceId, http: call.http }),
     );
   };
 

@@ -91,6 +91,8 @@ export interface ClientListenerOptions {
   readonly handshakeTimeoutMs?: number;
   /** Open client sockets (handshaking or verified) beyond which new ones are dropped at once; default unlimited. */
   readonly maxConnections?: number;
+  /** Also offer ALPN http/1.1 (the JSON gateway, src/gateway); default: h2 only. */
+  readonly http1?: boolean;
   /** Network checks before TLS (allowedSources, PROXY protocol); none by default. */
   readonly network?: Omit<FrontDoorOptions, 'firstByteTimeoutMs'>;
   /** Wall clock, ms since the epoch (re-checks and notAfter timers); default Date.now. */
@@ -274,7 +276,8 @@ export function createClientListener(options: ClientListenerOptions): ClientList
     requestCert: true,
     // Checked below, in secureConnection (see the file comment): never inject unverified.
     rejectUnauthorized: false,
-    ALPNProtocols: ['h2'],
+    // h2 first: a client offering both gets gRPC's protocol.
+    ALPNProtocols: options.http1 === true ? ['h2', 'http/1.1'] : ['h2'],
     handshakeTimeout: handshakeTimeoutMs,
   });
   const server = net.createServer({ pauseOnConnect: true });
