@@ -4,7 +4,8 @@
 # otherwise saying exactly what to install.
 #
 #   scripts/ensure-deps.sh demo   etcd, etcdctl, openssl, node_modules
-#   scripts/ensure-deps.sh test   the same, plus promtool (prometheus), rsyslog and python3-hpack for the tests
+#   scripts/ensure-deps.sh test   the same, plus promtool (prometheus), rsyslog, python3-hpack, haproxy (PROXY
+#                                 protocol), systemd-analyze (the systemd unit), patroni and postgresql for the tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 purpose=${1:-demo}
@@ -15,6 +16,8 @@ if [ "$purpose" = test ]; then
   wanted[prometheus]=prometheus
   wanted[promtool]=prometheus
   wanted[rsyslogd]=rsyslog
+  wanted[haproxy]=haproxy
+  wanted[systemd-analyze]=systemd   # verifies deploy/systemd/etcdgate.service
 fi
 
 missing=()
@@ -22,6 +25,11 @@ for cmd in "${!wanted[@]}"; do
   if [ -n "${ETCD_BIN:-}" ] && [ "$cmd" = etcd ]; then continue; fi
   command -v "$cmd" >/dev/null 2>&1 || command -v "/usr/sbin/$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
 done
+# The JSON gateway's Patroni test: Debian's patroni, and PostgreSQL for it to run.
+if [ "$purpose" = test ]; then
+  command -v patroni >/dev/null 2>&1 || missing+=(patroni)
+  ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
+fi
 # rsyslog's TLS input needs its GnuTLS driver, a separate package.
 if [ "$purpose" = test ] && ! ls /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1; then
   missing+=(rsyslog-gnutls)

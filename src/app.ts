@@ -6,10 +6,14 @@
  *   client-facing TLS listener (src/tls) -> HTTP/2 server (src/transport) -> router and
  *   gate (src/proxy) -> service flows -> upstream pool (src/upstream) -> etcd
  */
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import type * as tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { createAuditor } from './audit/auditor.js';
+import { startEncryption } from './encryption/encryption.js';
+import { createJsonGateway } from './gateway/index.js';
+import { MemberVersions } from './health/member-versions.js';
+import { LinearizableReadiness } from './health/readiness.js';
 import { SYSTEM_CLOCK, type Clock } from './clock.js';
 import { loadConfiguredPolicy } from './config/policy-file.js';
 import type { Config } from './config/types.js';
@@ -27,9 +31,12 @@ import { RangeCache } from './proxy/range-cache.js';
 import { streamRouter } from './proxy/router.js';
 import { buildServices } from './proxy/services.js';
 import { SHUTTING_DOWN } from './proxy/status.js';
-import { createClientListener, serverContextOptions } from './tls/client-listener.js';
+import { createClientListener, serverTlsMaterial } from './tls/client-listener.js';
+import { networkChecks, refusalAudit, revokedAudit } from './tls/listener-wiring.js';
+import { assertTlsMaterial } from './tls/material-check.js';
 import { Budget } from './transport/budget.js';
 import { DEFAULT_CONNECTION_OPTIONS, type ConnectionOptions, type Http2Connection } from './transport/http2/connection.js';
+import { NO_ERROR } from './transport/http2/constants.js';
 import { Http2Server } from './transport/http2/server.js';
 import { upstreamCalls } from './upstream/calls.js';
 import { readUpstreamMaterial, UpstreamPool, type UpstreamMaterial } from './upstream/pool.js';
@@ -47,10 +54,17 @@ export interface Gateway {
   /**
    * Re-reads the server certificate and key, client CA bundle and CRL (for new
    * handshakes) and the upstream CA and client certificate (for new upstream
-   * connections); a broken or mismatched set keeps all the old material. Also runs by
-   * itself when one of those files changes (polled every second).
+   * connections); a broken or mismatched set keeps all the old material. Open client
+   * connections are re-checked against the new CA bundle and CRL, and those that no
+   * longer pass are closed. Also runs by itself when one of those files changes.
    */
   reloadTls(): boolean;
+  /**
+   * Re-reads the encryption file and key files (also on their change, polled every
+   * second); a set that does not validate or load keeps the keys in force. True when
+   * encryption is off.
+   */
+  reloadEncryption(): boolean;
   /** Reopens the audit file (log rotation). */
   reopenAudit(): void;
   /** Resolves once every audit record so far is written to the sink. */
@@ -64,7 +78,7 @@ export interface GatewayOptions {
   readonly clock?: Clock;
 }
 
-function listen(server: tls.Server, host: string, port: number): Promise<number> {
+function listen(server: NetServer, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -112,11 +126,15 @@ function clientConnectionOptions(config: Config): ConnectionOptions {
 
 /** Starts etcdgate. Rejects (and leaves nothing running) if any part cannot start. */
 export async function startGateway(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
+  // The same check as check-config, so broken TLS files fail with their field path.
+  assertTlsMaterial(config);
   const logger = options.logger ?? createLogger(config.log.level);
   const clock = options.clock ?? SYSTEM_CLOCK;
   const { metrics, registry } = createPromMetrics({ version: VERSION });
   const policy = new PolicyState(loadConfiguredPolicy(config.policy));
   metrics.policyInfo(policy.current.version, policy.current.ruleCount);
+  // Encryption at rest: every key is loaded now; one that cannot be used stops the start.
+  const encryption = config.encryption === undefined ? undefined : startEncryption(config.encryption, { metrics, logger });
   const auditor = await createAuditor(config.audit, { metrics, logger, version: VERSION, policyVersion: () => policy.current.version });
 
   let upstreamMaterial = readUpstreamMaterial(config.upstream);
@@ -131,12 +149,30 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const cacheConfig = config.cache.serializableRange;
   const rangeCache = cacheConfig.enabled ? new RangeCache(cacheConfig) : undefined;
   const stopRangeCache = rangeCache?.follow((onMessage, onEnd) => upstream.feed(WATCH_PATH, onMessage, onEnd)) ?? (() => undefined);
+  // The cache holds plaintext answers: none may outlive the keys that opened them.
+  encryption?.state.onReplace(() => rangeCache?.clear());
+  // etcd's own view of its health (readiness) and of its members' versions.
+  const readiness = new LinearizableReadiness(config.upstream.healthCheck, { upstream, metrics, logger });
+  const memberVersions = new MemberVersions({ endpoints: config.upstream.endpoints, timeoutMs: config.upstream.dialTimeoutMs, ...config.upstream.versionCheck }, { upstream, metrics, logger });
 
   const services = buildServices(
-    { gate, pool, maxSendBytes: config.server.maxSendBytes, maxWatcherBufferBytes: config.limits.maxWatcherBufferBytes, advertiseClientUrls: config.server.advertiseClientUrls, cache: rangeCache },
+    {
+      gate,
+      pool,
+      maxSendBytes: config.server.maxSendBytes,
+      maxWatcherBufferBytes: config.limits.maxWatcherBufferBytes,
+      advertiseClientUrls: config.server.advertiseClientUrls,
+      cache: rangeCache,
+      encryption: encryption?.state,
+    },
     METHODS,
   );
+  // etcd's JSON gateway on the same listener (src/gateway): HTTP/1.1 sockets and non-gRPC HTTP/2 requests.
+  const jsonGateway = config.gateway.enabled
+    ? createJsonGateway({ gate, services, upstream, logger, maxRecvBytes: config.server.maxRecvBytes }, config.gateway)
+    : undefined;
   const clients = new Map<Http2Connection, Client>();
+  const bySocket = new Map<tls.TLSSocket, Http2Connection>();
   const onStream = streamRouter({
     gate,
     services,
@@ -149,6 +185,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       smallMessageBytes: CLIENT_STREAM_WINDOW,
     },
     requestBudget: new Budget(Math.max(config.limits.connectionBufferBytes, config.server.maxRecvBytes), config.limits.totalBufferBytes),
+    ...(jsonGateway === undefined ? {} : { onHttpRequest: jsonGateway.serveHttp2 }),
   });
   const http2 = new Http2Server(
     { connection: clientConnectionOptions(config), idleTimeoutMs: config.limits.idleTimeoutMs },
@@ -156,25 +193,42 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     () => clock.monotonic(),
   );
 
+  // Refusals are audited with a per-source rate limit; connections re-checked on reload (src/tls/).
+  const refusals = refusalAudit(config.limits, { auditor, metrics });
   const listener = createClientListener({
     tls: config.server.tls,
     handshakeTimeoutMs: config.limits.handshakeTimeoutMs,
     maxConnections: config.limits.maxConnections,
+    network: networkChecks(config.server),
+    http1: jsonGateway !== undefined,
     onConnection: (socket, connection) => {
       metrics.connectionOpened();
-      clients.set(http2.accept(socket), new Client(connection));
+      const client = new Client(connection);
+      // A client that did not negotiate h2 speaks HTTP/1.1 (as with etcd: Go's server decides the same way).
+      if (jsonGateway !== undefined && socket.alpnProtocol !== 'h2') {
+        jsonGateway.acceptHttp1(socket, client);
+        return;
+      }
+      const http2Connection = http2.accept(socket);
+      clients.set(http2Connection, client);
+      bySocket.set(socket, http2Connection);
+      socket.once('close', () => bySocket.delete(socket));
     },
     onClosed: () => metrics.connectionClosed(),
-    onRefused: (refused) => {
-      metrics.handshakeRefused(refused.reason);
-      auditor.handshakeRefused({ start: new Date(clock.now()), ...refused });
+    onRefused: refusals.onRefused,
+    onRevoked: revokedAudit({ auditor, metrics }),
+    // A connection whose certificate no longer passes: GOAWAY, then closed; calls in flight end.
+    closeConnection: (socket) => {
+      const connection = bySocket.get(socket);
+      if (connection === undefined) socket.destroy();
+      else connection.fail(NO_ERROR, 'client certificate no longer valid');
     },
   });
 
   let admin: AdminServer | undefined;
   let port: number;
   try {
-    port = await listen(listener, config.server.listen.host, config.server.listen.port);
+    port = await listen(listener.server, config.server.listen.host, config.server.listen.port);
     admin = await startAdminServer({
       host: config.admin.listen.host,
       port: config.admin.listen.port,
@@ -182,12 +236,20 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       logger,
       ...(config.admin.tls === undefined ? {} : { tls: config.admin.tls }),
       readiness: () => {
-        const checks = { listening: listener.listening && !gate.shuttingDown, policy: true, upstream: pool.healthy(), audit: auditor.accepting };
+        const checks = {
+          listening: listener.server.listening && !gate.shuttingDown,
+          policy: true,
+          upstream: pool.healthy(),
+          linearizable: readiness.serving,
+          audit: auditor.accepting,
+        };
         return { ready: Object.values(checks).every(Boolean), checks };
       },
     });
   } catch (error: unknown) {
-    listener.close();
+    listener.server.close();
+    refusals.limiter.stop();
+    encryption?.stop();
     stopRangeCache();
     pool.close();
     http2.destroy();
@@ -195,6 +257,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     throw error;
   }
   reportCertificates(config, metrics);
+  readiness.start();
+  memberVersions.start();
 
   const reloadPolicy = (): boolean => {
     try {
@@ -216,16 +280,17 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const reloadTls = (): boolean => {
     try {
       // Everything is read and checked before anything is swapped: all new, or all old.
-      const serverOptions = serverContextOptions(config.server.tls);
+      const serverMaterial = serverTlsMaterial(config.server.tls);
       const nextUpstream = readUpstreamMaterial(config.upstream);
-      listener.setSecureContext(serverOptions);
+      // Also re-checks every open connection: revoked, expired or untrusted ones are closed.
+      const closed = listener.replaceMaterial(serverMaterial);
       if (!sameMaterial(nextUpstream, upstreamMaterial)) {
         pool.replaceCredentials(nextUpstream);
         upstreamMaterial = nextUpstream;
       }
       reportCertificates(config, metrics);
       metrics.tlsReload('success');
-      logger.info('TLS material reloaded');
+      logger.info({ connectionsClosed: closed }, 'TLS material reloaded');
       return true;
     } catch (error: unknown) {
       metrics.tlsReload('failure');
@@ -242,13 +307,18 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     gate.shuttingDown = true;
     stopWatchingPolicy();
     stopWatchingTls();
-    listener.close();
+    readiness.stop();
+    memberVersions.stop();
+    encryption?.stop();
+    listener.server.close();
+    jsonGateway?.close();
     for (const stream of [...gate.streams]) stream.abort(SHUTTING_DOWN);
     http2.shutdown();
     await new Promise<void>((resolve) => {
       const deadline = setTimeout(() => {
         clearInterval(check);
         http2.destroy();
+        jsonGateway?.closeAll();
         resolve();
       }, config.server.shutdownTimeoutMs);
       const check = setInterval(() => {
@@ -258,9 +328,11 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
         resolve();
       }, 10);
     });
+    jsonGateway?.closeAll();
     stopRangeCache();
     pool.close();
     await admin?.close();
+    refusals.limiter.stop();
     await auditor.close();
     logger.info('etcdgate stopped');
   };
@@ -271,6 +343,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     version: VERSION,
     reloadPolicy,
     reloadTls,
+    reloadEncryption: () => encryption?.reload() ?? true,
     reopenAudit: () => auditor.reopen(),
     flushAudit: () => auditor.flush(),
     stop: () => (stopping ??= stop()),

@@ -3,32 +3,44 @@
  * The command line, and the only module that touches `process`: argv, signals, exit.
  *
  *   etcdgate --config FILE                 run the gateway
- *   etcdgate check-config FILE             validate a config and its policy, exit non-zero on problems
- *   etcdgate explain --config FILE ...     show the decision and rule for one request
+ *   etcdgate check-config FILE             validate a config, its policy and its TLS material, exit 2 on problems
+ *   etcdgate explain --config FILE ...     show the decision and rule for one request (exit 0 allow, 3 deny)
  *   etcdgate test-policy POLICY CASES      run policy test cases, exit non-zero on a mismatch
+ *   etcdgate encryption status|rewrite ... encryption at rest: how values are held; re-encrypt a prefix
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
 import { startGateway, type Gateway } from './app.js';
-import { explainAccesses, explainIdentity } from './cli/explain-request.js';
+import { ENCRYPTION_USAGE, encryptionCommand } from './cli/encryption.js';
+import { EXPLAIN_USAGE, explainCommand } from './cli/explain-command.js';
+import { UsageError } from './cli/usage-error.js';
 import { ConfigError, loadConfig } from './config/load.js';
+import { createLogger, type Logger } from './observability/logger.js';
+import { logProcessWarnings } from './observability/process-warnings.js';
 import { compilePolicyText } from './policy/compile.js';
-import { explain } from './policy/explain.js';
 import { loadConfiguredPolicy } from './config/policy-file.js';
 import { PolicyError } from './policy/policy-error.js';
 import { runPolicyCases } from './policy/test-cases.js';
+import { assertTlsMaterial } from './tls/material-check.js';
 import { VERSION } from './version.js';
 
 const USAGE = `etcdgate ${VERSION}: mTLS authenticating, authorizing and auditing proxy for etcd
 
 Usage:
   etcdgate --config FILE
-  etcdgate check-config FILE
-  etcdgate explain --config FILE (--cert CLIENT.pem | --cn NAME [--o ORG] [--ou UNIT] [--dns NAME] [--uri URI])
-                   --method METHOD [--key KEY] [--range-end END]
+  etcdgate check-config [--config] FILE
+  ${EXPLAIN_USAGE.replace(/\n/gu, '\n  ')}
   etcdgate test-policy POLICY.yaml CASES.yaml
-  etcdgate --version`;
+${ENCRYPTION_USAGE}
+  etcdgate --version
+
+Exit status: 2 for an invalid config, policy or command line (every problem named by its
+field path), 1 for other failures; explain: 0 allowed, 3 denied; test-policy: 1 on a
+failed case.`;
+
+/** The logger process warnings go to; the configured one once a config is loaded. */
+let warningLogger: Logger = createLogger('warn');
 
 /** Prints a startup problem and exits: 2 for invalid input, 1 otherwise. */
 function fail(error: unknown): never {
@@ -37,7 +49,7 @@ function fail(error: unknown): never {
     process.stderr.write(`etcdgate: ${error.source}: invalid configuration (${count} problem${count === 1 ? '' : 's'}):\n${error.message.replace(/^/gmu, '  ')}\n`);
     process.exit(2);
   }
-  if (error instanceof PolicyError) {
+  if (error instanceof PolicyError || error instanceof UsageError) {
     process.stderr.write(`etcdgate: ${error.message}\n`);
     process.exit(2);
   }
@@ -45,45 +57,24 @@ function fail(error: unknown): never {
   process.exit(1);
 }
 
-function checkConfig(file: string | undefined): void {
-  if (file === undefined) fail(new Error('check-config needs a config file'));
+/** `check-config FILE` or `check-config --config FILE`: the config, its policy and every piece of TLS material it names. */
+function checkConfig(argv: string[]): void {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } }, allowPositionals: true, strict: true });
+  } catch (error: unknown) {
+    fail(new UsageError(`${error instanceof Error ? error.message : String(error)}\n${USAGE}`));
+  }
+  const files = [...(parsed.values.config === undefined ? [] : [parsed.values.config]), ...parsed.positionals];
+  if (files.length !== 1) fail(new UsageError(`check-config needs one config file (check-config FILE or check-config --config FILE)`));
+  const file = files[0] ?? '';
   const config = loadConfig(file);
   const policy = loadConfiguredPolicy(config.policy);
-  process.stdout.write(`${file}: OK (policy ${policy.version}, ${policy.ruleCount} rules)\n`);
-}
-
-function explainCommand(argv: string[]): void {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      config: { type: 'string' },
-      cert: { type: 'string' },
-      cn: { type: 'string' },
-      o: { type: 'string', multiple: true, default: [] },
-      ou: { type: 'string', multiple: true, default: [] },
-      dns: { type: 'string', multiple: true, default: [] },
-      uri: { type: 'string', multiple: true, default: [] },
-      method: { type: 'string' },
-      key: { type: 'string' },
-      'range-end': { type: 'string' },
-    },
-  });
-  if (values.config === undefined || values.method === undefined) fail(new Error(`explain needs --config and --method\n${USAGE}`));
-  const args = {
-    o: values.o,
-    ou: values.ou,
-    dns: values.dns,
-    uri: values.uri,
-    method: values.method,
-    ...(values.cert === undefined ? {} : { cert: values.cert }),
-    ...(values.cn === undefined ? {} : { cn: values.cn }),
-    ...(values.key === undefined ? {} : { key: values.key }),
-    ...(values['range-end'] === undefined ? {} : { rangeEnd: values['range-end'] }),
-  };
-  const policy = loadConfiguredPolicy(loadConfig(values.config).policy);
-  const result = explain(policy, explainIdentity(args), explainAccesses(args));
-  process.stdout.write(`${result.lines.join('\n')}\n`);
-  process.exitCode = result.decision.allowed ? 0 : 3;
+  // The start runs the same check (src/app.ts), so what passes here loads there.
+  assertTlsMaterial(config);
+  const resources = config.encryption?.resources.length;
+  const encryption = resources === undefined ? '' : `; encryption: ${resources} resource${resources === 1 ? '' : 's'}, key files checked`;
+  process.stdout.write(`${file}: OK (policy ${policy.version}, ${policy.ruleCount} rules${encryption})\n`);
 }
 
 function testPolicy(policyFile: string | undefined, casesFile: string | undefined): void {
@@ -99,7 +90,9 @@ function testPolicy(policyFile: string | undefined, casesFile: string | undefine
 
 async function run(configFile: string): Promise<void> {
   const config = loadConfig(configFile);
-  const gateway: Gateway = await startGateway(config);
+  const logger = createLogger(config.log.level);
+  warningLogger = logger;
+  const gateway: Gateway = await startGateway(config, { logger });
   let signals = 0;
   const shutdown = (): void => {
     signals += 1;
@@ -114,20 +107,27 @@ async function run(configFile: string): Promise<void> {
   process.on('SIGHUP', () => {
     gateway.reloadPolicy();
     gateway.reloadTls();
+    gateway.reloadEncryption();
     gateway.reopenAudit();
   });
   process.on('SIGUSR1', () => gateway.reopenAudit());
 }
 
 async function main(argv: string[]): Promise<void> {
+  // Node prints warnings (deprecations...) as plain text; everything etcdgate writes to stderr is JSON.
+  logProcessWarnings(process, () => warningLogger);
   const [command, ...rest] = argv;
   switch (command) {
     case 'check-config':
-      return checkConfig(rest[0]);
+      return checkConfig(rest);
     case 'explain':
-      return explainCommand(rest);
+      process.exitCode = explainCommand(rest, (text) => process.stdout.write(text));
+      return;
     case 'test-policy':
       return testPolicy(rest[0], rest[1]);
+    case 'encryption':
+      process.exitCode = await encryptionCommand(rest, { stdout: process.stdout, stderr: process.stderr });
+      return;
     case '--version':
       process.stdout.write(`${VERSION}\n`);
       return;

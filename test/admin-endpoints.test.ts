@@ -84,7 +84,7 @@ describe('admin server over HTTP', () => {
     expect(reply.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
     expect(reply.body).toContain('# TYPE etcdgate_requests_total counter');
     expect(reply.body).toContain(
-      'etcdgate_requests_total{service="etcdserverpb.KV",method="Range",decision="allow",code="OK"} 2',
+      'etcdgate_requests_total{service="etcdserverpb.KV",method="Range",decision="allow",code="OK",protocol="grpc"} 2',
     );
     expect(reply.body).toContain('etcdgate_build_info{version="admin-test"');
   });

@@ -136,6 +136,7 @@ describe('call records written directly', () => {
           result: { code: 14, message: s, revision: s },
           watchId: s,
           traceId: s,
+          http: { version: '1.1', path: s },
         }),
         { eventId: s, version: s, policyVersion: s },
       );
@@ -291,6 +292,7 @@ const event: fc.Arbitrary<CallEvent> = fc
     bytes: optionalNumber,
     watchId: fc.option(anyText, { nil: undefined }),
     traceId: fc.option(anyText, { nil: undefined }),
+    http: fc.option(fc.record({ version: fc.constantFrom('1.1' as const, '2' as const), path: anyText }), { nil: undefined }),
   })
   .map((f) => {
     const decision = { allowed: f.allowed, reason: f.reason, ...(f.role !== undefined ? { role: f.role } : {}), ...(f.rule !== undefined ? { rule: f.rule } : {}) };
@@ -317,6 +319,7 @@ const event: fc.Arbitrary<CallEvent> = fc
       result,
       ...(f.watchId !== undefined ? { watchId: f.watchId } : {}),
       ...(f.traceId !== undefined ? { traceId: f.traceId } : {}),
+      ...(f.http !== undefined ? { http: f.http } : {}),
     };
   });
 

@@ -1,7 +1,7 @@
 /**
  * Property: the real request decoder (the KV decoders of the method table) followed by
  * the real compiled policy decides every KV request exactly as a slow reference model of
- * shared/etcd-authz.md does, for random policies and random Range / Put / DeleteRange /
+ * docs/authorization.md does, for random policies and random Range / Put / DeleteRange /
  * Txn requests (nested Txns, compares on keys and ranges, prev_kv) encoded to wire bytes.
  * The reference reads the request back with protobufjs (an independent decoder) and
  * enumerates keys; it never looks at interval ends the way the policy engine does.
@@ -33,7 +33,7 @@ type Need = { kind: 'read' | 'write'; keys: Buffer[] };
 type Plain = Record<string, unknown>;
 const bytesOf = (value: unknown): Buffer => (Buffer.isBuffer(value) ? value : Buffer.alloc(0));
 
-/** What a decoded (protobufjs) KV request needs, per the RPC table of shared/etcd-authz.md. */
+/** What a decoded (protobufjs) KV request needs, per the RPC table of docs/authorization.md. */
 function needs(method: string, request: Plain): Need[] {
   const key = bytesOf(request['key']);
   const end = bytesOf(request['range_end']);

@@ -1,6 +1,7 @@
 /**
  * Bad input through etcdgate in front of a real etcd: malformed protobuf, a length
- * prefix declaring 4 GiB, a truncated frame, a wrong content-type, a message over
+ * prefix declaring 4 GiB, a truncated frame, a wrong content-type (the JSON gateway's
+ * then, or grpc-js's 415 with the gateway off), a message over
  * server.maxRecvBytes, an unknown method, binary and invalid-UTF-8 keys, an empty key,
  * absurd range ends. Each gets a clear gRPC status; what etcdgate refuses itself says so
  * ("etcdgate: ..."), so it provably never reached etcd; what reaches a handler is
@@ -9,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { encode } from './support/etcd-messages.js';
 import { startEtcd, type EtcdCluster } from './support/etcd.js';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
@@ -48,9 +49,9 @@ interface RawReply {
 }
 
 /** One HTTP/2 request with exact bytes, over mTLS as root. */
-function rawHttp2(path: string, body: Buffer, contentType = 'application/grpc'): Promise<RawReply> {
+function rawHttp2(path: string, body: Buffer, contentType = 'application/grpc', target: TestGateway = gate): Promise<RawReply> {
   const pair = pki.client('root');
-  const session = http2.connect(gate.endpoint, { ca: readFileSync(pki.ca), cert: readFileSync(pair.cert), key: readFileSync(pair.key), servername: 'localhost' });
+  const session = http2.connect(target.endpoint, { ca: readFileSync(pki.ca), cert: readFileSync(pair.cert), key: readFileSync(pair.key), servername: 'localhost' });
   session.on('error', () => undefined);
   return new Promise((resolve, reject) => {
     const request = session.request({ ':method': 'POST', ':path': path, 'content-type': contentType, te: 'trailers' });
@@ -156,10 +157,21 @@ describe('refused by etcdgate itself, never forwarded', () => {
     expect(got['count']).toBeUndefined();
   });
 
-  it('content-type text/plain is not gRPC: refused', async () => {
+  it('content-type text/plain is not gRPC: the JSON gateway answers it (a gRPC path is no HTTP route: 404, as etcd)', async () => {
     const reply = await rawHttp2('/etcdserverpb.KV/Range', frame(encode('etcdserverpb.RangeRequest', { key: Buffer.from('/x') })), 'text/plain');
-    expect(reply.httpStatus === 415 || (reply.grpcStatus !== undefined && reply.grpcStatus !== grpc.status.OK)).toBe(true);
-    expect(await recordsEventually((r) => reasonOf(r) === 'not a gRPC request')).not.toHaveLength(0);
+    expect(reply.httpStatus).toBe(404);
+    expect(reply.grpcStatus).toBeUndefined();
+  });
+
+  it('content-type text/plain with the JSON gateway off: refused (415) and audited', async () => {
+    const off = await startTestGateway({ pki, upstream: etcd.endpoints, policy: POLICY, overrides: { gateway: { enabled: false } } });
+    try {
+      const reply = await rawHttp2('/etcdserverpb.KV/Range', frame(encode('etcdserverpb.RangeRequest', { key: Buffer.from('/x') })), 'text/plain', off);
+      expect(reply.httpStatus === 415 || (reply.grpcStatus !== undefined && reply.grpcStatus !== grpc.status.OK)).toBe(true);
+      await vi.waitFor(async () => expect((await off.auditRecords()).filter((r) => reasonOf(r) === 'not a gRPC request')).not.toHaveLength(0));
+    } finally {
+      await off.stop();
+    }
   });
 
   it('an unknown method -> UNIMPLEMENTED', async () => {

@@ -57,6 +57,25 @@ describe('etcdgate CLI', () => {
     expect(denied.stdout).toMatch(/decision: DENY/u);
   });
 
+  it('explain works from a policy file alone, refuses what a method does not take, and --help states the exit statuses', async () => {
+    const policy = path.join(root, 'config/policies/multi-tenant-cn.yaml');
+    const allowed = await run(['explain', '--policy', policy, '--cn', 'tenant-a', '--method', 'Range', '--key', '/tenants/tenant-a/', '--prefix']);
+    expect(allowed.code, allowed.stderr).toBe(0);
+    expect(allowed.stdout).toMatch(/request 1: read prefix \/tenants\/tenant-a\/ -> ALLOW/u);
+    const denied = await run(['explain', '--policy', policy, '--cn', 'tenant-a', '--method', 'Txn', '--txn', 'success: put /tenants/tenant-a/x; failure: delete /tenants/tenant-b/x']);
+    expect(denied.code).toBe(3);
+    expect(denied.stdout).toMatch(/write key \/tenants\/tenant-b\/x -> DENY/u);
+    const wrongOption = await run(['explain', '--policy', policy, '--cn', 'tenant-a', '--method', 'LeaseGrant', '--key', '/x']);
+    expect(wrongOption.code).toBe(2);
+    expect(wrongOption.stderr).toContain('LeaseGrant does not take --key');
+    const both = await run(['explain', '--policy', policy, '--config', policy, '--cn', 'a', '--method', 'Status']);
+    expect(both.code).toBe(2);
+    const help = await run(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('Exit status: 0 allowed, 3 denied, 2 bad arguments');
+    expect(help.stdout).toContain('check-config [--config] FILE');
+  });
+
   it('test-policy passes every shipped example and fails on a wrong expectation', async () => {
     for (const name of ['policy.dev', 'policies/kube-apiserver', 'policies/multi-tenant-cn', 'policies/multi-tenant-spiffe', 'policies/read-only-auditor', 'policies/backup-operator']) {
       const result = await run(['test-policy', `config/${name}.yaml`, `config/${name}.cases.yaml`]);

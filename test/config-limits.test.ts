@@ -61,6 +61,9 @@ describe('limits', () => {
       idleTimeoutMs: 0,
       connectionBufferBytes: 1_048_576,
       totalBufferBytes: 8_388_608,
+      refusalRecordsPerMinute: 0,
+      refusalRecordsBurst: 2,
+      refusalRecordsTotalPerMinute: 10,
     };
     expect(parseConfig(doc(given), { source: '', baseDir: dir }).limits).toEqual(given);
   });

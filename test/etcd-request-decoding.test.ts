@@ -1,6 +1,6 @@
 /**
  * Proves that every etcd request decoder turns real wire bytes (encoded by protobufjs
- * from protos/) into the accesses shared/etcd-authz.md requires, with exact int64 lease
+ * from protos/) into the accesses docs/authorization.md requires, with exact int64 lease
  * ids, etcd's empty-key rule for watches, binary keys kept intact, and no value or
  * password ever in an audit summary.
  */

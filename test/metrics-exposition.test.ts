@@ -20,7 +20,7 @@ import { findSamples, parseExposition, sampleValue } from './support/prometheus-
 
 /** The documented families: type and label names (histograms list theirs without `le`). */
 const FAMILIES: Record<string, { type: string; labels: string[] }> = {
-  etcdgate_requests_total: { type: 'counter', labels: ['code', 'decision', 'method', 'service'] },
+  etcdgate_requests_total: { type: 'counter', labels: ['code', 'decision', 'method', 'protocol', 'service'] },
   etcdgate_request_duration_seconds: { type: 'histogram', labels: ['method'] },
   etcdgate_received_bytes_total: { type: 'counter', labels: [] },
   etcdgate_sent_bytes_total: { type: 'counter', labels: [] },
@@ -30,9 +30,18 @@ const FAMILIES: Record<string, { type: string; labels: string[] }> = {
   etcdgate_upstream_up: { type: 'gauge', labels: ['endpoint'] },
   etcdgate_upstream_request_duration_seconds: { type: 'histogram', labels: ['method'] },
   etcdgate_upstream_failovers_total: { type: 'counter', labels: [] },
-  etcdgate_denials_total: { type: 'counter', labels: ['role'] },
+  etcdgate_denials_total: { type: 'counter', labels: ['binding', 'reason', 'role'] },
+  etcdgate_denied_health_probes_total: { type: 'counter', labels: [] },
   etcdgate_policy_reloads_total: { type: 'counter', labels: ['result'] },
   etcdgate_tls_reloads_total: { type: 'counter', labels: ['result'] },
+  etcdgate_policy_last_reload_successful: { type: 'gauge', labels: [] },
+  etcdgate_tls_last_reload_successful: { type: 'gauge', labels: [] },
+  etcdgate_encryption_values_encrypted_total: { type: 'counter', labels: ['resource', 'provider', 'key'] },
+  etcdgate_encryption_values_decrypted_total: { type: 'counter', labels: ['resource', 'provider', 'key'] },
+  etcdgate_encryption_decryption_failures_total: { type: 'counter', labels: ['resource', 'reason'] },
+  etcdgate_encryption_plaintext_reads_total: { type: 'counter', labels: ['resource'] },
+  etcdgate_encryption_reloads_total: { type: 'counter', labels: ['result'] },
+  etcdgate_encryption_write_key_info: { type: 'gauge', labels: ['resource', 'provider', 'key'] },
   etcdgate_policy_rules: { type: 'gauge', labels: [] },
   etcdgate_policy_info: { type: 'gauge', labels: ['version'] },
   etcdgate_audit_records_total: { type: 'counter', labels: [] },
@@ -40,7 +49,13 @@ const FAMILIES: Record<string, { type: string; labels: string[] }> = {
   etcdgate_audit_queue_depth: { type: 'gauge', labels: [] },
   etcdgate_certificate_not_after_seconds: { type: 'gauge', labels: ['role', 'subject'] },
   etcdgate_tls_handshake_failures_total: { type: 'counter', labels: ['reason'] },
+  etcdgate_tls_connections_revoked_total: { type: 'counter', labels: ['reason'] },
+  etcdgate_audit_refusal_records_suppressed_total: { type: 'counter', labels: [] },
   etcdgate_build_info: { type: 'gauge', labels: ['node_version', 'version'] },
+  etcdgate_upstream_serving: { type: 'gauge', labels: [] },
+  etcdgate_upstream_health_checks_total: { type: 'counter', labels: ['result'] },
+  etcdgate_etcd_member_info: { type: 'gauge', labels: ['endpoint', 'member_id', 'version'] },
+  etcdgate_etcd_member_below_minimum_version: { type: 'gauge', labels: ['endpoint', 'minimum', 'version'] },
 };
 
 /** The family a sample belongs to, and whether it carries the histogram `le` label. */
@@ -85,9 +100,10 @@ describe('createPromMetrics exposition', () => {
     metrics.upstreamCall('Range', 0.002);
     metrics.upstreamCall('Range', 0.02);
     metrics.upstreamFailover();
-    metrics.denied('reader');
-    metrics.denied('reader');
-    metrics.denied('none');
+    metrics.denied({ binding: 'readers', role: 'reader', reason: 'denied_by_rule' });
+    metrics.denied({ binding: 'readers', role: 'reader', reason: 'denied_by_rule' });
+    metrics.denied({ binding: 'none', role: 'none', reason: 'no_binding' });
+    metrics.healthProbeDenied();
     metrics.policyReload('success');
     metrics.policyReload('failure');
     metrics.policyReload('failure');
@@ -98,10 +114,15 @@ describe('createPromMetrics exposition', () => {
     metrics.auditWritten();
     metrics.auditFailure();
     metrics.auditQueueDepth(42);
-    metrics.certificateNotAfter('server', 'gw.example', new Date('2030-01-01T00:00:00Z'));
+    metrics.certificatesInUse('server', [{ subject: 'gw.example', notAfter: new Date('2030-01-01T00:00:00Z') }]);
     metrics.handshakeRefused('unknown_ca');
     metrics.handshakeRefused('unknown_ca');
     metrics.handshakeRefused('expired');
+    metrics.upstreamServing(true);
+    metrics.upstreamServing(false);
+    metrics.etcdMember('https://etcd-a:2379', { version: '3.5.30', memberId: 'a1', minimum: '3.5.33', below: true });
+    metrics.etcdMember('https://etcd-a:2379', { version: '3.5.33', memberId: 'a1', minimum: '3.5.33', below: false });
+    metrics.etcdMember('https://etcd-b:2379', { version: '3.6.14', memberId: 'b2', minimum: '3.6.14', below: false });
     exposition = await scrape(registry);
   });
 
@@ -132,6 +153,8 @@ describe('createPromMetrics exposition', () => {
     // A code outside gRPC's table is still a bounded label.
     expect(sampleValue(exposition, 'etcdgate_requests_total', { method: 'Status', code: 'UNKNOWN' })).toBe(1);
     expect(findSamples(exposition, 'etcdgate_requests_total')).toHaveLength(3);
+    // Calls made without a protocol are gRPC calls; the JSON gateway's say http.
+    expect(findSamples(exposition, 'etcdgate_requests_total', { protocol: 'grpc' })).toHaveLength(3);
   });
 
   it('records request latency in a histogram with buckets from 100 µs to 10 s', () => {
@@ -169,11 +192,16 @@ describe('createPromMetrics exposition', () => {
     expect(sampleValue(exposition, 'etcdgate_upstream_failovers_total')).toBe(1);
   });
 
-  it('counts denials per role and policy reloads per result', () => {
-    expect(sampleValue(exposition, 'etcdgate_denials_total', { role: 'reader' })).toBe(2);
-    expect(sampleValue(exposition, 'etcdgate_denials_total', { role: 'none' })).toBe(1);
+  it('counts denials by binding, role and reason, health probes apart, and policy reloads per result', () => {
+    expect(sampleValue(exposition, 'etcdgate_denials_total', { binding: 'readers', role: 'reader', reason: 'denied_by_rule' })).toBe(2);
+    expect(sampleValue(exposition, 'etcdgate_denials_total', { binding: 'none', role: 'none', reason: 'no_binding' })).toBe(1);
+    expect(findSamples(exposition, 'etcdgate_denials_total')).toHaveLength(2);
+    expect(sampleValue(exposition, 'etcdgate_denied_health_probes_total')).toBe(1);
     expect(sampleValue(exposition, 'etcdgate_policy_reloads_total', { result: 'success' })).toBe(1);
     expect(sampleValue(exposition, 'etcdgate_policy_reloads_total', { result: 'failure' })).toBe(2);
+    // The last policy reload failed; no TLS reload was attempted.
+    expect(sampleValue(exposition, 'etcdgate_policy_last_reload_successful')).toBe(0);
+    expect(sampleValue(exposition, 'etcdgate_tls_last_reload_successful')).toBe(1);
   });
 
   it('keeps a policy_info series only for the policy version in force', () => {
@@ -198,7 +226,21 @@ describe('createPromMetrics exposition', () => {
     expect(sampleValue(exposition, 'etcdgate_tls_handshake_failures_total', { reason: 'unknown_ca' })).toBe(2);
     expect(sampleValue(exposition, 'etcdgate_tls_handshake_failures_total', { reason: 'expired' })).toBe(1);
     expect(sampleValue(exposition, 'etcdgate_tls_handshake_failures_total', { reason: 'no_certificate' })).toBe(0);
-    expect(findSamples(exposition, 'etcdgate_tls_handshake_failures_total')).toHaveLength(10);
+    expect(findSamples(exposition, 'etcdgate_tls_handshake_failures_total')).toHaveLength(14);
+  });
+
+  it('reports the readiness check and one version series per member, the latest report only', () => {
+    expect(sampleValue(exposition, 'etcdgate_upstream_serving')).toBe(0);
+    expect(sampleValue(exposition, 'etcdgate_upstream_health_checks_total', { result: 'ok' })).toBe(1);
+    expect(sampleValue(exposition, 'etcdgate_upstream_health_checks_total', { result: 'failed' })).toBe(1);
+    expect(findSamples(exposition, 'etcdgate_etcd_member_info').map((s) => s.labels)).toEqual([
+      { endpoint: 'https://etcd-a:2379', member_id: 'a1', version: '3.5.33' },
+      { endpoint: 'https://etcd-b:2379', member_id: 'b2', version: '3.6.14' },
+    ]);
+    expect(findSamples(exposition, 'etcdgate_etcd_member_below_minimum_version').map((s) => [s.labels['version'], s.value])).toEqual([
+      ['3.5.33', 0],
+      ['3.6.14', 0],
+    ]);
   });
 
   it('exports build info and unprefixed default process metrics', () => {
@@ -294,10 +336,24 @@ describe('reportCertificateBundle', () => {
 
   it('skips blocks that are not certificates', () => {
     const calls: string[] = [];
-    const spy = { ...NOOP_METRICS, certificateNotAfter: (_role: string, subject: string) => calls.push(subject) };
+    const spy = { ...NOOP_METRICS, certificatesInUse: (_role: string, list: readonly { subject: string }[]) => calls.push(...list.map((c) => c.subject)) };
     const garbage = '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n';
     expect(reportCertificateBundle(spy, 'server', garbage)).toBe(0);
     expect(reportCertificateBundle(spy, 'server', '')).toBe(0);
     expect(calls).toEqual([]);
+  });
+
+  it('removes the series of a role’s certificates no longer in use, and only of that role', async () => {
+    const named = readFileSync(path.join(dir, 'named.crt'), 'utf8');
+    const anonymous = readFileSync(path.join(dir, 'anonymous.crt'), 'utf8');
+    const { metrics, registry } = createPromMetrics({ version: 'x' });
+    reportCertificateBundle(metrics, 'server', named);
+    reportCertificateBundle(metrics, 'client-ca', named);
+    expect(findSamples(await scrape(registry), 'etcdgate_certificate_not_after_seconds')).toHaveLength(2);
+    reportCertificateBundle(metrics, 'server', anonymous);
+    const after = findSamples(await scrape(registry), 'etcdgate_certificate_not_after_seconds');
+    expect(after.map((s) => `${s.labels['role']}/${s.labels['subject']}`).sort()).toEqual(
+      ['client-ca/etcd-clients-ca', `server/${new X509Certificate(anonymous).fingerprint256.replaceAll(':', '').toLowerCase().slice(0, 16)}`].sort(),
+    );
   });
 });

@@ -49,7 +49,7 @@ describe('metrics of a live etcdgate', () => {
       const exposition = parseExposition(page);
       expect(sampleValue(exposition, 'etcdgate_requests_total', { method: 'Put', decision: 'allow', code: 'OK' })).toBe(3);
       expect(sampleValue(exposition, 'etcdgate_requests_total', { method: 'Put', decision: 'deny', code: 'PERMISSION_DENIED' })).toBe(1);
-      expect(sampleValue(exposition, 'etcdgate_denials_total', { role: 'none' })).toBe(1);
+      expect(sampleValue(exposition, 'etcdgate_denials_total', { binding: 'bindings[0]', role: 'none', reason: 'not_granted' })).toBe(1);
       expect(sampleValue(exposition, 'etcdgate_watchers', {})).toBe(1);
       expect(sampleValue(exposition, 'etcdgate_client_connections', {})).toBe(1);
       expect(sampleValue(exposition, 'etcdgate_upstream_up', { endpoint: stack.etcd.endpoints[0]! })).toBe(1);

@@ -159,6 +159,27 @@ describe('watch enforcement', () => {
     }
   });
 
+  it('refuses a from-key watch (range end "\\0") starting inside a grant, as etcd 3.5.33/3.6.14 do (GHSA-xg4h-6gfc-h4m8)', async () => {
+    const log = new WatchLog(rawWatch(tenantA));
+    try {
+      // tenant-a may read /shared/...: a watch from /shared/a to the end of the key space
+      // would show it every later key. etcd before the fix checked it as a single key.
+      log.create({ key: b('/shared/a'), range_end: b('\0') });
+      log.create({ key: b('/shared/a') });
+      await log.waitFor('refusal, then the single-key watcher', (rs) => rs.filter((r) => r['created'] === true).length === 2);
+      expectRefusal(log.responses[0]);
+      expect(log.responses[1]).toMatchObject({ created: true });
+      expect(log.responses[1]?.['canceled']).not.toBe(true);
+      const id = idOf(log.responses[1] ?? {});
+      await put('/zz-after-shared');
+      await put('/shared/a');
+      await log.waitFor('event on /shared/a', () => log.eventKeys(id).includes('/shared/a'));
+      expect(log.eventKeys(id)).toEqual(['/shared/a']);
+    } finally {
+      log.stream.cancel();
+    }
+  });
+
   it('refuses a watch on every key (empty key, range end "\\0") to a tenant', async () => {
     const log = new WatchLog(rawWatch(tenantA));
     try {

@@ -1,5 +1,5 @@
 /**
- * Key-range semantics (shared/etcd-authz.md, "Key ranges"): prefix ends with 0xff bytes,
+ * Key-range semantics (docs/authorization.md, "Key ranges"): prefix ends with 0xff bytes,
  * the empty key, "\0" ends, binary and invalid-UTF-8 keys, and range coverage across
  * adjacent, overlapping and gapped grants. Each scenario has an allowed and a denied request.
  */

@@ -126,6 +126,20 @@ describe('document shape', () => {
   });
 });
 
+describe('binding names', () => {
+  const who = { cn: 'a', o: [], ou: [], dns: [], uri: [], ip: [], serial: '', fingerprint: '', issuer: '', subject: '', notBefore: new Date(0), notAfter: new Date(0) };
+  it('label the first matching binding (by name, else by path) and must be unique and plain', () => {
+    const roles = { r: { capabilities: ['status'] } };
+    const named = compilePolicy({ roles, bindings: [{ match: { cn: 'b' }, roles: ['r'] }, { name: 'alpha', match: { cn: 'a' }, roles: ['r'] }, { match: { cn: '*' }, roles: ['r'] }] });
+    expect(named.permissionsFor(who).binding).toBe('alpha');
+    const unnamed = compilePolicy({ roles, bindings: [{ match: { cn: 'b' }, roles: ['r'] }, { match: { cn: 'a' }, roles: ['r'] }] });
+    expect(unnamed.permissionsFor(who).binding).toBe('bindings[1]');
+    expect(unnamed.permissionsFor({ ...who, cn: 'z' }).binding).toBeUndefined();
+    const issues = issuesOf({ roles, bindings: [{ name: 'x', match: { cn: 'a' }, roles: ['r'] }, { name: 'x', match: { cn: 'b' }, roles: ['r'] }, { name: 'has space', match: { cn: 'c' }, roles: ['r'] }] });
+    expect(issues.map((i) => i.path)).toEqual(['bindings[1].name', 'bindings[2].name']);
+  });
+});
+
 describe('YAML text', () => {
   const text = [
     'roles:',

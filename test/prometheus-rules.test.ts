@@ -63,12 +63,17 @@ describe('etcdgate alert rules', () => {
         'EtcdgateAuditSinkFailing',
         'EtcdgateCertificateExpiringSoon',
         'EtcdgateCertificateExpiryCritical',
+        'EtcdgateDecryptionFailures',
         'EtcdgateDown',
+        'EtcdgateEncryptionReloadFailed',
         'EtcdgateHighDenialRate',
         'EtcdgateHighLatencyP99',
         'EtcdgatePolicyReloadFailed',
+        'EtcdgateTlsReloadFailed',
         'EtcdgateUpstreamAllDown',
         'EtcdgateUpstreamDown',
+        'EtcdgateUpstreamNotServing',
+        'EtcdgateEtcdMemberBelowMinimumVersion',
       ].sort(),
     );
     for (const rule of alertRules()) {

@@ -14,6 +14,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UpstreamConfig } from '../src/config/types.js';
+import { DEFAULT_HEALTH_CHECK, DEFAULT_VERSION_CHECK } from '../src/config/upstream-health-section.js';
 import type { CallOutcome } from '../src/transport/grpc/client-call.js';
 import { Code } from '../src/transport/grpc/status.js';
 import { Endpoint, readUpstreamMaterial } from '../src/upstream/pool.js';
@@ -54,6 +55,8 @@ function connect(url: string, options: Options = {}): Endpoint {
     keepaliveTimeoutMs: options.keepaliveTimeoutMs ?? 10_000,
     dialTimeoutMs: 2_000,
     maxRecvBytes: -1,
+    healthCheck: DEFAULT_HEALTH_CHECK,
+    versionCheck: DEFAULT_VERSION_CHECK,
   };
   const endpoint = new Endpoint(url, config, readUpstreamMaterial(config), () => undefined);
   opened.push(endpoint);

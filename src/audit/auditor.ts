@@ -175,7 +175,7 @@ export async function createAuditor(config: AuditConfig, deps: AuditorDeps): Pro
         // A refused handshake is an authentication event: recorded unless the auth group is off.
         if (!enabled.auth) return;
         const json = serializeHandshakeRecord(event, context());
-        queue.push(encode(json, SEVERITY.warning, 'handshake.refused'));
+        queue.push(encode(json, SEVERITY.warning, event.kind ?? 'handshake.refused'));
       } catch (err: unknown) {
         failed(err);
       }

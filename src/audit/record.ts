@@ -240,13 +240,22 @@ function commonHead(start: Date): JsonObject {
   };
 }
 
-function etcdgateFields(context: RecordContext, kind: string): JsonObject {
-  return {
+function etcdgateFields(context: RecordContext, kind: string, suppressed?: number): JsonObject {
+  const fields: JsonObject = {
     schema_version: AUDIT_SCHEMA_VERSION,
     version: context.version,
     policy_version: context.policyVersion,
     event_kind: kind,
   };
+  // net: refusals.suppressed summaries (src/network/refusal-limiter.ts).
+  if (suppressed !== undefined) put(fields, 'suppressed_records', finiteNumber(suppressed));
+  return fields;
+}
+
+/** net: action and event.type of the records that share the handshake shape (see HandshakeEvent.kind). */
+function handshakeKind(event: HandshakeEvent): { kind: string; action: string; type: string } {
+  if (event.kind === 'connection.revoked') return { kind: event.kind, action: 'etcdgate.tls.recheck', type: 'end' };
+  return { kind: event.kind ?? 'handshake.refused', action: 'etcdgate.tls.handshake', type: 'start' };
 }
 
 function sourceFields(address: unknown, port: unknown): JsonObject {
@@ -276,6 +285,13 @@ function escapeRawUnsafe(json: string): string {
 /** A record as one line of JSON: no raw control, line or paragraph separator characters. */
 export function serializeRecord(record: JsonObject): string {
   return escapeRawUnsafe(JSON.stringify(record));
+}
+
+/** ECS network/http/url of a call made through the JSON gateway (absent for gRPC calls); the path is bounded. */
+function httpFields(event: CallEvent): { version: string; path: string } | undefined {
+  const http = event.http;
+  if (http === undefined) return undefined;
+  return { version: text(http.version) ?? '', path: (text(http.path) ?? '').slice(0, 256) };
 }
 
 /** Builds the record of one call (or stream event) described by the proxy. */
@@ -336,20 +352,27 @@ export function buildCallRecord(event: CallEvent, context: RecordContext): JsonO
   record['etcd'] = { request: renderRequest(event), decision: decisionFields, response };
   const traceId = text(event.traceId);
   if (traceId !== undefined && traceId !== '') record['trace'] = { id: traceId };
+  const http = httpFields(event);
+  if (http !== undefined) {
+    record['network'] = { protocol: 'http' };
+    record['http'] = { version: http.version };
+    record['url'] = { path: http.path };
+  }
   record['etcdgate'] = etcdgateFields(context, event.kind);
   return record;
 }
 
 /** Builds the record of a refused TLS handshake. */
 export function buildHandshakeRecord(event: HandshakeEvent, context: RecordContext): JsonObject {
+  const shape = handshakeKind(event);
   const eventFields: JsonObject = {
     id: context.eventId,
     kind: 'event',
     module: 'etcdgate',
     dataset: 'etcdgate.audit',
     category: ['authentication'],
-    type: ['start', 'denied'],
-    action: 'etcdgate.tls.handshake',
+    type: [shape.type, 'denied'],
+    action: shape.action,
     outcome: 'failure',
   };
   put(eventFields, 'reason', text(event.reason));
@@ -363,7 +386,7 @@ export function buildHandshakeRecord(event: HandshakeEvent, context: RecordConte
     record['user'] = { name: displayName(event.identity) };
     record['tls'] = { client: tlsClient(event.identity) };
   }
-  record['etcdgate'] = etcdgateFields(context, 'handshake.refused');
+  record['etcdgate'] = etcdgateFields(context, shape.kind, event.suppressed);
   return record;
 }
 
@@ -585,11 +608,13 @@ function recordHead(start: unknown, context: RecordContext): string {
 }
 
 /** The `etcdgate` object and the record's closing brace. */
-function recordTail(context: RecordContext, kind: unknown): string {
+function recordTail(context: RecordContext, kind: unknown, suppressed?: number): string {
   let body = `"schema_version":${String(AUDIT_SCHEMA_VERSION)}`;
   body = member(body, 'version', jsonAny(context.version));
   body = member(body, 'policy_version', jsonAny(context.policyVersion));
   body = member(body, 'event_kind', jsonAny(kind));
+  const count = finiteNumber(suppressed);
+  if (count !== undefined) body = member(body, 'suppressed_records', jsonNumber(count));
   return `,"etcdgate":{${body}}}`;
 }
 
@@ -641,13 +666,16 @@ export function serializeCallRecord(event: CallEvent, context: RecordContext): s
 
   const traceId = text(event.traceId);
   if (traceId !== undefined && traceId !== '') line += `,"trace":{"id":${jsonString(traceId)}}`;
+  const http = httpFields(event);
+  if (http !== undefined) line += `,"network":{"protocol":"http"},"http":{"version":${jsonString(http.version)}},"url":{"path":${jsonString(http.path)}}`;
   return line + recordTail(context, event.kind);
 }
 
 /** serializeRecord(buildHandshakeRecord(event, context)), written directly. */
 export function serializeHandshakeRecord(event: HandshakeEvent, context: RecordContext): string {
+  const shape = handshakeKind(event);
   let line = recordHead(event.start, context);
-  line += ',"category":["authentication"],"type":["start","denied"],"action":"etcdgate.tls.handshake","outcome":"failure"';
+  line += `,"category":["authentication"],"type":["${shape.type}","denied"],"action":"${shape.action}","outcome":"failure"`;
   const reason = jsonText(event.reason);
   if (reason !== undefined) line += `,"reason":${reason}`;
   line += '}';
@@ -658,5 +686,5 @@ export function serializeHandshakeRecord(event: HandshakeEvent, context: RecordC
     const who = identityText(event.identity);
     line += `,"user":{${who.name === undefined ? '' : `"name":${who.name}`}},"tls":{"client":${who.tlsClient}}`;
   }
-  return line + recordTail(context, 'handshake.refused');
+  return line + recordTail(context, shape.kind, event.suppressed);
 }

@@ -37,7 +37,17 @@ export type CallEventKind =
   | 'keepalive.close'
   | 'keepalive.deny'
   | 'snapshot.start'
-  | 'snapshot.end';
+  | 'snapshot.end'
+  | 'encryption.status'  // one run of `etcdgate encryption status` (src/encryption)
+  | 'encryption.rewrite'; // one run of `etcdgate encryption rewrite`
+
+/** How a call reached etcdgate when it came as JSON over HTTP (src/gateway), not as gRPC. */
+export interface HttpTransport {
+  /** "1.1" or "2". */
+  readonly version: '1.1' | '2';
+  /** The request path the client used, e.g. "/v3/kv/range" (at most 256 characters). */
+  readonly path: string;
+}
 
 export interface CallEvent {
   readonly kind: CallEventKind;
@@ -72,9 +82,15 @@ export interface CallEvent {
   };
   readonly watchId?: string;
   readonly traceId?: string;
+  /** Present for calls made through the JSON gateway; absent for gRPC calls. */
+  readonly http?: HttpTransport;
 }
 
-/** Refused TLS handshake: what could be learned of the peer. */
+/**
+ * Refused TLS handshake (or TCP connection before TLS): what could be learned of the peer.
+ * The same shape carries, with `kind`, an open connection closed because its certificate
+ * failed a re-check, and the summary of refusal records not written (rate limit).
+ */
 export interface HandshakeEvent {
   readonly start: Date;
   readonly address: string;
@@ -82,6 +98,10 @@ export interface HandshakeEvent {
   readonly reason: string;
   readonly error: string;
   readonly identity?: Identity;
+  /** Default `handshake.refused`; `connection.revoked` (src/tls/recheck.ts); `refusals.suppressed` (src/network/refusal-limiter.ts). */
+  readonly kind?: 'handshake.refused' | 'connection.revoked' | 'refusals.suppressed';
+  /** refusals.suppressed: refusal records from this source (all other sources when no address) not written. */
+  readonly suppressed?: number;
 }
 
 /** The audit trail as the proxy sees it. Implementations never throw from record(). */

@@ -18,6 +18,9 @@ const LIMITS_KEYS = [
   'idleTimeoutMs',
   'connectionBufferBytes',
   'totalBufferBytes',
+  'refusalRecordsPerMinute',
+  'refusalRecordsBurst',
+  'refusalRecordsTotalPerMinute',
 ];
 
 /** The defaults, also what an absent section means. */
@@ -32,6 +35,10 @@ export const DEFAULT_LIMITS: LimitsConfig = {
   idleTimeoutMs: 300_000,
   connectionBufferBytes: 16 * 1024 * 1024,
   totalBufferBytes: 256 * 1024 * 1024,
+  // One probe a second per source, 10 a second overall: a port scan cannot fill the audit buffer.
+  refusalRecordsPerMinute: 60,
+  refusalRecordsBurst: 20,
+  refusalRecordsTotalPerMinute: 600,
 };
 
 /** HTTP/2 carries the stream limit in a 31-bit setting. */
@@ -59,5 +66,8 @@ export function readLimits(reader: Reader, value: unknown): LimitsConfig {
     idleTimeoutMs: count('idleTimeoutMs', 0, MAX_TIMER_MS),
     connectionBufferBytes: count('connectionBufferBytes', MIN_CONNECTION_BUFFER_BYTES, MAX_WINDOW_BYTES),
     totalBufferBytes: count('totalBufferBytes', MIN_CONNECTION_BUFFER_BYTES, Number.MAX_SAFE_INTEGER),
+    refusalRecordsPerMinute: count('refusalRecordsPerMinute', 0),
+    refusalRecordsBurst: count('refusalRecordsBurst', 1),
+    refusalRecordsTotalPerMinute: count('refusalRecordsTotalPerMinute', 1),
   };
 }

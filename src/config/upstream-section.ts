@@ -6,8 +6,9 @@ import type { UpstreamConfig } from './types.js';
 import type { Reader } from './read.js';
 import { MAX_TIMER_MS, UNLIMITED_BYTES, at } from './read.js';
 import { readHttpsUrls } from './read-urls.js';
+import { DEFAULT_HEALTH_CHECK, DEFAULT_VERSION_CHECK, readHealthCheck, readVersionCheck } from './upstream-health-section.js';
 
-const UPSTREAM_KEYS = ['endpoints', 'tls', 'keepaliveTimeMs', 'keepaliveTimeoutMs', 'dialTimeoutMs', 'maxRecvBytes'];
+const UPSTREAM_KEYS = ['endpoints', 'tls', 'keepaliveTimeMs', 'keepaliveTimeoutMs', 'dialTimeoutMs', 'maxRecvBytes', 'healthCheck', 'versionCheck'];
 const UPSTREAM_TLS_KEYS = ['ca', 'cert', 'key', 'serverName'];
 
 /**
@@ -43,6 +44,8 @@ export function readUpstream(reader: Reader, value: unknown): UpstreamConfig {
       fallback: UNLIMITED_BYTES,
       unlimited: true,
     }),
+    healthCheck: readHealthCheck(reader, raw['healthCheck'], at(path, 'healthCheck')),
+    versionCheck: readVersionCheck(reader, raw['versionCheck'], at(path, 'versionCheck')),
   };
 }
 
@@ -67,4 +70,6 @@ const PLACEHOLDER_UPSTREAM: UpstreamConfig = {
   keepaliveTimeoutMs: 1,
   dialTimeoutMs: 1,
   maxRecvBytes: UNLIMITED_BYTES,
+  healthCheck: DEFAULT_HEALTH_CHECK,
+  versionCheck: DEFAULT_VERSION_CHECK,
 };

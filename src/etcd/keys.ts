@@ -1,5 +1,5 @@
 /**
- * Key-range arithmetic on raw bytes, as etcd does it (see shared/etcd-authz.md, "Key
+ * Key-range arithmetic on raw bytes, as etcd does it (see docs/authorization.md, "Key
  * ranges"). Keys are opaque byte strings, never JS strings.
  */
 import { prefixEnd as intervalPrefixEnd } from '../policy/key-range.js';

@@ -1,6 +1,6 @@
 /**
  * Decoders of the KV service: Range, Put, DeleteRange, Txn, Compact.
- * What each needs follows shared/etcd-authz.md ("Per RPC"), as strict as etcd after its
+ * What each needs follows docs/authorization.md ("RPC by RPC"), as strict as etcd after its
  * 2026 RBAC fixes: a Txn is checked on every compare and on both branches, whichever
  * would run, recursively.
  */
@@ -205,7 +205,7 @@ function txnOp(message: Buffer, sink: Sink, depth: number): KeySummary {
   while (r.next()) {
     switch (r.field) {
       case 1: compare.push(compareOp(r.bytes(), sink)); break;
-      // Both branches are checked, whichever would run (shared/etcd-authz.md, KV.Txn).
+      // Both branches are checked, whichever would run (docs/authorization.md, KV.Txn).
       case 2: success.push(requestOp(r.bytes(), sink, depth)); break;
       case 3: failure.push(requestOp(r.bytes(), sink, depth)); break;
       default: r.skip();

@@ -44,17 +44,17 @@ const SERVICES: ReadonlyArray<{ readonly service: string; readonly short: string
     service: 'etcdserverpb.KV',
     short: 'kv',
     rows: [
-      row('Range', 'access', kv.decodeRangeRequest, { ...READ, cacheable: true }),
-      row('Put', 'change', kv.decodePutRequest, WRITE),
-      row('DeleteRange', 'change', kv.decodeDeleteRangeRequest, WRITE),
-      row('Txn', 'change', kv.decodeTxnRequest, WRITE),
+      row('Range', 'access', kv.decodeRangeRequest, { ...READ, cacheable: true, values: 'range' }),
+      row('Put', 'change', kv.decodePutRequest, { ...WRITE, values: 'put' }),
+      row('DeleteRange', 'change', kv.decodeDeleteRangeRequest, { ...WRITE, values: 'delete-range' }),
+      row('Txn', 'change', kv.decodeTxnRequest, { ...WRITE, values: 'txn' }),
       row('Compact', 'admin', kv.decodeCompactionRequest),
     ],
   },
   {
     service: 'etcdserverpb.Watch',
     short: 'watch',
-    rows: [row('Watch', 'access', watch.decodeWatchRequest, { shape: 'bidi' })],
+    rows: [row('Watch', 'access', watch.decodeWatchRequest, { shape: 'bidi', values: 'watch' })],
   },
   {
     service: 'etcdserverpb.Lease',
@@ -131,10 +131,11 @@ const SERVICES: ReadonlyArray<{ readonly service: string; readonly short: string
     service: 'v3electionpb.Election',
     short: 'election',
     rows: [
-      row('Campaign', 'change', election.decodeCampaignRequest, WRITE),
-      row('Proclaim', 'change', election.decodeProclaimRequest, WRITE),
-      row('Leader', 'access', election.decodeLeaderRequest, READ),
-      row('Observe', 'access', election.decodeObserveRequest, { shape: 'serverStream' }),
+      // Election values live under name + "/": refused there when that is encrypted.
+      row('Campaign', 'change', election.decodeCampaignRequest, { ...WRITE, values: 'election' }),
+      row('Proclaim', 'change', election.decodeProclaimRequest, { ...WRITE, values: 'election' }),
+      row('Leader', 'access', election.decodeLeaderRequest, { ...READ, values: 'election' }),
+      row('Observe', 'access', election.decodeObserveRequest, { shape: 'serverStream', values: 'election' }),
       row('Resign', 'change', election.decodeResignRequest, WRITE),
     ],
   },
@@ -166,6 +167,7 @@ function buildTable(): ReadonlyMap<string, MethodSpec> {
         invalidates: r.columns.invalidates ?? 'none',
         rewrite: r.columns.rewrite ?? 'none',
         cacheable: r.columns.cacheable ?? false,
+        values: r.columns.values ?? 'none',
       });
       table.set(path, spec);
     }

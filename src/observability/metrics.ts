@@ -11,8 +11,9 @@
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { CertificateRole, HandshakeFailure, Metrics, Outcome, StreamKind } from './metrics-types.js';
+import type { CallProtocol, CertificateExpiry, CertificateRole, DecryptionFailure, EtcdMemberReport, HandshakeFailure, Metrics, Outcome, RecheckFailure, StreamKind } from './metrics-types.js';
 import { codeName as grpcCodeName } from '../transport/grpc/status.js';
+import type { DenialLabels } from './denials.js';
 
 /** Request latency buckets, seconds: 100 µs (a cached local denial) up to 10 s (a slow etcd). */
 export const LATENCY_BUCKETS: readonly number[] = [
@@ -30,8 +31,13 @@ const HANDSHAKE_FAILURES: readonly HandshakeFailure[] = [
   'protocol',
   'timeout',
   'connection_limit',
+  'no_tls',
+  'source_not_allowed',
+  'proxy_protocol',
+  'ambiguous_subject',
   'other',
 ];
+const RECHECK_FAILURES: readonly RecheckFailure[] = ['revoked', 'expired', 'untrusted'];
 
 const LINT_FAILING_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
@@ -72,8 +78,8 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
 
   const requests = new Counter({
     name: 'etcdgate_requests_total',
-    help: 'Finished etcd RPCs and streams, by service, method, policy decision and gRPC status code name.',
-    labelNames: ['service', 'method', 'decision', 'code'] as const,
+    help: 'Finished etcd RPCs and streams, by service, method, policy decision, gRPC status code name and protocol (grpc, or http for the JSON gateway).',
+    labelNames: ['service', 'method', 'decision', 'code', 'protocol'] as const,
     registers,
   });
   const requestDuration = new Histogram({
@@ -129,8 +135,13 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
   });
   const denials = new Counter({
     name: 'etcdgate_denials_total',
-    help: 'Requests denied by the policy, by deciding role ("none" when no role matched).',
-    labelNames: ['role'] as const,
+    help: 'Requests denied by the policy, by the first binding the caller matched ("none": no binding), the role whose deny rule refused ("none": not granted by any role) and reason. etcd health probes are counted apart.',
+    labelNames: ['binding', 'role', 'reason'] as const,
+    registers,
+  });
+  const deniedProbes = new Counter({
+    name: 'etcdgate_denied_health_probes_total',
+    help: 'Refused reads of the key "health": etcdctl endpoint health from a certificate without read on it, which etcdctl counts as healthy. Not in etcdgate_denials_total.',
     registers,
   });
   const policyReloads = new Counter({
@@ -145,6 +156,20 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
     labelNames: ['result'] as const,
     registers,
   });
+  // As Prometheus's own prometheus_config_last_reload_successful: an alert on these fires
+  // for as long as the files on disk are broken, not only for a while after the attempt.
+  const policyLastReload = new Gauge({
+    name: 'etcdgate_policy_last_reload_successful',
+    help: 'Whether the last policy reload attempt succeeded (1) or failed and the previous policy is still enforced (0); 1 at start.',
+    registers,
+  });
+  const tlsLastReload = new Gauge({
+    name: 'etcdgate_tls_last_reload_successful',
+    help: 'Whether the last TLS material reload attempt succeeded (1) or failed and the previous material is still in use (0); 1 at start.',
+    registers,
+  });
+  policyLastReload.set(1);
+  tlsLastReload.set(1);
   const policyRules = new Gauge({
     name: 'etcdgate_policy_rules',
     help: 'Rules in the policy currently enforced.',
@@ -183,6 +208,76 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
     labelNames: ['reason'] as const,
     registers,
   });
+  const upstreamServing = new Gauge({
+    name: 'etcdgate_upstream_serving',
+    help: 'Whether etcd answered etcdgate\'s last linearizable read of the key "health" (1; permission denied counts, as for etcdctl endpoint health) or not (0: no leader, no quorum, unreachable). /readyz follows it.',
+    registers,
+  });
+  const healthChecks = new Counter({
+    name: 'etcdgate_upstream_health_checks_total',
+    help: 'Linearizable health reads etcdgate made, by result (ok or failed).',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  const memberInfo = new Gauge({
+    name: 'etcdgate_etcd_member_info',
+    help: 'Always 1; labels name the etcd version and member ID the member at each configured endpoint last reported (Maintenance.Status).',
+    labelNames: ['endpoint', 'member_id', 'version'] as const,
+    registers,
+  });
+  const memberBelow = new Gauge({
+    name: 'etcdgate_etcd_member_below_minimum_version',
+    help: 'Whether the member at an endpoint runs a version below the configured minimum for its release line (upstream.versionCheck.minimumVersions): 1 yes, 0 no.',
+    labelNames: ['endpoint', 'version', 'minimum'] as const,
+    registers,
+  });
+  const encrypted = new Counter({
+    name: 'etcdgate_encryption_values_encrypted_total',
+    help: 'Values encrypted on their way to etcd, by encryption resource, provider and key name.',
+    labelNames: ['resource', 'provider', 'key'] as const,
+    registers,
+  });
+  const decrypted = new Counter({
+    name: 'etcdgate_encryption_values_decrypted_total',
+    help: 'Values decrypted on their way from etcd, by encryption resource, provider and key name.',
+    labelNames: ['resource', 'provider', 'key'] as const,
+    registers,
+  });
+  const decryptionFailures = new Counter({
+    name: 'etcdgate_encryption_decryption_failures_total',
+    help: 'Values under an encrypted prefix that could not be decrypted (the call failed), by resource and reason.',
+    labelNames: ['resource', 'reason'] as const,
+    registers,
+  });
+  const plaintextReads = new Counter({
+    name: 'etcdgate_encryption_plaintext_reads_total',
+    help: 'Plaintext values read under an encrypted prefix (not yet rewritten), by resource.',
+    labelNames: ['resource'] as const,
+    registers,
+  });
+  const encryptionReloads = new Counter({
+    name: 'etcdgate_encryption_reloads_total',
+    help: 'Encryption configuration and key reload attempts, by result.',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  const writeKeys = new Gauge({
+    name: 'etcdgate_encryption_write_key_info',
+    help: 'Always 1; labels name the provider and key each encryption resource writes new values with.',
+    labelNames: ['resource', 'provider', 'key'] as const,
+    registers,
+  });
+  const connectionsRevoked = new Counter({
+    name: 'etcdgate_tls_connections_revoked_total',
+    help: 'Open client connections closed because a re-check found their certificate revoked, expired or no longer trusted, by reason.',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  const refusalRecordsSuppressed = new Counter({
+    name: 'etcdgate_audit_refusal_records_suppressed_total',
+    help: 'Refusal audit records (handshakes, connections) not written because of the per-source or total refusal record limit; each source gets a summary record.',
+    registers,
+  });
   const buildInfo = new Gauge({
     name: 'etcdgate_build_info',
     help: 'Always 1; labels name the etcdgate and Node.js versions.',
@@ -197,6 +292,15 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
   for (const child of streamChildren.values()) child.set(0);
   const handshakeChildren = new Map(HANDSHAKE_FAILURES.map((reason) => [reason, handshakeFailures.labels(reason)] as const));
   for (const child of handshakeChildren.values()) child.inc(0);
+  upstreamServing.set(0);
+  const healthOk = healthChecks.labels('ok');
+  const healthFailed = healthChecks.labels('failed');
+  healthOk.inc(0);
+  healthFailed.inc(0);
+  /** Per endpoint, the label sets last exported, removed when the member reports something else. */
+  const memberSeries = new Map<string, { info: [string, string, string]; below: [string, string, string] }>();
+  const revokedChildren = new Map(RECHECK_FAILURES.map((reason) => [reason, connectionsRevoked.labels(reason)] as const));
+  for (const child of revokedChildren.values()) child.inc(0);
   const reloadSuccess = policyReloads.labels('success');
   const reloadFailure = policyReloads.labels('failure');
   reloadSuccess.inc(0);
@@ -206,6 +310,11 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
   tlsReloadSuccess.inc(0);
   tlsReloadFailure.inc(0);
 
+  const encryptionReloadSuccess = encryptionReloads.labels('success');
+  const encryptionReloadFailure = encryptionReloads.labels('failure');
+  encryptionReloadSuccess.inc(0);
+  encryptionReloadFailure.inc(0);
+
   // Children whose labels come from bounded but open sets (method table, policy roles,
   // configured endpoints) are cached on first use.
   const requestChildren = new Map<string, ReturnType<typeof requests.labels>>();
@@ -213,19 +322,29 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
   const upstreamDurationChildren = new Map<string, ReturnType<typeof upstreamDuration.labels>>();
   const upstreamUpChildren = new Map<string, ReturnType<typeof upstreamUp.labels>>();
   const denialChildren = new Map<string, ReturnType<typeof denials.labels>>();
+  const encryptedChildren = new Map<string, ReturnType<typeof encrypted.labels>>();
+  const decryptedChildren = new Map<string, ReturnType<typeof decrypted.labels>>();
+  const keyLabels = (key: string): [string, string, string] => key.split('\u0000') as [string, string, string];
+  const encryptedChild = (key: string): ReturnType<typeof encrypted.labels> => encrypted.labels(...keyLabels(key));
+  const decryptedChild = (key: string): ReturnType<typeof decrypted.labels> => decrypted.labels(...keyLabels(key));
   const durationChild = (method: string): ReturnType<typeof requestDuration.labels> => requestDuration.labels(method);
   const upstreamDurationChild = (method: string): ReturnType<typeof upstreamDuration.labels> => upstreamDuration.labels(method);
   const upstreamUpChild = (endpoint: string): ReturnType<typeof upstreamUp.labels> => upstreamUp.labels(endpoint);
-  const denialChild = (role: string): ReturnType<typeof denials.labels> => denials.labels(role);
+  const denialChild = (key: string): ReturnType<typeof denials.labels> => {
+    const [binding = 'none', role = 'none', reason = 'other'] = key.split('\u0000');
+    return denials.labels(binding, role, reason);
+  };
   let currentPolicyVersion: string | undefined;
+  /** Subjects exported per certificate role, so that those no longer in use can be removed. */
+  const certificateSubjects = new Map<CertificateRole, ReadonlySet<string>>();
 
   const metrics: Metrics = {
-    requestFinished(service: string, method: string, outcome: Outcome, code: number, seconds: number): void {
+    requestFinished(service: string, method: string, outcome: Outcome, code: number, seconds: number, protocol: CallProtocol = 'grpc'): void {
       const codeName = grpcCodeName(code);
-      const key = `${service}\u0000${method}\u0000${outcome}\u0000${codeName}`;
+      const key = `${service}\u0000${method}\u0000${outcome}\u0000${codeName}\u0000${protocol}`;
       let child = requestChildren.get(key);
       if (child === undefined) {
-        child = requests.labels(service, method, outcome, codeName);
+        child = requests.labels(service, method, outcome, codeName, protocol);
         requestChildren.set(key, child);
       }
       child.inc();
@@ -260,11 +379,15 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
     upstreamFailover(): void {
       upstreamFailovers.inc();
     },
-    denied(role: string): void {
-      cached(denialChildren, role, denialChild).inc();
+    denied(labels: DenialLabels): void {
+      cached(denialChildren, `${labels.binding}\u0000${labels.role}\u0000${labels.reason}`, denialChild).inc();
+    },
+    healthProbeDenied(): void {
+      deniedProbes.inc();
     },
     policyReload(result: 'success' | 'failure'): void {
       (result === 'success' ? reloadSuccess : reloadFailure).inc();
+      policyLastReload.set(result === 'success' ? 1 : 0);
     },
     policyInfo(version: string, ruleCount: number): void {
       // Only the enforced version has a series; dropping the old one keeps
@@ -278,6 +401,7 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
     },
     tlsReload(result: 'success' | 'failure'): void {
       (result === 'success' ? tlsReloadSuccess : tlsReloadFailure).inc();
+      tlsLastReload.set(result === 'success' ? 1 : 0);
     },
     auditWritten(): void {
       auditRecords.inc();
@@ -288,12 +412,64 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
     auditQueueDepth(depth: number): void {
       if (Number.isFinite(depth)) auditQueueDepth.set(depth);
     },
-    certificateNotAfter(role: CertificateRole, subject: string, notAfter: Date): void {
-      const seconds = notAfter.getTime() / 1000;
-      if (Number.isFinite(seconds)) certificateNotAfter.labels(role, subject).set(seconds);
+    certificatesInUse(role: CertificateRole, certificates: readonly CertificateExpiry[]): void {
+      // Two certificates with one subject (a cross-signed CA) share a series: the earlier expiry is the one to alert on.
+      const seconds = new Map<string, number>();
+      for (const { subject, notAfter } of certificates) {
+        const value = notAfter.getTime() / 1000;
+        if (Number.isFinite(value)) seconds.set(subject, Math.min(value, seconds.get(subject) ?? Infinity));
+      }
+      for (const subject of certificateSubjects.get(role) ?? []) {
+        if (!seconds.has(subject)) certificateNotAfter.remove(role, subject);
+      }
+      for (const [subject, value] of seconds) certificateNotAfter.labels(role, subject).set(value);
+      certificateSubjects.set(role, new Set(seconds.keys()));
     },
     handshakeRefused(reason: HandshakeFailure): void {
       (handshakeChildren.get(reason) ?? handshakeChildren.get('other'))?.inc();
+    },
+    upstreamServing(serving: boolean): void {
+      upstreamServing.set(serving ? 1 : 0);
+      (serving ? healthOk : healthFailed).inc();
+    },
+    etcdMember(endpoint: string, report: EtcdMemberReport): void {
+      const info: [string, string, string] = [endpoint, report.memberId, report.version];
+      const below: [string, string, string] = [endpoint, report.version, report.minimum];
+      const previous = memberSeries.get(endpoint);
+      if (previous !== undefined && previous.info.join('\u0000') !== info.join('\u0000')) memberInfo.remove(...previous.info);
+      if (previous !== undefined && previous.below.join('\u0000') !== below.join('\u0000')) memberBelow.remove(...previous.below);
+      memberInfo.labels(...info).set(1);
+      memberBelow.labels(...below).set(report.below ? 1 : 0);
+      memberSeries.set(endpoint, { info, below });
+    },
+    valueEncrypted(resource: string, provider: string, key: string): void {
+      cached(encryptedChildren, `${resource}\u0000${provider}\u0000${key}`, encryptedChild).inc();
+    },
+    valueDecrypted(resource: string, provider: string, key: string): void {
+      cached(decryptedChildren, `${resource}\u0000${provider}\u0000${key}`, decryptedChild).inc();
+    },
+    decryptionFailed(resource: string, reason: DecryptionFailure): void {
+      decryptionFailures.labels(resource, reason).inc();
+    },
+    plaintextRead(resource: string): void {
+      plaintextReads.labels(resource).inc();
+    },
+    encryptionReload(result: 'success' | 'failure'): void {
+      (result === 'success' ? encryptionReloadSuccess : encryptionReloadFailure).inc();
+    },
+    encryptionWriteKeys(writers): void {
+      writeKeys.reset();
+      for (const writer of writers) {
+        writeKeys.labels(writer.resource, writer.provider, writer.key).set(1);
+        // Every series exists from the first scrape, so rate() sees the first value.
+        cached(encryptedChildren, `${writer.resource}\u0000${writer.provider}\u0000${writer.key}`, encryptedChild).inc(0);
+      }
+    },
+    connectionRevoked(reason: RecheckFailure): void {
+      revokedChildren.get(reason)?.inc();
+    },
+    refusalRecordSuppressed(): void {
+      refusalRecordsSuppressed.inc();
     },
   };
   return { metrics, registry };
@@ -310,12 +486,12 @@ export function certificateLabel(cert: X509Certificate): string {
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
 /**
- * Reports the not-after time of every certificate in a PEM bundle under `role`.
- * Returns how many certificates were reported; a block that does not parse is skipped
- * (the TLS loader, not the metrics, is what rejects a broken file).
+ * Reports the certificates of a PEM bundle as the ones in use under `role` (replacing
+ * what that role reported before). Returns how many were reported; a block that does
+ * not parse is skipped (the TLS loader, not the metrics, is what rejects a broken file).
  */
 export function reportCertificateBundle(metrics: Metrics, role: CertificateRole, pem: string): number {
-  let reported = 0;
+  const certificates: CertificateExpiry[] = [];
   for (const block of pem.match(PEM_CERTIFICATE) ?? []) {
     let cert: X509Certificate;
     try {
@@ -323,9 +499,9 @@ export function reportCertificateBundle(metrics: Metrics, role: CertificateRole,
     } catch {
       continue;
     }
-    metrics.certificateNotAfter(role, certificateLabel(cert), new Date(cert.validTo));
-    reported += 1;
+    certificates.push({ subject: certificateLabel(cert), notAfter: new Date(cert.validTo) });
   }
-  return reported;
+  metrics.certificatesInUse(role, certificates);
+  return certificates.length;
 }
 

@@ -5,7 +5,7 @@
  * per access kind (read, write) an IntervalSet of allow rules and one of deny rules, so a
  * check is a couple of binary searches that allocate nothing.
  *
- * Semantics (shared/etcd-authz.md): a single key is allowed when some allow rule contains
+ * Semantics (docs/authorization.md): a single key is allowed when some allow rule contains
  * it; a range only when the union of allow rules covers it with no gap. Deny rules hold for
  * the whole identity (across all its roles) and beat every allow: an access touching any
  * denied key is denied whole.
@@ -140,6 +140,8 @@ interface CompiledRole {
 
 interface CompiledBinding {
   readonly path: string;
+  /** The binding's name, else its path: what metrics call it. */
+  readonly label: string;
   readonly matches: IdentityMatcher;
   readonly roles: readonly string[];
 }
@@ -155,13 +157,15 @@ export class IdentityPermissions implements Permissions {
   readonly roles: readonly string[];
   /** Paths of the bindings that matched (for explanations). */
   readonly bindings: readonly string[];
+  readonly binding?: string;
   readonly #read: KindSets;
   readonly #write: KindSets;
   readonly #capabilities: ReadonlyMap<Capability, Decision>;
 
-  constructor(roles: readonly CompiledRole[], bindings: readonly string[], identity: Identity) {
+  constructor(roles: readonly CompiledRole[], bindings: readonly string[], identity: Identity, binding?: string) {
     this.roles = Object.freeze(roles.map((r) => r.name));
     this.bindings = Object.freeze([...bindings]);
+    if (binding !== undefined) this.binding = binding;
     const entries = { read: { allow: [], deny: [] }, write: { allow: [], deny: [] } } as Record<'read' | 'write', { allow: SourcedInterval<Grant>[]; deny: SourcedInterval<Grant>[] }>;
     for (const role of roles) {
       for (const rule of role.rules) {
@@ -248,6 +252,8 @@ export class IdentityPermissions implements Permissions {
 export class PolicyEngine implements CompiledPolicy {
   readonly version: string;
   readonly ruleCount: number;
+  /** Whether some binding has `match.source` (permissions then depend on the caller's address too). */
+  readonly usesSource: boolean;
   readonly #roles: ReadonlyMap<string, CompiledRole>;
   readonly #bindings: readonly CompiledBinding[];
 
@@ -265,19 +271,22 @@ export class PolicyEngine implements CompiledPolicy {
     }
     this.ruleCount = ruleCount;
     this.#roles = roles;
-    this.#bindings = document.bindings.map((b) => ({ path: b.path, matches: compileMatcher(b.match), roles: b.roles }));
+    this.#bindings = document.bindings.map((b) => ({ path: b.path, label: b.name ?? b.path, matches: compileMatcher(b.match, b.source), roles: b.roles }));
+    this.usesSource = document.bindings.some((b) => b.source !== undefined);
   }
 
-  permissionsFor(identity: Identity): IdentityPermissions {
+  permissionsFor(identity: Identity, source?: string): IdentityPermissions {
     const names = new Set<string>();
     const bindings: string[] = [];
+    let first: string | undefined;
     for (const binding of this.#bindings) {
-      if (!binding.matches(identity)) continue;
+      if (!binding.matches(identity, source)) continue;
       bindings.push(binding.path);
+      first ??= binding.label;
       for (const role of binding.roles) names.add(role);
     }
     const roles = [...names].sort().map((n) => this.#roles.get(n)).filter((r): r is CompiledRole => r !== undefined);
-    return new IdentityPermissions(roles, bindings, identity);
+    return new IdentityPermissions(roles, bindings, identity, first);
   }
 }
 

@@ -1,10 +1,11 @@
 /**
- * `etcdgate policy explain`: why an identity may or may not do something, in lines an
- * operator can read. Pure; the CLI prints the lines.
+ * `etcdgate explain`: why an identity may or may not do something, in lines an operator
+ * can read. Pure; the CLI prints the lines.
  */
 import type { Identity } from '../tls/identity.js';
 import type { Access, CompiledPolicy, Decision } from './types.js';
 import { IdentityPermissions } from './compile.js';
+import { leaseKeysDecision, type LeaseCheck } from './lease-decision.js';
 import { formatKey, isNulByte, prefixEnd } from './key-range.js';
 
 /** Renders an access for humans, recognising etcd's prefix and from-key forms. */
@@ -25,7 +26,8 @@ export function describeAccess(access: Access): string {
   }
 }
 
-function describeDecision(decision: Decision): string {
+/** One decision in a line: verdict, reason, the role and rule behind it. */
+export function describeDecision(decision: Decision): string {
   const verdict = decision.allowed ? 'ALLOW' : 'DENY';
   const by = decision.role !== undefined ? ` by role ${decision.role}` : '';
   const rule = decision.rule !== undefined ? ` (${decision.rule})` : '';
@@ -36,19 +38,26 @@ function list(values: readonly string[]): string {
   return values.length === 0 ? '-' : values.join(', ');
 }
 
-/** Explains the decision on `accesses` for `identity`: the decision, bound roles and readable lines. */
+/**
+ * Explains the decision on `accesses` for `identity` connecting from `source` (an IP
+ * address; bindings with match.source never match without one): the decision, bound
+ * roles and readable lines.
+ */
 export function explain(
   policy: CompiledPolicy,
   identity: Identity,
   accesses: readonly Access[],
+  source?: string,
 ): { decision: Decision; roles: readonly string[]; lines: string[] } {
-  const permissions = policy.permissionsFor(identity);
+  const permissions = policy.permissionsFor(identity, source);
   const detailed = permissions instanceof IdentityPermissions ? permissions : undefined;
   const lines: string[] = [
     `policy version ${policy.version}`,
     `identity: cn=${identity.cn === '' ? '-' : identity.cn} o=[${list(identity.o)}] ou=[${list(identity.ou)}] dns=[${list(identity.dns)}] uri=[${list(identity.uri)}]`,
     `          serial=${identity.serial === '' ? '-' : identity.serial} fingerprint=${identity.fingerprint === '' ? '-' : identity.fingerprint}`,
   ];
+  if (source !== undefined) lines.push(`source: ${source}`);
+  else if (policy.usesSource === true) lines.push('source: not given (bindings with match.source do not match; pass --source ADDRESS)');
   if (permissions.roles.length === 0) {
     lines.push('bindings: none match, so every access is denied');
   } else {
@@ -65,4 +74,41 @@ export function explain(
   const decision = permissions.check(accesses);
   lines.push(`decision: ${describeDecision(decision)}`);
   return { decision, roles: permissions.roles, lines };
+}
+
+/**
+ * Explains a whole decoded request the way the proxy decides it (src/proxy/authorize.ts):
+ * its own accesses first, then, if they are allowed, the keys attached to each lease it
+ * names. The proxy asks etcd for those keys; explain is given them (`leaseKeys`, applied
+ * to every lease the request names), and a lease given no keys is one that holds none.
+ * `source` is the caller's address, as for explain().
+ */
+export function explainRequest(
+  policy: CompiledPolicy,
+  identity: Identity,
+  request: { readonly accesses: readonly Access[]; readonly leaseChecks: readonly LeaseCheck[] },
+  leaseKeys: readonly Buffer[],
+  source?: string,
+): { decision: Decision; roles: readonly string[]; lines: string[] } {
+  const base = explain(policy, identity, request.accesses, source);
+  if (!base.decision.allowed || request.leaseChecks.length === 0) return base;
+  const permissions = policy.permissionsFor(identity, source);
+  const lines = base.lines.slice(0, -1);
+  let decision = base.decision;
+  for (const check of request.leaseChecks) {
+    if (leaseKeys.length === 0) {
+      lines.push(`lease ${check.leaseId}: no attached keys given (--lease-key), so nothing more to check, as for a lease that holds none`);
+      continue;
+    }
+    for (const key of leaseKeys) {
+      const access: Access = { kind: check.kind, key, rangeEnd: Buffer.alloc(0) };
+      lines.push(`lease ${check.leaseId}: ${describeAccess(access)} -> ${describeDecision(permissions.check([access]))}`);
+    }
+    const leaseDecision = leaseKeysDecision(permissions, check, leaseKeys);
+    if (leaseDecision === undefined) continue;
+    decision = leaseDecision;
+    if (!decision.allowed) break;
+  }
+  lines.push(`decision: ${describeDecision(decision)}`);
+  return { decision, roles: base.roles, lines };
 }

@@ -3,7 +3,7 @@
  * capabilities, bindings from certificate identities to roles) is validated and compiled
  * once (compilePolicy); each identity's permissions are resolved once and cached
  * (PermissionCache); each request's accesses are then checked with binary searches over
- * byte intervals, following etcd's range semantics (shared/etcd-authz.md). Decisions are
+ * byte intervals, following etcd's range semantics (docs/authorization.md). Decisions are
  * values. Operator tools (explain, policy test cases) live here too, as pure functions.
  */
 export type { Access, Capability, CompiledPolicy, Decision, Permissions } from './types.js';

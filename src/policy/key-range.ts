@@ -1,5 +1,5 @@
 /**
- * Byte intervals over etcd's key space, with etcd's conventions (shared/etcd-authz.md,
+ * Byte intervals over etcd's key space, with etcd's conventions (docs/authorization.md,
  * "Key ranges"). An interval is `[from, to)`; `to === null` stands for +infinity. Keys are
  * compared as raw bytes with Buffer.compare, never as JS strings, so invalid UTF-8 and NUL
  * bytes order exactly as etcd orders them.

@@ -49,6 +49,11 @@ export interface Decision {
 export interface Permissions {
   /** Roles bound to the identity (sorted, unique). */
   readonly roles: readonly string[];
+  /**
+   * The first binding the identity matched, as metrics name it (its `name`, else its path
+   * such as `bindings[2]`); absent when none matched. Bounded by the policy.
+   */
+  readonly binding?: string;
   /** All accesses must be allowed; the first denial is returned. An empty list is allowed. */
   check(accesses: readonly Access[]): Decision;
 }
@@ -59,6 +64,12 @@ export interface CompiledPolicy {
   readonly version: string;
   /** Number of key rules (allow and deny) over all roles. */
   readonly ruleCount: number;
-  /** Resolves an identity's permissions (callers cache the result by fingerprint). */
-  permissionsFor(identity: Identity): Permissions;
+  /** Whether bindings match on the caller's address (`match.source`): a cache must then key on it too. */
+  readonly usesSource?: boolean;
+  /**
+   * Resolves an identity's permissions (callers cache the result by fingerprint, and by
+   * source when usesSource). `source` is the connection's client address; bindings with
+   * `match.source` never match without one.
+   */
+  permissionsFor(identity: Identity, source?: string): Permissions;
 }

@@ -3,6 +3,7 @@
  * HTTP/2 (src/transport/grpc/server-call.ts), or, later, JSON over HTTP. Messages are
  * etcd's protobuf bytes either way, so one gate pipeline serves every protocol.
  */
+import type { HttpTransport } from '../audit/types.js';
 import type { Status } from '../transport/grpc/status.js';
 
 /** Why a call ended without the proxy ending it. */
@@ -29,6 +30,8 @@ export interface RpcCall {
   readonly ended: Status | undefined;
   /** Response bytes queued and not yet sent to the client. */
   readonly queuedBytes: number;
+  /** Set when the call came over the JSON gateway (HTTP version and path), for records and metrics. */
+  readonly http?: HttpTransport | undefined;
   /** The first value of request header `name` (lower-case). */
   header(name: string): string | undefined;
   /** Starts delivery to `handler`; `streaming` for bidirectional calls (see GrpcServerCall.attach). */

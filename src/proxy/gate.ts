@@ -9,11 +9,13 @@
  * A caller with no binding, or over its rate limit, is refused at admission, so no byte
  * of its message is buffered or decompressed.
  */
-import type { Auditor, CallEvent, KeySummary } from '../audit/types.js';
+import type { Auditor, CallEvent, HttpTransport, KeySummary } from '../audit/types.js';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import { DecodeError, type DecodedRequest, type MethodSpec } from '../etcd/types.js';
+import { countDenial } from '../observability/denials.js';
 import type { Metrics } from '../observability/metrics-types.js';
+import { leaseKeysDecision } from '../policy/lease-decision.js';
 import type { Access, Decision, Permissions } from '../policy/types.js';
 import type { Connection } from '../tls/client-listener.js';
 import type { AbuseLimits } from './limits.js';
@@ -39,7 +41,8 @@ export class Client {
   permissions(policy: PolicyState): Permissions {
     const current = policy.current;
     if (this.permissionsOf === undefined || this.policyVersion !== current.version) {
-      this.permissionsOf = policy.permissionsFor(this.connection.identity);
+      // The client's address too: bindings may match on it (match.source).
+      this.permissionsOf = policy.permissionsFor(this.connection.identity, this.connection.address);
       this.policyVersion = current.version;
     }
     return this.permissionsOf;
@@ -67,6 +70,14 @@ export interface CallStart {
   readonly at: number;
 }
 
+/** Parts of a record that only some calls have. */
+export interface CallExtra {
+  readonly watchId?: string;
+  readonly traceId?: string | undefined;
+  /** The call came over the JSON gateway (src/gateway). */
+  readonly http?: HttpTransport | undefined;
+}
+
 /** What a call's audit record says about its result. */
 export type CallResult = CallEvent['result'];
 
@@ -82,7 +93,6 @@ export interface GateDeps {
 }
 
 const NOTHING: readonly Access[] = [];
-const EMPTY = Buffer.alloc(0);
 
 export class Gate {
   /** Streams open now (ended on shutdown, re-checked on policy reload). */
@@ -162,25 +172,39 @@ export class Gate {
   private async checkLeases(caller: Caller, checks: DecodedRequest['leaseChecks'], decision: Decision): Promise<Decision> {
     let last = decision;
     for (const check of checks) {
-      const keys = await this.deps.leaseKeys(check.leaseId);
-      if (keys.length === 0) continue;
-      const accesses: Access[] = keys.map((key) => ({ kind: check.kind, key, rangeEnd: EMPTY }));
-      const leaseDecision = caller.permissions.check(accesses);
-      if (!leaseDecision.allowed) return { ...leaseDecision, reason: `lease ${check.leaseId} holds keys outside the grant` };
+      // The rule itself is shared with `etcdgate explain` (src/policy/lease-decision.ts).
+      const leaseDecision = leaseKeysDecision(caller.permissions, check, await this.deps.leaseKeys(check.leaseId));
+      if (leaseDecision === undefined) continue;
+      if (!leaseDecision.allowed) return leaseDecision;
       last = leaseDecision;
     }
     return last;
   }
 
-  /** Counts a refusal that is a policy denial (other refusals show in the request code only). */
-  countDenial(decision: Decision): void {
-    if (isPolicyDenial(decision)) this.deps.metrics.denied(decision.role ?? 'none');
+  /**
+   * Counts a refusal that is a policy denial, by binding, role and reason (other
+   * refusals show in the request code only; etcd's health probe is counted apart).
+   */
+  countDenial(caller: Caller, spec: MethodSpec, decision: Decision, decoded: DecodedRequest | undefined): void {
+    if (isPolicyDenial(decision)) countDenial(this.deps.metrics, caller.permissions, decision, spec.path, decoded);
   }
 
-  /** Metrics for one finished call (or stream). */
-  finished(spec: MethodSpec, decision: Decision, code: number, start: CallStart): void {
+  /** Metrics for one finished call (or stream); `http` when the call came over the JSON gateway. */
+  finished(spec: MethodSpec, decision: Decision, code: number, start: CallStart, http?: HttpTransport): void {
     const seconds = (this.deps.clock.monotonic() - start.at) / 1000;
-    this.deps.metrics.requestFinished(spec.service, spec.method, decision.allowed ? 'allow' : 'deny', code, seconds);
+    this.deps.metrics.requestFinished(spec.service, spec.method, decision.allowed ? 'allow' : 'deny', code, seconds, http === undefined ? 'grpc' : 'http');
+  }
+
+  /**
+   * The metric and record of a call refused before it reached a flow (admission, an
+   * unknown method, a body that could not be read). Connections are verified, so there
+   * is always a caller to attribute it to.
+   */
+  refused(spec: MethodSpec, client: Client, request: KeySummary, decision: Decision, sent: { readonly code: number; readonly details: string }, start: CallStart, http?: HttpTransport): void {
+    const caller = this.callerOf(client);
+    this.finished(spec, decision, sent.code, start, http);
+    if (sent.code === 7) this.countDenial(caller, spec, decision, undefined);
+    this.audit(spec, caller, 'call', start, request, decision, { code: sent.code, message: sent.details }, { http });
   }
 
   /** Writes the audit record of one call or stream milestone. */
@@ -192,7 +216,7 @@ export class Gate {
     request: KeySummary,
     decision: Decision,
     result: CallResult,
-    extra?: { readonly watchId?: string; readonly traceId?: string | undefined },
+    extra?: CallExtra,
   ): void {
     this.deps.auditor.record(this.event(spec, caller, kind, start, request, decision, result, extra));
   }
@@ -206,7 +230,7 @@ export class Gate {
     request: KeySummary,
     decision: Decision,
     result: CallResult,
-    extra?: { readonly watchId?: string; readonly traceId?: string | undefined },
+    extra?: CallExtra,
   ): CallEvent {
     const { connection } = caller;
     const durationMs = this.deps.clock.monotonic() - start.at;
@@ -226,6 +250,7 @@ export class Gate {
       result,
       ...(extra?.watchId === undefined ? {} : { watchId: extra.watchId }),
       ...(extra?.traceId === undefined ? {} : { traceId: extra.traceId }),
+      ...(extra?.http === undefined ? {} : { http: extra.http }),
     };
   }
 }

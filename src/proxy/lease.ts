@@ -87,7 +87,7 @@ export class KeepAliveFlow implements RpcHandler, OpenStream {
     if (this.upstream === undefined) {
       this.closed = true;
       const sent = call.end(NO_UPSTREAM);
-      deps.gate.finished(spec, OPENED, sent.code, started);
+      deps.gate.finished(spec, OPENED, sent.code, started, call.http);
       return;
     }
     deps.gate.streams.add(this);
@@ -156,7 +156,7 @@ export class KeepAliveFlow implements RpcHandler, OpenStream {
     }
     if (this.closed) return false;
     if (!decision.allowed) {
-      gate.countDenial(decision);
+      gate.countDenial(caller, this.spec, decision, decoded);
       this.refuse(decoded, decision, PERMISSION_DENIED);
       return false;
     }
@@ -188,11 +188,11 @@ export class KeepAliveFlow implements RpcHandler, OpenStream {
     gate.streams.delete(this);
     gate.metrics.streamClosed('keepalive');
     const sent = tellClient ? this.call.end({ code: status.code, details: status.details, metadata: status.metadata }) : status;
-    gate.finished(this.spec, OPENED, sent.code, this.started);
+    gate.finished(this.spec, OPENED, sent.code, this.started, this.call.http);
     this.audit('keepalive.close', { op: 'lease_keep_alive', details: { leases: this.leases.size } }, OPENED, { code: sent.code, message: sent.details, count: this.renewals });
   }
 
   private audit(kind: 'keepalive.open' | 'keepalive.close' | 'keepalive.deny', summary: DecodedRequest['summary'], decision: Decision, result: { code: number; message: string; count?: number }): void {
-    this.deps.gate.audit(this.spec, this.caller, kind, this.started, summary, decision, result, { traceId: this.traceId });
+    this.deps.gate.audit(this.spec, this.caller, kind, this.started, summary, decision, result, { traceId: this.traceId, http: this.call.http });
   }
 }

@@ -6,9 +6,7 @@
  * from etcd 3.7's RangeStream on exactly that), a request that is not gRPC gets HTTP 415
  * unless a handler for plain HTTP requests is given (the JSON gateway).
  */
-import type { KeySummary } from '../audit/types.js';
 import type { MethodSpec } from '../etcd/types.js';
-import type { Decision } from '../policy/types.js';
 import type { Budget } from '../transport/budget.js';
 import { encodeStateless } from '../transport/hpack/index.js';
 import { GrpcServerCall, type ServerCallLimits } from '../transport/grpc/server-call.js';
@@ -18,7 +16,7 @@ import type { Http2Connection } from '../transport/http2/connection.js';
 import { fieldValue } from '../transport/http2/fields.js';
 import type { Http2Stream } from '../transport/http2/stream.js';
 import type { RpcCall, RpcHandler } from './call.js';
-import type { Caller, CallStart, Client, Gate } from './gate.js';
+import type { Client, Gate } from './gate.js';
 import type { Service } from './services.js';
 import { NOT_GRPC_DECISION, UNKNOWN_METHOD, UNKNOWN_METHOD_DECISION, statusOf } from './status.js';
 
@@ -61,20 +59,13 @@ function unknownSpec(path: string): MethodSpec {
     invalidates: 'none',
     rewrite: 'none',
     cacheable: false,
+    values: 'none',
   };
 }
 
 /** Builds the function the HTTP/2 server calls for every stream a client opens. */
 export function streamRouter(deps: RouterDeps): (connection: Http2Connection, stream: Http2Stream, fields: string[], endStream: boolean) => void {
   const { gate, services } = deps;
-
-  /** The record and metric of a call refused before any decision (the caller is known: connections are verified). */
-  const recordRefusal = (client: Client, spec: MethodSpec, request: KeySummary, decision: Decision, code: number, message: string, started: CallStart): void => {
-    const caller: Caller = gate.callerOf(client);
-    gate.finished(spec, decision, code, started);
-    gate.countDenial(decision);
-    gate.audit(spec, caller, 'call', started, request, decision, { code, message });
-  };
 
   return (connection, stream, fields, endStream) => {
     const started = gate.start();
@@ -86,14 +77,15 @@ export function streamRouter(deps: RouterDeps): (connection: Http2Connection, st
       stream.reset(NO_ERROR);
       return;
     }
-    if (!contentType.startsWith('application/grpc')) {
+    // etcd's own test for gRPC: a content-type containing application/grpc (embed/serve.go).
+    if (!contentType.includes('application/grpc')) {
       if (deps.onHttpRequest !== undefined) {
         deps.onHttpRequest(client, stream, fields, endStream);
         return;
       }
       stream.sendHeaders(UNSUPPORTED_MEDIA_TYPE, true);
       if (!stream.remoteClosed) stream.reset(NO_ERROR);
-      recordRefusal(client, unknownSpec(path), { op: 'unknown', details: { path: path.slice(0, 256) } }, NOT_GRPC_DECISION, Code.UNIMPLEMENTED, `HTTP 415: content-type ${contentType.slice(0, 64)}`, started);
+      gate.refused(unknownSpec(path), client, { op: 'unknown', details: { path: path.slice(0, 256) } }, NOT_GRPC_DECISION, { code: Code.UNIMPLEMENTED, details: `HTTP 415: content-type ${contentType.slice(0, 64)}` }, started);
       return;
     }
     const call = new GrpcServerCall(stream, fields, deps.limits, deps.requestBudget);
@@ -101,7 +93,7 @@ export function streamRouter(deps: RouterDeps): (connection: Http2Connection, st
     if (service === undefined) {
       call.attach(DROP, false);
       const sent = call.end(UNKNOWN_METHOD);
-      recordRefusal(client, unknownSpec(path), { op: 'unknown', details: { path: path.slice(0, 256) } }, UNKNOWN_METHOD_DECISION, sent.code, sent.details, started);
+      gate.refused(unknownSpec(path), client, { op: 'unknown', details: { path: path.slice(0, 256) } }, UNKNOWN_METHOD_DECISION, sent, started);
       return;
     }
     const { caller, refusal } = gate.admit(client);
@@ -109,7 +101,7 @@ export function streamRouter(deps: RouterDeps): (connection: Http2Connection, st
       call.attach(DROP, false);
       const decision = refusal ?? UNKNOWN_METHOD_DECISION;
       const sent = (call as RpcCall).end(statusOf(decision));
-      recordRefusal(client, service.spec, { op: service.spec.method }, decision, sent.code, sent.details, started);
+      gate.refused(service.spec, client, { op: service.spec.method }, decision, sent, started);
       return;
     }
     service.open(service.spec, caller, call, started);

@@ -4,6 +4,7 @@
  * particular to it (kv.ts, watch.ts, lease.ts, cluster.ts, maintenance.ts, auth.ts,
  * lock.ts, election.ts); every other unary method takes the generic unary flow.
  */
+import type { Encryption } from '../encryption/encryption.js';
 import type { MethodSpec } from '../etcd/types.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import { authFlows } from './auth.js';
@@ -31,6 +32,7 @@ export interface ServiceDeps {
   readonly maxWatcherBufferBytes: number;
   readonly advertiseClientUrls: readonly string[];
   readonly cache: RangeCache | undefined;
+  readonly encryption: Encryption | undefined;
 }
 
 /** A served method: its table entry and the flow that serves it. */
@@ -47,7 +49,7 @@ export function buildServices(deps: ServiceDeps, methods: ReadonlyMap<string, Me
     invalidate: cache.invalidate,
     rewrite: memberUrlRewrite(deps.advertiseClientUrls),
   };
-  const unaryDeps = { gate: deps.gate, pool: deps.pool, services: unaryServices, maxSendBytes: deps.maxSendBytes };
+  const unaryDeps = { gate: deps.gate, pool: deps.pool, services: unaryServices, maxSendBytes: deps.maxSendBytes, encryption: deps.encryption };
   const particular: Readonly<Record<string, Readonly<Record<string, FlowFactory>>>> = {
     'etcdserverpb.Watch': { Watch: (spec, caller, call, started) => new WatchFlow(deps, spec, caller, call, started) },
     'etcdserverpb.Lease': { LeaseKeepAlive: (spec, caller, call, started) => new KeepAliveFlow(deps, spec, caller, call, started) },

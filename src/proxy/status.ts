@@ -6,8 +6,10 @@
  * A refusal that is not the policy's (rate limit, shutdown, audit sink down, malformed
  * request) is a Decision with a `refusal` kind; the policy's own denials have none.
  */
-import { Code, type Status } from '../transport/grpc/status.js';
+import type { Undecryptable, ValueRefusal } from '../encryption/encryption.js';
+import { formatKey } from '../policy/key-range.js';
 import type { Decision } from '../policy/types.js';
+import { Code, type Status } from '../transport/grpc/status.js';
 
 export type { Status } from '../transport/grpc/status.js';
 
@@ -95,4 +97,33 @@ export function statusOf(decision: Decision): Status {
   const kind = (decision as Refusal).refusal;
   if (kind === 'precondition') return fixed(Code.FAILED_PRECONDITION, `etcdgate: ${decision.reason}`);
   return BY_REFUSAL[kind];
+}
+
+const REFUSED_BECAUSE_ENCRYPTED: Readonly<Record<ValueRefusal['kind'], string>> = {
+  'value-compare': 'a Txn cannot compare the value of',
+  'value-sort': 'a Range cannot sort by value over',
+  election: 'the election recipes are not supported over',
+};
+
+/**
+ * A request that cannot work on values stored encrypted: FAILED_PRECONDITION (the
+ * system is not in the state the operation needs; retrying will not help), naming the
+ * key and the resource, never a value.
+ */
+export function encryptedValueRefusal(refusal: ValueRefusal): Status {
+  return {
+    code: Code.FAILED_PRECONDITION,
+    details: `etcdgate: ${REFUSED_BECAUSE_ENCRYPTED[refusal.kind]} "${formatKey(refusal.key)}": its values are stored encrypted (encryption resource ${refusal.resource})`,
+  };
+}
+
+/**
+ * A stored value that cannot be decrypted: DATA_LOSS, "unrecoverable data loss or
+ * corruption", which is what a tampered, relabelled or unknown-key value is from the
+ * client's side. Not INTERNAL, which clients and operators read as a fault of etcdgate
+ * or etcd; not retried by etcd clients either. Names the key, never the value.
+ */
+export function undecryptableStatus(failure: Undecryptable): Status {
+  const what = failure.key === undefined ? 'a value' : `the value of key "${formatKey(failure.key)}"`;
+  return { code: Code.DATA_LOSS, details: `etcdgate: ${what} cannot be decrypted: ${failure.detail}` };
 }

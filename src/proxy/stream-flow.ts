@@ -4,6 +4,7 @@
  * messages to the client with backpressure both ways (a client that does not read
  * pauses etcd's stream; one that sends faster than etcd takes is paused itself).
  */
+import type { Encryption } from '../encryption/encryption.js';
 import type { DecodedRequest, MethodSpec } from '../etcd/types.js';
 import type { Decision } from '../policy/types.js';
 import type { ClientCallHandler, GrpcClientCall } from '../transport/grpc/client-call.js';
@@ -12,11 +13,13 @@ import type { UpstreamPool } from '../upstream/pool.js';
 import type { CancelReason, RpcCall, RpcHandler } from './call.js';
 import type { Caller, CallResult, CallStart, Gate, OpenStream } from './gate.js';
 import { forwardedMetadata, traceIdOf } from './metadata.js';
-import { MALFORMED, MALFORMED_DECISION, NO_UPSTREAM, UNREADABLE_DECISION, statusOf, type Status } from './status.js';
+import { MALFORMED, MALFORMED_DECISION, NO_UPSTREAM, UNREADABLE_DECISION, encryptedValueRefusal, statusOf, type Status } from './status.js';
 
 export interface StreamDeps {
   readonly gate: Gate;
   readonly pool: UpstreamPool;
+  /** Encryption at rest, when configured: Observe over an encrypted range is refused. */
+  readonly encryption: Encryption | undefined;
 }
 
 /** Opens `spec`'s stream to the first usable endpoint; undefined when none can take it. */
@@ -90,8 +93,15 @@ export class ServerStreamFlow implements RpcHandler, OpenStream {
     this.decision = decision;
     const { gate } = this.deps;
     if (!decision.allowed) {
-      gate.countDenial(decision);
+      gate.countDenial(this.caller, this.spec, decision, this.decoded);
       this.end(this.call.end(statusOf(decision)), decision);
+      return;
+    }
+    // Encryption at rest: Observe over an encrypted range is refused (the method table's
+    // `values` column; Snapshot carries none it could open).
+    const plan = this.decoded === undefined ? undefined : this.deps.encryption?.plan(this.spec, this.decoded, this.message as Buffer);
+    if (plan?.kind === 'refused') {
+      this.end(this.call.end(encryptedValueRefusal(plan.refusal)), decision);
       return;
     }
     const upstream = openUpstream(this.deps.pool, this.spec, this.call, {
@@ -143,7 +153,7 @@ export class ServerStreamFlow implements RpcHandler, OpenStream {
       gate.streams.delete(this);
       gate.metrics.streamClosed(this.kind);
     }
-    gate.finished(this.spec, decision, sent.code, this.started);
+    gate.finished(this.spec, decision, sent.code, this.started, this.call.http);
     const counts = streamed ? { count: this.sentMessages, bytes: this.sentBytes } : {};
     this.record(this.kind === 'snapshot' ? 'snapshot.end' : 'call', { code: sent.code, message: sent.code === 0 ? '' : sent.details, ...counts });
   }
@@ -151,6 +161,7 @@ export class ServerStreamFlow implements RpcHandler, OpenStream {
   private record(kind: 'snapshot.start' | 'snapshot.end' | 'call', result: CallResult): void {
     this.deps.gate.audit(this.spec, this.caller, kind, this.started, this.decoded?.summary ?? { op: this.spec.method }, this.decision, result, {
       traceId: traceIdOf(this.call.header('traceparent')),
+      http: this.call.http,
     });
   }
 }

@@ -6,14 +6,17 @@
  * MemberList rewrite), never from path checks here.
  *
  * The request the client framed is the request etcd receives, and etcd's framed answer
- * is what the client gets (relayed as it arrives), except where a column says otherwise.
+ * is what the client gets (relayed as it arrives), except where a column says otherwise
+ * or encryption at rest (src/encryption, the `values` column) seals the request's
+ * values and opens the answer's: such answers are gathered whole first.
  * A call ends exactly once and gets exactly one audit record, whatever ends it.
  */
 import type { KeySummary } from '../audit/types.js';
+import type { CallPlan, Encryption } from '../encryption/encryption.js';
 import { ResponseScanner } from '../etcd/response-scanner.js';
 import type { ResponseSummary } from '../etcd/responses.js';
 import { summarizeResponse } from '../etcd/responses.js';
-import type { DecodedRequest, MethodSpec } from '../etcd/types.js';
+import { DecodeError, type DecodedRequest, type MethodSpec } from '../etcd/types.js';
 import type { Decision } from '../policy/types.js';
 import type { CallOutcome } from '../transport/grpc/client-call.js';
 import { frameMessage } from '../transport/grpc/message-reader.js';
@@ -23,7 +26,7 @@ import type { CancelReason, RpcCall, RpcHandler } from './call.js';
 import { forwardUnary, type ForwardSink, type Forwarding } from './forward.js';
 import type { Caller, CallStart, Gate } from './gate.js';
 import { forwardedMetadata, traceIdOf } from './metadata.js';
-import { INTERNAL_ERROR, MALFORMED_DECISION, UNREADABLE_DECISION, statusOf, type Status } from './status.js';
+import { INTERNAL_ERROR, MALFORMED_DECISION, UNREADABLE_DECISION, encryptedValueRefusal, preconditionRefusal, statusOf, undecryptableStatus, type Status } from './status.js';
 
 /** The service behaviours the unary path applies, by method table column. */
 export interface UnaryServices {
@@ -41,7 +44,11 @@ export interface UnaryDeps {
   readonly services: UnaryServices;
   /** server.maxSendBytes; -1 for none. */
   readonly maxSendBytes: number;
+  /** Encryption at rest, when configured. */
+  readonly encryption: Encryption | undefined;
 }
+
+const UNTOUCHED: CallPlan = { kind: 'untouched' };
 
 const NOT_DECIDED: Decision = { allowed: false, reason: 'not decided' };
 const ENDED_WHILE_READING: Readonly<Record<CancelReason, Decision>> = {
@@ -69,6 +76,7 @@ export class UnaryFlow implements RpcHandler, ForwardSink {
   private summary: ResponseSummary = {};
   private store: ((response: Buffer) => void) | undefined;
   private assembled: Buffer | undefined;
+  private plan: CallPlan = UNTOUCHED;
 
   constructor(
     private readonly deps: UnaryDeps,
@@ -141,12 +149,31 @@ export class UnaryFlow implements RpcHandler, ForwardSink {
     if (this.phase !== 'deciding') return;
     this.decision = decision;
     if (!decision.allowed) {
-      this.deps.gate.countDenial(decision);
+      this.deps.gate.countDenial(this.caller, this.spec, decision, this.decoded);
       this.complete(this.call.end(statusOf(decision)));
       return;
     }
     const { services } = this.deps;
     const message = this.message as Buffer;
+    // Encryption at rest: the values the request writes are sealed, and what cannot work
+    // on sealed values is refused; the plan then opens etcd's answer.
+    let forwarded = message;
+    const encryption = this.deps.encryption;
+    if (encryption !== undefined && this.decoded !== undefined) {
+      try {
+        this.plan = encryption.plan(this.spec, this.decoded, message);
+      } catch (error: unknown) {
+        if (!(error instanceof DecodeError)) throw error;
+        this.refuse(MALFORMED_DECISION, statusOf(MALFORMED_DECISION));
+        return;
+      }
+      if (this.plan.kind === 'refused') {
+        const status = encryptedValueRefusal(this.plan.refusal);
+        this.refuse(preconditionRefusal(status.details.replace(/^etcdgate: /u, '')), status);
+        return;
+      }
+      if (this.plan.kind === 'transform' && this.plan.request !== undefined) forwarded = this.plan.request;
+    }
     const cached = this.spec.cacheable ? services.cacheLookup(this.spec, message) : undefined;
     if (cached?.hit !== undefined) {
       this.answer(cached.hit);
@@ -154,7 +181,7 @@ export class UnaryFlow implements RpcHandler, ForwardSink {
     }
     this.store = cached?.store;
     this.phase = 'forwarding';
-    const assemble = this.spec.rewrite !== 'none' || this.store !== undefined;
+    const assemble = this.spec.rewrite !== 'none' || this.store !== undefined || this.plan.kind === 'transform';
     if (!assemble) this.scanner = new ResponseScanner(this.spec.path);
     this.forwarding = forwardUnary(
       this.deps.pool,
@@ -163,7 +190,8 @@ export class UnaryFlow implements RpcHandler, ForwardSink {
       {
         path: this.spec.path,
         method: this.spec.method,
-        framed: this.framed ?? frameMessage(message),
+        // A rewritten request is framed anew; the client's frame holds the plaintext.
+        framed: forwarded === message && this.framed !== undefined ? this.framed : frameMessage(forwarded),
         deadline: this.call.deadline,
         metadata: forwardedMetadata(this.call),
         idempotent: this.spec.idempotent,
@@ -207,8 +235,17 @@ export class UnaryFlow implements RpcHandler, ForwardSink {
   end(outcome: CallOutcome): void {
     if (this.phase !== 'forwarding') return;
     if (outcome.code === Code.OK && this.assembled !== undefined) {
-      // Rewritten and kept as the columns say, then answered like a cache hit.
-      const response = this.deps.services.rewrite(this.spec, this.assembled);
+      // Opened (encryption), rewritten and kept as the columns say, then answered like a
+      // cache hit: the cache holds plaintext (docs/encryption.md says why).
+      let response = this.deps.services.rewrite(this.spec, this.assembled);
+      if (this.plan.kind === 'transform') {
+        const opened = this.plan.response(response);
+        if (!opened.ok) {
+          this.complete(this.call.end(undecryptableStatus(opened.failure)));
+          return;
+        }
+        response = opened.message;
+      }
       this.store?.(response);
       this.answer(response, outcome.metadata);
       return;
@@ -244,7 +281,7 @@ export class UnaryFlow implements RpcHandler, ForwardSink {
     this.phase = 'done';
     const { gate, services } = this.deps;
     if (forwarded && this.decoded !== undefined && this.spec.invalidates !== 'none') services.invalidate(this.spec, this.decoded);
-    gate.finished(this.spec, this.decision, sent.code, this.started);
+    gate.finished(this.spec, this.decision, sent.code, this.started, this.call.http);
     // Handed to etcd and ended without its answer: etcd may have applied it (outcome unknown).
     const requestSent = forwarded && this.forwarding?.sent === true;
     gate.audit(
@@ -255,7 +292,7 @@ export class UnaryFlow implements RpcHandler, ForwardSink {
       this.decoded?.summary ?? requestOnly(this.spec),
       this.decision,
       { code: sent.code, message: sent.code === 0 ? '' : sent.details, ...(sent.code === 0 ? this.summary : {}), ...(requestSent && sent.code !== 0 ? { requestSent: true } : {}) },
-      { traceId: traceIdOf(this.call.header('traceparent')) },
+      { traceId: traceIdOf(this.call.header('traceparent')), http: this.call.http },
     );
   }
 }

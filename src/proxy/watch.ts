@@ -16,6 +16,7 @@
  * watchers are cancelled (RESOURCE_EXHAUSTED).
  */
 import type { KeySummary } from '../audit/types.js';
+import type { Encryption, Undecryptable } from '../encryption/encryption.js';
 import { encodeWatchCancelRequest, encodeWatchCanceled, readWatchResponse, type WatchResponseInfo } from '../etcd/responses.js';
 import type { MethodSpec } from '../etcd/types.js';
 import type { Access, Decision, Permissions } from '../policy/types.js';
@@ -24,7 +25,7 @@ import { Code } from '../transport/grpc/status.js';
 import type { CancelReason, RpcCall, RpcHandler } from './call.js';
 import type { Caller, CallStart, OpenStream } from './gate.js';
 import { traceIdOf } from './metadata.js';
-import { MALFORMED, NO_UPSTREAM, PERMISSION_DENIED_MESSAGE, RATE_LIMITED, RATE_LIMITED_DECISION, TOO_MANY_WATCHERS_DECISION, TOO_MANY_WATCHERS_MESSAGE, WATCHER_TOO_SLOW, type Status } from './status.js';
+import { MALFORMED, NO_UPSTREAM, PERMISSION_DENIED_MESSAGE, RATE_LIMITED, RATE_LIMITED_DECISION, TOO_MANY_WATCHERS_DECISION, TOO_MANY_WATCHERS_MESSAGE, WATCHER_TOO_SLOW, undecryptableStatus, type Status } from './status.js';
 import { openUpstream, relayToClient, type StreamDeps } from './stream-flow.js';
 
 interface Watcher {
@@ -51,7 +52,7 @@ export class WatchFlow implements RpcHandler, OpenStream {
   private closed = false;
 
   constructor(
-    private readonly deps: StreamDeps & { readonly maxWatcherBufferBytes: number },
+    private readonly deps: StreamDeps & { readonly maxWatcherBufferBytes: number; readonly encryption: Encryption | undefined },
     private readonly spec: MethodSpec,
     /** Re-resolved on every create: the stream may outlive the policy it started under. */
     private caller: Caller,
@@ -69,7 +70,7 @@ export class WatchFlow implements RpcHandler, OpenStream {
     if (this.upstream === undefined) {
       this.closed = true;
       const sent = call.end(NO_UPSTREAM);
-      deps.gate.finished(spec, { allowed: true, reason: 'stream opened' }, sent.code, started);
+      deps.gate.finished(spec, { allowed: true, reason: 'stream opened' }, sent.code, started, call.http);
       return;
     }
     deps.gate.streams.add(this);
@@ -110,7 +111,7 @@ export class WatchFlow implements RpcHandler, OpenStream {
       this.toEtcd(message, framed);
       return;
     }
-    gate.countDenial(decision);
+    if (refusal.code === Code.PERMISSION_DENIED) gate.countDenial(this.caller, this.spec, decision, decoded);
     this.audit('watch.create', watcher, refusal);
     const response = encodeWatchCanceled('-1', true, refusal.message);
     if (this.pendingCreates.length === 0) this.toClient(response, undefined);
@@ -161,13 +162,39 @@ export class WatchFlow implements RpcHandler, OpenStream {
       return;
     }
     const watcher = this.watchers.get(info.watchId);
+    // Encryption at rest: event values opened; a watcher whose event holds a value that
+    // cannot be is cancelled in-band, and the value never relayed.
+    let out = message;
+    let outFramed = framed;
+    const encryption = this.deps.encryption;
+    if (info.events > 0 && encryption !== undefined) {
+      const opened = encryption.watchResponse(message);
+      if (!opened.ok) {
+        this.undecryptable(info.watchId, watcher, opened.failure);
+        return;
+      }
+      if (opened.message !== message) {
+        out = opened.message;
+        outFramed = undefined;
+      }
+    }
     if (info.canceled) {
       if (this.revoked.delete(info.watchId)) return;
       if (watcher !== undefined) this.watcherEnded(watcher, info);
     } else if (watcher !== undefined) {
       watcher.events += info.events;
     }
-    this.toClient(message, framed);
+    this.toClient(out, outFramed);
+  }
+
+  /** Ends watcher `watchId` whose events hold a value that cannot be decrypted (DATA_LOSS, in-band). */
+  private undecryptable(watchId: string, watcher: Watcher | undefined, failure: Undecryptable): void {
+    if (this.revoked.has(watchId)) return;
+    const status = undecryptableStatus(failure);
+    this.revoked.add(watchId);
+    this.toEtcd(encodeWatchCancelRequest(watchId), undefined);
+    this.toClient(encodeWatchCanceled(watchId, false, status.details), undefined);
+    if (watcher !== undefined) this.watcherEnded(watcher, { cancelReason: status.details }, status.code);
   }
 
   private created(watcher: Watcher, info: WatchResponseInfo): void {
@@ -249,13 +276,14 @@ export class WatchFlow implements RpcHandler, OpenStream {
     gate.streams.delete(this);
     gate.metrics.streamClosed('watch');
     const sent = tellClient ? this.call.end({ code: status.code, details: status.details, metadata: status.metadata }) : status;
-    gate.finished(this.spec, { allowed: true, reason: 'stream opened' }, sent.code, this.started);
+    gate.finished(this.spec, { allowed: true, reason: 'stream opened' }, sent.code, this.started, this.call.http);
   }
 
   private audit(kind: 'watch.create' | 'watch.end', watcher: Watcher, result: { code: number; message: string; revision?: string; count?: number }): void {
     this.deps.gate.audit(this.spec, this.caller, kind, watcher.start, watcher.summary, watcher.decision, result, {
       ...(watcher.watchId === undefined ? {} : { watchId: watcher.watchId }),
       traceId: this.traceId,
+      http: this.call.http,
     });
   }
 }

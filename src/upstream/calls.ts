@@ -24,6 +24,11 @@ export interface UnaryOptions {
   readonly timeoutMs?: number;
   /** Whether the call may be repeated on another endpoint after it may have reached etcd (reads). */
   readonly idempotent?: boolean;
+  /**
+   * The configured URL of the one endpoint to ask (a question about that member, e.g.
+   * its Status); no other endpoint is tried. Default: the pool's pick, with failover.
+   */
+  readonly endpoint?: string;
 }
 
 /** A stream of etcd's messages (server-streaming call); breaking out of the loop, or cancel(), ends the call. */
@@ -168,6 +173,15 @@ export function upstreamCalls(pool: UpstreamPool, lookupTimeoutMs: number): Upst
   return {
     async unary(path, request, options = {}) {
       const deadline = Date.now() + (options.timeoutMs ?? lookupTimeoutMs);
+      if (options.endpoint !== undefined) {
+        const endpoint = pool.endpoints.find((candidate) => candidate.url === options.endpoint);
+        if (endpoint === undefined) throw { code: Code.INVALID_ARGUMENT, details: `etcdgate: ${options.endpoint} is not a configured endpoint` } satisfies UpstreamError;
+        try {
+          return await unaryOn(endpoint, path, request, deadline);
+        } catch (error: unknown) {
+          throw upstreamError(error as CallOutcome);
+        }
+      }
       const tried = new Set<Endpoint>();
       let last: UpstreamError = NO_UPSTREAM;
       for (;;) {

@@ -38,8 +38,19 @@ export interface EtcdCluster {
   readonly members: readonly EtcdMember[];
   /** Temp dir holding data dirs and logs (removed by stop()). */
   readonly dir: string;
+  /**
+   * Plans one more member (ports, data dir) without starting it: announce its peer URL to
+   * the cluster with `member add`, then its start() joins the cluster (state "existing").
+   * stop() of the cluster stops it too.
+   */
+  planMember(): Promise<PlannedMember>;
   /** Kills every member and removes the temp dir. Safe to call twice. */
   stop(): Promise<void>;
+}
+
+/** A member planned by planMember(): its peer URL is what `member add` needs. */
+export interface PlannedMember extends EtcdMember {
+  readonly peerUrl: string;
 }
 
 export interface StartEtcdOptions {
@@ -169,7 +180,7 @@ interface MemberPlan {
   readonly logFile: string;
 }
 
-function etcdArgs(m: MemberPlan, initialCluster: string, pki: Pki): string[] {
+function etcdArgs(m: MemberPlan, initialCluster: string, pki: Pki, state: 'new' | 'existing' = 'new'): string[] {
   return [
     `--name=${m.name}`,
     `--data-dir=${m.dataDir}`,
@@ -178,7 +189,7 @@ function etcdArgs(m: MemberPlan, initialCluster: string, pki: Pki): string[] {
     `--listen-peer-urls=${m.peerUrl}`,
     `--initial-advertise-peer-urls=${m.peerUrl}`,
     `--initial-cluster=${initialCluster}`,
-    '--initial-cluster-state=new',
+    `--initial-cluster-state=${state}`,
     '--initial-cluster-token=etcdgate-test',
     '--client-cert-auth',
     `--trusted-ca-file=${pki.ca}`,
@@ -269,25 +280,26 @@ class Member implements EtcdMember {
   }
 }
 
-async function startOnce(pki: Pki, size: number, bin: string, dir: string): Promise<Member[]> {
+async function memberPlan(name: string, dir: string): Promise<MemberPlan> {
+  return {
+    name,
+    clientUrl: `https://127.0.0.1:${await freePort()}`,
+    peerUrl: `https://127.0.0.1:${await freePort()}`,
+    dataDir: path.join(dir, `${name}.data`),
+    logFile: path.join(dir, `${name}.log`),
+  };
+}
+
+async function startOnce(pki: Pki, size: number, bin: string, dir: string): Promise<{ members: Member[]; plans: MemberPlan[] }> {
   const plans: MemberPlan[] = [];
-  for (let i = 0; i < size; i++) {
-    const name = `etcd-${i}`;
-    plans.push({
-      name,
-      clientUrl: `https://127.0.0.1:${await freePort()}`,
-      peerUrl: `https://127.0.0.1:${await freePort()}`,
-      dataDir: path.join(dir, `${name}.data`),
-      logFile: path.join(dir, `${name}.log`),
-    });
-  }
+  for (let i = 0; i < size; i++) plans.push(await memberPlan(`etcd-${i}`, dir));
   const initialCluster = plans.map((p) => `${p.name}=${p.peerUrl}`).join(',');
   const members = plans.map((p) => new Member(p, etcdArgs(p, initialCluster, pki), bin, pki));
   try {
     for (const m of members) m.spawn();
     const deadline = Date.now() + HEALTH_TIMEOUT_MS;
     for (const m of members) await m.waitHealthy(deadline);
-    return members;
+    return { members, plans };
   } catch (err: unknown) {
     // A failed attempt leaves half-bootstrapped data dirs; the next attempt needs clean ones.
     await Promise.all(members.map((m) => m.stop()));
@@ -309,10 +321,11 @@ export async function startEtcd(pki: Pki, opts: StartEtcdOptions = {}): Promise<
   const disarmDir = watchdog(REMOVE_DIR, dir);
 
   let members: Member[] | undefined;
+  let plans: MemberPlan[] = [];
   let lastError: unknown;
   for (let attempt = 1; attempt <= START_ATTEMPTS && members === undefined; attempt++) {
     try {
-      members = await startOnce(pki, size, bin, dir);
+      ({ members, plans } = await startOnce(pki, size, bin, dir));
     } catch (err: unknown) {
       lastError = err;
       if (!(err instanceof EtcdExitedError)) break;
@@ -326,15 +339,23 @@ export async function startEtcd(pki: Pki, opts: StartEtcdOptions = {}): Promise<
   }
 
   const started = members;
+  const added: Member[] = [];
   let stopped: Promise<void> | undefined;
   return {
     endpoints: started.map((m) => m.clientUrl),
     members: started,
     dir,
+    async planMember(): Promise<PlannedMember> {
+      const plan = await memberPlan(`etcd-${plans.length + added.length}`, dir);
+      const initialCluster = [...plans, plan].map((p) => `${p.name}=${p.peerUrl}`).join(',');
+      const member = new Member(plan, etcdArgs(plan, initialCluster, pki, 'existing'), bin, pki);
+      added.push(member);
+      return Object.assign(member, { peerUrl: plan.peerUrl });
+    },
     stop(): Promise<void> {
       stopped ??= (async () => {
         try {
-          await Promise.all(started.map((m) => m.stop()));
+          await Promise.all([...started, ...added].map((m) => m.stop()));
         } finally {
           liveDirs.delete(dir);
           await rm(dir, { recursive: true, force: true });

@@ -51,6 +51,10 @@ export interface GatewayProcessOptions {
   readonly policy?: unknown;
   /** A dir from gatewayDir() to use (so the audit file can be named before the start); default a fresh one. */
   readonly dir?: string;
+  /** Extra environment variables for the process (added to this process's). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** The `encryption` section (inline mapping or file path), if any. */
+  readonly encryption?: unknown;
 }
 
 interface Listening {
@@ -99,11 +103,15 @@ export async function startGatewayProcess(options: GatewayProcessOptions): Promi
     admin: { listen: '127.0.0.1:0' },
     audit: options.audit,
     log: { level: options.logLevel ?? 'info' },
+    ...(options.encryption === undefined ? {} : { encryption: options.encryption }),
     policy: options.policy ?? ROOT_ONLY_POLICY,
   };
   await writeFile(configFile, stringify(document), { mode: 0o600 });
 
-  const child = spawn(process.execPath, [MAIN, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [MAIN, '--config', configFile], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.env === undefined ? {} : { env: { ...process.env, ...options.env } }),
+  });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   child.stdout?.on('data', (chunk: Buffer) => out.push(chunk));

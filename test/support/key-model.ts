@@ -1,6 +1,6 @@
 /**
  * A slow reference model of etcd key ranges for property tests: keys drawn from a tiny
- * alphabet, rule membership written from the definitions in shared/etcd-authz.md "Key
+ * alphabet, rule membership written from the definitions in docs/authorization.md "Key
  * ranges", and request ranges resolved by enumerating every key in a finite universe.
  *
  * Why enumeration is exact: rule and request keys are strings over A = {00, 01, fe, ff}
