@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { createAuditor } from './audit/auditor.js';
+import { createBackupService, type BackupService } from './backup/service.js';
 import type { Config } from './config/types.js';
 import { startAdminServer, type AdminServer } from './observability/admin-server.js';
 import { createLogger, type Logger } from './observability/logger.js';
@@ -49,6 +50,8 @@ export interface Gateway {
   reopenAudit(): void;
   /** Resolves once every audit record so far is written to the sink. */
   flushAudit(): Promise<void>;
+  /** Backups (src/backup), when the config has a `backup` section. */
+  readonly backup: BackupService | undefined;
   /** Graceful stop: no new connections, streams ended with UNAVAILABLE, unary calls finished, audit flushed. */
   stop(): Promise<void>;
 }
@@ -191,6 +194,14 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   }
   reportCertificates(config, metrics);
 
+  // --- backups (src/backup): scheduled once listening, stopped before the pool closes.
+  const backup: BackupService | undefined =
+    config.backup === undefined
+      ? undefined
+      : createBackupService({ config: config.backup, upstream: context.upstream, endpoint: () => pool.pick()?.url ?? '', metrics, audit: (event) => auditor.backup(event), logger, version: VERSION });
+  backup?.start().catch((error: unknown) => logger.error({ err: error }, 'backups could not start'));
+  // --- end backups
+
   const reloadPolicy = (): boolean => {
     try {
       const next = loadConfiguredPolicy(config.policy);
@@ -253,6 +264,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
         resolve();
       });
     });
+    await backup?.stop(); // backups: a run in progress is aborted and leaves nothing
     stopRangeCache();
     pool.close();
     await admin?.close();
@@ -264,6 +276,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     port,
     adminPort: admin.port,
     version: VERSION,
+    backup,
     reloadPolicy,
     reloadTls,
     reopenAudit: () => auditor.reopen(),

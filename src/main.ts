@@ -6,11 +6,13 @@
  *   etcdgate check-config FILE             validate a config and its policy, exit non-zero on problems
  *   etcdgate explain --config FILE ...     show the decision and rule for one request
  *   etcdgate test-policy POLICY CASES      run policy test cases, exit non-zero on a mismatch
+ *   etcdgate backup now|list|verify ...    take, list or check backups (src/cli/backup-commands.ts)
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
 import { startGateway, type Gateway } from './app.js';
+import { BACKUP_USAGE, backupCommand, UsageError } from './cli/backup-commands.js';
 import { explainAccesses, explainIdentity } from './cli/explain-request.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { compilePolicyText } from './policy/compile.js';
@@ -28,6 +30,7 @@ Usage:
   etcdgate explain --config FILE (--cert CLIENT.pem | --cn NAME [--o ORG] [--ou UNIT] [--dns NAME] [--uri URI])
                    --method METHOD [--key KEY] [--range-end END]
   etcdgate test-policy POLICY.yaml CASES.yaml
+${BACKUP_USAGE}
   etcdgate --version`;
 
 /** Prints a startup problem and exits: 2 for invalid input, 1 otherwise. */
@@ -37,7 +40,7 @@ function fail(error: unknown): never {
     process.stderr.write(`etcdgate: ${error.source}: invalid configuration (${count} problem${count === 1 ? '' : 's'}):\n${error.message.replace(/^/gmu, '  ')}\n`);
     process.exit(2);
   }
-  if (error instanceof PolicyError) {
+  if (error instanceof PolicyError || error instanceof UsageError) {
     process.stderr.write(`etcdgate: ${error.message}\n`);
     process.exit(2);
   }
@@ -128,6 +131,9 @@ async function main(argv: string[]): Promise<void> {
       return explainCommand(rest);
     case 'test-policy':
       return testPolicy(rest[0], rest[1]);
+    case 'backup':
+      // Exit at once: an S3 client's idle keep-alive sockets must not hold the command open.
+      return process.exit(await backupCommand(rest, { stdout: process.stdout, stderr: process.stderr }));
     case '--version':
       process.stdout.write(`${VERSION}\n`);
       return;

@@ -20,12 +20,13 @@ import { readUpstream } from './upstream-section.js';
 import { readAudit } from './audit-section.js';
 import { readLimits } from './limits-section.js';
 import { readCache } from './cache-section.js';
+import { readBackup } from './backup-section.js';
 
 export { ConfigError, ROOT_PATH } from './errors.js';
 export type { ConfigIssue } from './errors.js';
 export { UNLIMITED_BYTES } from './read.js';
 
-const ROOT_KEYS = ['server', 'upstream', 'admin', 'audit', 'log', 'limits', 'cache', 'policy'];
+const ROOT_KEYS = ['server', 'upstream', 'admin', 'audit', 'log', 'limits', 'cache', 'backup', 'policy'];
 const LOG_LEVELS: readonly LogConfig['level'][] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /** Where a document came from: `source` is reported in Config; `baseDir` anchors relative paths. */
@@ -64,9 +65,10 @@ export function parseConfig(document: unknown, options: ParseOptions): Config {
   const policy = readPolicy(reader, root['policy']);
   const limits = readLimits(reader, root['limits']);
   const cache = readCache(reader, root['cache']);
+  const backup = readBackup(reader, root['backup']);
 
   if (reader.issues.length > 0) throw new ConfigError(reader.issues, options.source);
-  return deepFreeze<Config>({ source: options.source, server, upstream, admin, audit, log, limits, cache, policy });
+  return deepFreeze<Config>({ source: options.source, server, upstream, admin, audit, log, limits, cache, ...(backup === undefined ? {} : { backup }), policy });
 }
 
 /**

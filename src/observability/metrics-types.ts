@@ -9,6 +9,21 @@ export type Outcome = 'allow' | 'deny';
 export type CertificateRole = 'server' | 'client-ca' | 'upstream-client' | 'upstream-ca';
 export type HandshakeFailure = 'no_certificate' | 'unknown_ca' | 'expired' | 'not_yet_valid' | 'revoked' | 'bad_usage' | 'protocol' | 'timeout' | 'connection_limit' | 'other';
 
+/** Why a backup run failed (bounded: the label of etcdgate_backup_failures_total). */
+export type BackupFailure = 'etcd_unavailable' | 'snapshot_checksum' | 'destination' | 'verification' | 'timeout' | 'other';
+/** How a scheduled slot or manual run ended (etcdgate_backup_runs_total's label). */
+export type BackupRunResult = 'success' | 'failure' | 'other_instance' | 'still_running';
+
+/** The figures of a successful backup run. */
+export interface BackupSuccess {
+  /** When it was stored. */
+  readonly finishedAt: Date;
+  readonly sizeBytes: number;
+  readonly seconds: number;
+  /** etcd store revision (decimal; reported as a number, exact below 2^53). */
+  readonly revision: string;
+}
+
 export interface Metrics {
   /** One finished RPC (unary) or stream. `code` is the gRPC status code sent to the client. */
   requestFinished(service: string, method: string, outcome: Outcome, code: number, seconds: number): void;
@@ -35,6 +50,13 @@ export interface Metrics {
   /** Not-after time of a certificate etcdgate relies on; `subject` is the certificate's CN or fingerprint prefix. */
   certificateNotAfter(role: CertificateRole, subject: string, notAfter: Date): void;
   handshakeRefused(reason: HandshakeFailure): void;
+  /** Backups are configured; `maxAgeSeconds` is the age EtcdgateBackupTooOld alerts at. */
+  backupConfigured(maxAgeSeconds: number): void;
+  /** A backup run (or a slot) ended. */
+  backupRun(result: BackupRunResult): void;
+  /** The newest backup known to be stored (after a run, or found at start). */
+  backupSucceeded(success: BackupSuccess): void;
+  backupFailed(reason: BackupFailure, at: Date): void;
 }
 
 const noop = (): void => {};
@@ -60,4 +82,8 @@ export const NOOP_METRICS: Metrics = Object.freeze({
   auditQueueDepth: noop,
   certificateNotAfter: noop,
   handshakeRefused: noop,
+  backupConfigured: noop,
+  backupRun: noop,
+  backupSucceeded: noop,
+  backupFailed: noop,
 });

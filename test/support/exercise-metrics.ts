@@ -28,6 +28,10 @@ const CALLS: { readonly [K in keyof Metrics]: (metrics: Metrics) => void } = {
   auditQueueDepth: (m) => m.auditQueueDepth(2),
   certificateNotAfter: (m) => m.certificateNotAfter('server', 'etcdgate-test', new Date('2031-01-01T00:00:00Z')),
   handshakeRefused: (m) => m.handshakeRefused('unknown_ca'),
+  backupConfigured: (m) => m.backupConfigured(86_400),
+  backupRun: (m) => m.backupRun('success'),
+  backupSucceeded: (m) => m.backupSucceeded({ finishedAt: new Date('2026-01-01T03:00:00Z'), sizeBytes: 4096, seconds: 1.5, revision: '42' }),
+  backupFailed: (m) => m.backupFailed('etcd_unavailable', new Date('2026-01-01T04:00:00Z')),
 };
 
 /** Names of every Metrics method, in contract order. */
