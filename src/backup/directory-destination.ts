@@ -5,7 +5,7 @@
  * `discard` and the next run's clean-up remove. Files are created mode 0600: a
  * snapshot holds every value etcd has, Secrets included.
  */
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -65,13 +65,8 @@ export class DirectoryDestination implements Destination {
       await rename(staged, final);
     } else {
       const temp = path.join(this.dir, partialName(manifest.file));
-      const handle = await open(temp, 'wx', FILE_MODE);
-      try {
-        await pipeline(createReadStream(staged), handle.createWriteStream({ autoClose: false }), { signal: options.signal });
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
+      // `flush`: fsynced before it is closed, and pipeline resolves only after the close.
+      await pipeline(createReadStream(staged), createWriteStream(temp, { flags: 'wx', mode: FILE_MODE, flush: true }), { signal: options.signal });
       await rename(temp, final);
     }
     await syncDirectory(this.dir);

@@ -15,7 +15,8 @@
  */
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
-import { open, rm } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { BackupAuditEvent } from '../audit/backup-record.js';
@@ -229,24 +230,16 @@ async function writeSnapshot(
       yield chunk;
     }
   }
-  let handle;
-  try {
-    handle = await open(staged, 'wx', 0o600);
-  } catch (error: unknown) {
-    throw new RunFailure('destination', `staging file ${staged}: ${messageOf(error)}`);
-  }
   try {
     const plain = counted();
     const source = recipients === undefined ? plain : encryptChunks(plain, recipients);
-    await pipeline(hashed(source), handle.createWriteStream({ autoClose: false }), { signal });
-    await handle.sync();
+    // 'wx': never overwrite; `flush`: fsync before the stream closes (pipeline resolves after both).
+    await pipeline(hashed(source), createWriteStream(staged, { flags: 'wx', mode: 0o600, flush: true }), { signal });
   } catch (error: unknown) {
     if (error instanceof RunFailure) throw error;
     if (signal.aborted) throw new RunFailure('timeout', `snapshot not finished in time: ${messageOf(error)}`);
     if (isFileSystemError(error)) throw new RunFailure('destination', `staging file ${staged}: ${messageOf(error)}`);
     throw fromUpstream(error, 'Snapshot');
-  } finally {
-    await handle.close();
   }
   return { sizeBytes, sha256: hash.digest('hex'), snapshotBytes };
 }
