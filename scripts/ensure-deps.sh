@@ -4,7 +4,9 @@
 # otherwise saying exactly what to install.
 #
 #   scripts/ensure-deps.sh demo   etcd, etcdctl, openssl, node_modules
-#   scripts/ensure-deps.sh test   the same, plus promtool (prometheus) and rsyslog for the tests
+#   scripts/ensure-deps.sh test   the same, plus promtool (prometheus) and rsyslog for the tests,
+#                                 age for the encrypted-backup tests, and OpenStack Swift (with
+#                                 its s3api middleware) and memcached for the S3 backup tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 purpose=${1:-demo}
@@ -15,6 +17,13 @@ if [ "$purpose" = test ]; then
   wanted[prometheus]=prometheus
   wanted[promtool]=prometheus
   wanted[rsyslogd]=rsyslog
+  wanted[age]=age
+  wanted[age-keygen]=age
+  wanted[swift-proxy-server]=swift-proxy
+  wanted[swift-account-server]=swift-account
+  wanted[swift-container-server]=swift-container
+  wanted[swift-object-server]=swift-object
+  wanted[memcached]=memcached
 fi
 
 missing=()

@@ -10,10 +10,20 @@
  * AWS_SECRET_ACCESS_KEY, AWS_PROFILE and ~/.aws files, web identity, instance roles);
  * etcdgate's config never holds them. For non-AWS endpoints the SDK's optional
  * request checksums are off ("when required"), since many such services reject them.
+ *
+ * The SDK is loaded on first use, not at import: it costs about a second of start-up
+ * and ~27 MB of memory, which configs without S3 (and every other CLI command) skip.
  */
 import { createReadStream } from 'node:fs';
-import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import type * as ClientS3 from '@aws-sdk/client-s3';
+import type * as LibStorage from '@aws-sdk/lib-storage';
+
+/** The SDK modules (loaded lazily) and the client built from them. */
+interface Sdk {
+  readonly client: ClientS3.S3Client;
+  readonly s3: typeof ClientS3;
+  readonly storage: typeof LibStorage;
+}
 import type { BackupDestinationConfig } from '../config/types.js';
 import type { Destination, Listing } from './destination.js';
 import { isSnapshotFileName, MANIFEST_SUFFIX, manifestText, parseManifest, type Manifest } from './manifest.js';
@@ -42,16 +52,26 @@ export class S3Destination implements Destination {
   readonly kind = 's3' as const;
   readonly name: string;
   readonly #config: S3Config;
-  readonly #client: S3Client;
+  #sdk: Promise<Sdk> | undefined;
 
   constructor(config: S3Config) {
     this.name = config.name;
     this.#config = config;
-    this.#client = new S3Client({
-      region: config.region,
-      forcePathStyle: config.forcePathStyle,
-      ...(config.endpoint === undefined ? {} : { endpoint: config.endpoint, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' }),
-    });
+  }
+
+  /** The SDK modules and the client, loaded and built once. */
+  #load(): Promise<Sdk> {
+    this.#sdk ??= (async () => {
+      const [s3, storage] = await Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')]);
+      const config = this.#config;
+      const client = new s3.S3Client({
+        region: config.region,
+        forcePathStyle: config.forcePathStyle,
+        ...(config.endpoint === undefined ? {} : { endpoint: config.endpoint, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' }),
+      });
+      return { client, s3, storage };
+    })();
+    return this.#sdk;
   }
 
   #key(file: string): string {
@@ -63,8 +83,9 @@ export class S3Destination implements Destination {
   }
 
   async store(staged: string, manifest: Manifest, options: { readonly mayMove: boolean; readonly signal: AbortSignal }): Promise<void> {
-    const upload = new Upload({
-      client: this.#client,
+    const { client, s3, storage } = await this.#load();
+    const upload = new storage.Upload({
+      client,
       params: { Bucket: this.#config.bucket, Key: this.#key(manifest.file), Body: createReadStream(staged), ContentType: 'application/octet-stream' },
       partSize: this.#config.partSizeBytes,
       queueSize: 1,
@@ -78,31 +99,33 @@ export class S3Destination implements Destination {
       options.signal.removeEventListener('abort', abort);
     }
     options.signal.throwIfAborted();
-    await this.#client.send(
-      new PutObjectCommand({ Bucket: this.#config.bucket, Key: this.#key(`${manifest.file}${MANIFEST_SUFFIX}`), Body: manifestText(manifest), ContentType: 'application/json' }),
+    await client.send(
+      new s3.PutObjectCommand({ Bucket: this.#config.bucket, Key: this.#key(`${manifest.file}${MANIFEST_SUFFIX}`), Body: manifestText(manifest), ContentType: 'application/json' }),
       { abortSignal: options.signal },
     );
   }
 
   async *read(file: string, signal?: AbortSignal): AsyncIterable<Uint8Array> {
-    const answer = await this.#client.send(new GetObjectCommand({ Bucket: this.#config.bucket, Key: this.#key(file) }), signal === undefined ? {} : { abortSignal: signal });
+    const { client, s3 } = await this.#load();
+    const answer = await client.send(new s3.GetObjectCommand({ Bucket: this.#config.bucket, Key: this.#key(file) }), signal === undefined ? {} : { abortSignal: signal });
     if (!isByteStream(answer.Body)) throw new Error(`${file}: object has no body`);
     yield* answer.Body;
   }
 
   async list(): Promise<Listing> {
+    const { client, s3 } = await this.#load();
     const manifests: Manifest[] = [];
     const problems: string[] = [];
     let token: string | undefined;
     do {
-      const page = await this.#client.send(
-        new ListObjectsV2Command({ Bucket: this.#config.bucket, Prefix: this.#config.prefix, ...(token === undefined ? {} : { ContinuationToken: token }) }),
+      const page = await client.send(
+        new s3.ListObjectsV2Command({ Bucket: this.#config.bucket, Prefix: this.#config.prefix, ...(token === undefined ? {} : { ContinuationToken: token }) }),
       );
       for (const object of page.Contents ?? []) {
         const name = (object.Key ?? '').slice(this.#config.prefix.length);
         if (!name.endsWith(MANIFEST_SUFFIX) || !isSnapshotFileName(name.slice(0, -MANIFEST_SUFFIX.length))) continue;
         try {
-          const answer = await this.#client.send(new GetObjectCommand({ Bucket: this.#config.bucket, Key: object.Key }));
+          const answer = await client.send(new s3.GetObjectCommand({ Bucket: this.#config.bucket, Key: object.Key }));
           const manifest = parseManifest(await bodyText(answer.Body));
           if (`${manifest.file}${MANIFEST_SUFFIX}` !== name) throw new Error('names another file');
           manifests.push(manifest);
@@ -118,8 +141,9 @@ export class S3Destination implements Destination {
 
   async remove(file: string): Promise<void> {
     if (!isSnapshotFileName(file)) throw new Error(`not a snapshot name: ${file}`);
-    await this.#client.send(new DeleteObjectCommand({ Bucket: this.#config.bucket, Key: this.#key(`${file}${MANIFEST_SUFFIX}`) }));
-    await this.#client.send(new DeleteObjectCommand({ Bucket: this.#config.bucket, Key: this.#key(file) }));
+    const { client, s3 } = await this.#load();
+    await client.send(new s3.DeleteObjectCommand({ Bucket: this.#config.bucket, Key: this.#key(`${file}${MANIFEST_SUFFIX}`) }));
+    await client.send(new s3.DeleteObjectCommand({ Bucket: this.#config.bucket, Key: this.#key(file) }));
   }
 
   async discard(file: string): Promise<void> {
