@@ -28,6 +28,8 @@ export interface EtcdMember {
   readonly logFile: string;
   /** SIGTERM, then SIGKILL after 5 s. No-op when not running. */
   stop(): Promise<void>;
+  /** SIGKILL: the member dies at once, mid-stream (a crash, not a shutdown). No-op when not running. */
+  kill(): Promise<void>;
   /** Restarts a stopped member and waits until it serves linearizable reads. */
   start(): Promise<void>;
 }
@@ -267,6 +269,16 @@ class Member implements EtcdMember {
     const child = this.child;
     this.child = undefined;
     if (child !== undefined) await terminate(child);
+  }
+
+  async kill(): Promise<void> {
+    const child = this.child;
+    this.child = undefined;
+    if (child === undefined || exited(child)) return;
+    const gone = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill('SIGKILL');
+    await gone;
+    live.delete(child);
   }
 }
 
