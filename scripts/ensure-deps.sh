@@ -6,7 +6,8 @@
 #   scripts/ensure-deps.sh demo   etcd, etcdctl, openssl, node_modules
 #   scripts/ensure-deps.sh test   the same, plus promtool (prometheus) and rsyslog for the tests,
 #                                 age for the encrypted-backup tests, and OpenStack Swift (with
-#                                 its s3api middleware) and memcached for the S3 backup tests
+#                                 its s3api middleware) and memcached for the S3 backup tests,
+#                                 script (a pseudo-terminal for the backup progress test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 purpose=${1:-demo}
@@ -24,6 +25,7 @@ if [ "$purpose" = test ]; then
   wanted[swift-container-server]=swift-container
   wanted[swift-object-server]=swift-object
   wanted[memcached]=memcached
+  wanted[script]=bsdutils
 fi
 
 missing=()
