@@ -70,6 +70,7 @@ it('backup now: progress with bytes and rate on a terminal', async () => {
   // script(1) runs the command on a pseudo-terminal and copies what it shows to stdout.
   const result = await run('script', ['-qefc', `${process.execPath} ${cli} backup now --config ${file}`, '/dev/null']);
   expect(result.code, result.stdout).toBe(0);
+  // eslint-disable-next-line no-control-regex -- the terminal's erase-line sequence is what is checked
   expect(result.stdout).toMatch(/\r\u001b\[Ksnapshot [\d.]+ (B|KiB|MiB) [\d.]+ (B|KiB|MiB|GiB)\/s/u);
   expect(result.stdout).toContain('stored etcd-snapshot-');
 });
