@@ -6,6 +6,10 @@
 #   scripts/ensure-deps.sh demo   etcd, etcdctl, openssl, node_modules
 #   scripts/ensure-deps.sh test   the same, plus promtool (prometheus), rsyslog, python3-hpack, haproxy (PROXY
 #                                 protocol), systemd-analyze (the systemd unit), patroni and postgresql for the tests
+#   scripts/ensure-deps.sh test   the same, plus promtool (prometheus) and rsyslog for the tests,
+#                                 age for the encrypted-backup tests, and OpenStack Swift (with
+#                                 its s3api middleware) and memcached for the S3 backup tests,
+#                                 script (a pseudo-terminal for the backup progress test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 purpose=${1:-demo}
@@ -18,6 +22,14 @@ if [ "$purpose" = test ]; then
   wanted[rsyslogd]=rsyslog
   wanted[haproxy]=haproxy
   wanted[systemd-analyze]=systemd   # verifies deploy/systemd/etcdgate.service
+  wanted[age]=age
+  wanted[age-keygen]=age
+  wanted[swift-proxy-server]=swift-proxy
+  wanted[swift-account-server]=swift-account
+  wanted[swift-container-server]=swift-container
+  wanted[swift-object-server]=swift-object
+  wanted[memcached]=memcached
+  wanted[script]=bsdutils
 fi
 
 missing=()

@@ -16,6 +16,7 @@ import { MemberVersions } from './health/member-versions.js';
 import { LinearizableReadiness } from './health/readiness.js';
 import { SYSTEM_CLOCK, type Clock } from './clock.js';
 import { loadConfiguredPolicy } from './config/policy-file.js';
+import { createBackupService, type BackupService } from './backup/service.js';
 import type { Config } from './config/types.js';
 import { watchFiles } from './config/watch-files.js';
 import { METHODS } from './etcd/methods.js';
@@ -69,6 +70,8 @@ export interface Gateway {
   reopenAudit(): void;
   /** Resolves once every audit record so far is written to the sink. */
   flushAudit(): Promise<void>;
+  /** Backups (src/backup), when the config has a `backup` section. */
+  readonly backup: BackupService | undefined;
   /** Graceful stop: no new connections, streams ended with UNAVAILABLE, unary calls finished, audit flushed. */
   stop(): Promise<void>;
 }
@@ -260,6 +263,14 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   readiness.start();
   memberVersions.start();
 
+  // --- backups (src/backup): scheduled once listening, stopped before the pool closes.
+  const backup: BackupService | undefined =
+    config.backup === undefined
+      ? undefined
+      : createBackupService({ config: config.backup, upstream, endpoint: () => pool.pick()?.url ?? '', metrics, audit: (event) => auditor.backup(event), logger, version: VERSION });
+  backup?.start().catch((error: unknown) => logger.error({ err: error }, 'backups could not start'));
+  // --- end backups
+
   const reloadPolicy = (): boolean => {
     try {
       const next = loadConfiguredPolicy(config.policy);
@@ -329,6 +340,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       }, 10);
     });
     jsonGateway?.closeAll();
+    await backup?.stop(); // backups: a run in progress is aborted and leaves nothing
     stopRangeCache();
     pool.close();
     await admin?.close();
@@ -341,6 +353,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     port,
     adminPort: admin.port,
     version: VERSION,
+    backup,
     reloadPolicy,
     reloadTls,
     reloadEncryption: () => encryption?.reload() ?? true,

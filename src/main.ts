@@ -7,6 +7,7 @@
  *   etcdgate explain --config FILE ...     show the decision and rule for one request (exit 0 allow, 3 deny)
  *   etcdgate test-policy POLICY CASES      run policy test cases, exit non-zero on a mismatch
  *   etcdgate encryption status|rewrite ... encryption at rest: how values are held; re-encrypt a prefix
+ *   etcdgate backup now|list|verify ...    take, list or check backups (src/cli/backup-commands.ts)
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -15,6 +16,7 @@ import { startGateway, type Gateway } from './app.js';
 import { ENCRYPTION_USAGE, encryptionCommand } from './cli/encryption.js';
 import { EXPLAIN_USAGE, explainCommand } from './cli/explain-command.js';
 import { UsageError } from './cli/usage-error.js';
+import { BACKUP_USAGE, backupCommand } from './cli/backup-commands.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { logProcessWarnings } from './observability/process-warnings.js';
@@ -33,6 +35,7 @@ Usage:
   ${EXPLAIN_USAGE.replace(/\n/gu, '\n  ')}
   etcdgate test-policy POLICY.yaml CASES.yaml
 ${ENCRYPTION_USAGE}
+${BACKUP_USAGE}
   etcdgate --version
 
 Exit status: 2 for an invalid config, policy or command line (every problem named by its
@@ -128,6 +131,9 @@ async function main(argv: string[]): Promise<void> {
     case 'encryption':
       process.exitCode = await encryptionCommand(rest, { stdout: process.stdout, stderr: process.stderr });
       return;
+    case 'backup':
+      // Exit at once: an S3 client's idle keep-alive sockets must not hold the command open.
+      return process.exit(await backupCommand(rest, { stdout: process.stdout, stderr: process.stderr }));
     case '--version':
       process.stdout.write(`${VERSION}\n`);
       return;

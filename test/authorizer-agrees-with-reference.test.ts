@@ -23,7 +23,7 @@ import { DecodeError, type DecodedRequest } from '../src/etcd/types.js';
 import { compilePolicy } from '../src/policy/compile.js';
 import type { Permissions } from '../src/policy/types.js';
 import { decode, encode } from './support/etcd-messages.js';
-import { KEY_ALPHABET, keyArb, requestKeys, modelRuleArb, ruleContains, ruleDocument, type ModelRule } from './support/key-model.js';
+import { isReserved, KEY_ALPHABET, keyArb, requestKeys, modelRuleArb, ruleContains, ruleDocument, type ModelRule } from './support/key-model.js';
 import { who } from './support/policy.js';
 
 type Access = 'read' | 'write' | 'readwrite';
@@ -63,7 +63,7 @@ function needs(method: string, request: Plain): Need[] {
 function referenceAllows(allows: readonly [ModelRule, Access][], denies: readonly [ModelRule, Access | undefined][], request: Need[]): boolean {
   const applies = (access: Access | undefined, kind: 'read' | 'write'): boolean => access === undefined || access === 'readwrite' || access === kind;
   return request.every(({ kind, keys }) =>
-    keys.every((k) => !denies.some(([rule, access]) => applies(access, kind) && ruleContains(rule, k)) && allows.some(([rule, access]) => applies(access, kind) && ruleContains(rule, k))),
+    keys.every((k) => !isReserved(k) && !denies.some(([rule, access]) => applies(access, kind) && ruleContains(rule, k)) && allows.some(([rule, access]) => applies(access, kind) && ruleContains(rule, k))),
   );
 }
 

@@ -143,7 +143,7 @@ describe('dashboard and alert rules query only exported metrics', () => {
     expect(unknownNames(metricNamesInPromQL('rate(etcdgate_request_total[5m])'))).toEqual(['etcdgate_request_total']);
   });
 
-  it('covers traffic, latency, denials, upstream, streams, audit and certificates', () => {
+  it('covers traffic, latency, denials, upstream, streams, audit, certificates and backups', () => {
     if (!isRecord(dashboard)) throw new Error('dashboard is not an object');
     const used = new Set(dashboardExprs(dashboard['panels']).flatMap((expr) => metricNamesInPromQL(expr)));
     for (const name of [
@@ -157,6 +157,10 @@ describe('dashboard and alert rules query only exported metrics', () => {
       'etcdgate_audit_records_total',
       'etcdgate_audit_sink_failures_total',
       'etcdgate_certificate_not_after_seconds',
+      'etcdgate_backup_last_success_timestamp_seconds',
+      'etcdgate_backup_max_age_seconds',
+      'etcdgate_backup_failures_total',
+      'etcdgate_backup_runs_total',
     ]) {
       expect(used.has(name), name).toBe(true);
     }

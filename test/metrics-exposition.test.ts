@@ -56,6 +56,14 @@ const FAMILIES: Record<string, { type: string; labels: string[] }> = {
   etcdgate_upstream_health_checks_total: { type: 'counter', labels: ['result'] },
   etcdgate_etcd_member_info: { type: 'gauge', labels: ['endpoint', 'member_id', 'version'] },
   etcdgate_etcd_member_below_minimum_version: { type: 'gauge', labels: ['endpoint', 'minimum', 'version'] },
+  etcdgate_backup_runs_total: { type: 'counter', labels: ['result'] },
+  etcdgate_backup_failures_total: { type: 'counter', labels: ['reason'] },
+  etcdgate_backup_last_success_timestamp_seconds: { type: 'gauge', labels: [] },
+  etcdgate_backup_last_failure_timestamp_seconds: { type: 'gauge', labels: [] },
+  etcdgate_backup_last_success_size_bytes: { type: 'gauge', labels: [] },
+  etcdgate_backup_last_success_duration_seconds: { type: 'gauge', labels: [] },
+  etcdgate_backup_last_success_revision: { type: 'gauge', labels: [] },
+  etcdgate_backup_max_age_seconds: { type: 'gauge', labels: [] },
 };
 
 /** The family a sample belongs to, and whether it carries the histogram `le` label. */
@@ -123,7 +131,29 @@ describe('createPromMetrics exposition', () => {
     metrics.etcdMember('https://etcd-a:2379', { version: '3.5.30', memberId: 'a1', minimum: '3.5.33', below: true });
     metrics.etcdMember('https://etcd-a:2379', { version: '3.5.33', memberId: 'a1', minimum: '3.5.33', below: false });
     metrics.etcdMember('https://etcd-b:2379', { version: '3.6.14', memberId: 'b2', minimum: '3.6.14', below: false });
+    metrics.backupConfigured(7200);
+    metrics.backupRun('success');
+    metrics.backupRun('other_instance');
+    metrics.backupSucceeded({ finishedAt: new Date('2026-01-01T03:00:00Z'), sizeBytes: 4096, seconds: 2.5, revision: '42' });
+    // An older backup found later (a listing at start) must not move the figures back.
+    metrics.backupSucceeded({ finishedAt: new Date('2025-12-31T03:00:00Z'), sizeBytes: 1, seconds: 1, revision: '7' });
+    metrics.backupFailed('etcd_unavailable', new Date('2026-01-01T04:00:00Z'));
     exposition = await scrape(registry);
+  });
+
+  it('reports backups: runs and failures from 0, the newest success only ever forward, the configured max age', async () => {
+    expect(sampleValue(exposition, 'etcdgate_backup_runs_total', { result: 'success' })).toBe(1);
+    expect(sampleValue(exposition, 'etcdgate_backup_runs_total', { result: 'still_running' })).toBe(0);
+    expect(sampleValue(exposition, 'etcdgate_backup_failures_total', { reason: 'etcd_unavailable' })).toBe(1);
+    expect(sampleValue(exposition, 'etcdgate_backup_failures_total', { reason: 'timeout' })).toBe(0);
+    expect(sampleValue(exposition, 'etcdgate_backup_last_success_timestamp_seconds')).toBe(Date.parse('2026-01-01T03:00:00Z') / 1000);
+    expect(sampleValue(exposition, 'etcdgate_backup_last_success_revision')).toBe(42);
+    expect(sampleValue(exposition, 'etcdgate_backup_last_success_size_bytes')).toBe(4096);
+    expect(sampleValue(exposition, 'etcdgate_backup_last_failure_timestamp_seconds')).toBe(Date.parse('2026-01-01T04:00:00Z') / 1000);
+    expect(sampleValue(exposition, 'etcdgate_backup_max_age_seconds')).toBe(7200);
+    // Without backups configured, no max age: EtcdgateBackupTooOld compares against nothing.
+    const fresh = createPromMetrics({ version: 'x' });
+    expect((await scrape(fresh.registry)).types.has('etcdgate_backup_max_age_seconds')).toBe(false);
   });
 
   it('exports exactly the documented etcdgate families with their types', () => {

@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { compilePolicy } from '../src/policy/compile.js';
 import type { Access } from '../src/policy/types.js';
-import { keyArb, requestKeys, modelRuleArb, ruleContains, ruleDocument } from './support/key-model.js';
+import { isReserved, keyArb, requestKeys, modelRuleArb, ruleContains, ruleDocument } from './support/key-model.js';
 import { who } from './support/policy.js';
 
 const ruleArb = modelRuleArb([3, 3, 3, 1]);
@@ -35,10 +35,13 @@ describe('range coverage matches an enumerating reference', () => {
             const applies = (access: string | undefined) => access === undefined || access === 'readwrite' || access === kind;
             const denied = inRequest.some((u) => denies.some(([rule, access]) => applies(access) && ruleContains(rule, u)));
             const covered = inRequest.every((u) => allows.some(([rule, access]) => applies(access) && ruleContains(rule, u)));
+            // etcdgate's reserved prefix is refused before any role is consulted.
+            const reserved = inRequest.some(isReserved);
             const access: Access = { kind, key: keyBytes, rangeEnd: end };
             const decision = permissions.check([access]);
-            expect(decision.allowed, `${kind} [${keyBytes.toString('hex')}, ${end.toString('hex')})`).toBe(!denied && covered);
-            if (denied) expect(decision.reason).toBe('denied by rule');
+            expect(decision.allowed, `${kind} [${keyBytes.toString('hex')}, ${end.toString('hex')})`).toBe(!reserved && !denied && covered);
+            if (reserved) expect(decision.reason).toBe('reserved for etcdgate');
+            else if (denied) expect(decision.reason).toBe('denied by rule');
           }
         },
       ),

@@ -61,6 +61,8 @@ describe('etcdgate alert rules', () => {
     expect(names.sort()).toEqual(
       [
         'EtcdgateAuditSinkFailing',
+        'EtcdgateBackupFailing',
+        'EtcdgateBackupTooOld',
         'EtcdgateCertificateExpiringSoon',
         'EtcdgateCertificateExpiryCritical',
         'EtcdgateDecryptionFailures',

@@ -14,6 +14,7 @@ import type { Metrics } from '../observability/metrics-types.js';
 import { DeliveryQueue } from './delivery-queue.js';
 import type { AuditLogger, RetryOptions, Transport } from './delivery-queue.js';
 import { serializeCallRecord, serializeHandshakeRecord } from './record.js';
+import { serializeBackupRecord, type BackupAuditEvent } from './backup-record.js';
 import { FileTransport } from './sinks/file.js';
 import { StreamTransport } from './sinks/stdout.js';
 import { SEVERITY, SyslogTransport, syslogFrameText, syslogHeader } from './sinks/syslog.js';
@@ -176,6 +177,16 @@ export async function createAuditor(config: AuditConfig, deps: AuditorDeps): Pro
         if (!enabled.auth) return;
         const json = serializeHandshakeRecord(event, context());
         queue.push(encode(json, SEVERITY.warning, event.kind ?? 'handshake.refused'));
+      } catch (err: unknown) {
+        failed(err);
+      }
+    },
+    backup(event: BackupAuditEvent): void {
+      try {
+        // etcdgate's own maintenance of etcd: in the admin group, like Snapshot itself.
+        if (!enabled.admin) return;
+        const json = serializeBackupRecord(event, context());
+        queue.push(encode(json, event.outcome === 'success' ? SEVERITY.info : SEVERITY.warning, event.kind));
       } catch (err: unknown) {
         failed(err);
       }

@@ -6,6 +6,7 @@
  */
 import type { Decision } from '../policy/types.js';
 import type { Identity } from '../tls/identity.js';
+import type { BackupAuditEvent } from './backup-record.js';
 
 /** A key operation inside a request, for the record (Txn lists one per compare/op). */
 export interface KeySummary {
@@ -108,6 +109,8 @@ export interface HandshakeEvent {
 export interface Auditor {
   record(event: CallEvent): void;
   handshakeRefused(event: HandshakeEvent): void;
+  /** A backup run or a retention deletion by etcdgate itself (src/backup). */
+  backup(event: BackupAuditEvent): void;
   /** False while the sink cannot take records and onFailure is "deny": new calls are refused. */
   readonly accepting: boolean;
   /** Flushes everything recorded so far; resolves when it is durable in the sink. */

@@ -5,7 +5,7 @@
  */
 import type { CacheConfig } from './types.js';
 import type { Reader } from './read.js';
-import { MAX_TIMER_MS, at, describe, isAbsent } from './read.js';
+import { MAX_TIMER_MS, at } from './read.js';
 
 const CACHE_KEYS = ['serializableRange'];
 const RANGE_CACHE_KEYS = ['enabled', 'maxEntries', 'maxStalenessMs'];
@@ -23,17 +23,10 @@ export function readCache(reader: Reader, value: unknown): CacheConfig {
   const defaults = DEFAULT_CACHE.serializableRange;
   return {
     serializableRange: {
-      enabled: readBoolean(reader, range['enabled'], at(path, 'enabled'), defaults.enabled),
+      enabled: reader.boolean(range['enabled'], at(path, 'enabled'), defaults.enabled),
       maxEntries: reader.integer(range['maxEntries'], at(path, 'maxEntries'), { min: 1, max: 10_000_000, fallback: defaults.maxEntries }),
       // 0 would make every entry stale at once: a cache that never answers is a misconfiguration.
       maxStalenessMs: reader.integer(range['maxStalenessMs'], at(path, 'maxStalenessMs'), { min: 1, max: MAX_TIMER_MS, fallback: defaults.maxStalenessMs }),
     },
   };
-}
-
-function readBoolean(reader: Reader, value: unknown, fieldPath: string, fallback: boolean): boolean {
-  if (isAbsent(value)) return fallback;
-  if (typeof value === 'boolean') return value;
-  reader.report(fieldPath, `must be true or false, got ${describe(value)}`);
-  return fallback;
 }

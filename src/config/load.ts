@@ -22,12 +22,13 @@ import { readLimits } from './limits-section.js';
 import { readCache } from './cache-section.js';
 import { readGateway } from './gateway-section.js';
 import { readEncryption } from './encryption-section.js';
+import { readBackup } from './backup-section.js';
 
 export { ConfigError, ROOT_PATH } from './errors.js';
 export type { ConfigIssue } from './errors.js';
 export { UNLIMITED_BYTES } from './read.js';
 
-const ROOT_KEYS = ['server', 'upstream', 'admin', 'audit', 'log', 'limits', 'cache', 'gateway', 'encryption', 'policy'];
+const ROOT_KEYS = ['server', 'upstream', 'admin', 'audit', 'log', 'limits', 'cache', 'gateway', 'encryption', 'backup', 'policy'];
 const LOG_LEVELS: readonly LogConfig['level'][] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /** Where a document came from: `source` is reported in Config; `baseDir` anchors relative paths. */
@@ -68,9 +69,23 @@ export function parseConfig(document: unknown, options: ParseOptions): Config {
   const cache = readCache(reader, root['cache']);
   const gateway = readGateway(reader, root['gateway']);
   const encryption = readEncryption(reader, root['encryption']);
+  const backup = readBackup(reader, root['backup']);
 
   if (reader.issues.length > 0) throw new ConfigError(reader.issues, options.source);
-  return deepFreeze<Config>({ source: options.source, server, upstream, admin, audit, log, limits, cache, gateway, ...(encryption === undefined ? {} : { encryption }), policy });
+  return deepFreeze<Config>({
+    source: options.source,
+    server,
+    upstream,
+    admin,
+    audit,
+    log,
+    limits,
+    cache,
+    gateway,
+    ...(encryption === undefined ? {} : { encryption }),
+    ...(backup === undefined ? {} : { backup }),
+    policy,
+  });
 }
 
 /**

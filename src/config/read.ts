@@ -167,6 +167,14 @@ export class Reader {
     return value;
   }
 
+  /** true or false; absent means `fallback`. */
+  boolean(value: unknown, fieldPath: string, fallback: boolean): boolean {
+    if (isAbsent(value)) return fallback;
+    if (typeof value === 'boolean') return value;
+    this.report(fieldPath, `must be true or false, got ${describe(value)}`);
+    return fallback;
+  }
+
   /** One of a fixed set of strings; absent means `fallback`. */
   choice<T extends string>(value: unknown, fieldPath: string, choices: readonly T[], fallback: T): T {
     if (isAbsent(value)) return fallback;

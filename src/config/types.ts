@@ -206,6 +206,61 @@ export interface EncryptionConfig {
   readonly resources: readonly EncryptionResourceConfig[];
 }
 
+/** When scheduled backups run: a cron expression (croner syntax) or a fixed interval. */
+export type BackupSchedule =
+  /** 5 fields (minute..weekday) or 6 (with seconds first), evaluated in `timezone` (default UTC). */
+  | { readonly kind: 'cron'; readonly expression: string; readonly timezone: string }
+  /** Every `seconds`, aligned to the Unix epoch so every instance of a fleet computes the same times. */
+  | { readonly kind: 'interval'; readonly seconds: number };
+
+/** Where backups are stored; `name` labels metrics, audit records and `backup list`. */
+export type BackupDestinationConfig =
+  /** A local (or mounted network) directory; must exist and be writable at start. */
+  | { readonly kind: 'directory'; readonly name: string; readonly path: string }
+  /**
+   * S3-compatible object storage. Credentials come from the AWS SDK's standard chain
+   * (environment, shared files, instance roles), never from this file.
+   */
+  | {
+      readonly kind: 's3';
+      readonly name: string;
+      readonly bucket: string;
+      /** Key prefix, "" or ending in "/". */
+      readonly prefix: string;
+      /** Endpoint URL of a non-AWS service (e.g. https://s3.example:9000). */
+      readonly endpoint?: string;
+      readonly region: string;
+      /** Path-style URLs (bucket in the path), which most non-AWS services need. */
+      readonly forcePathStyle: boolean;
+      /** Multipart part size, bytes (default 16 MiB; S3's minimum is 5 MiB). */
+      readonly partSizeBytes: number;
+    };
+
+/** The optional `backup` section: scheduled, verified, optionally encrypted etcd snapshots. */
+export interface BackupConfig {
+  /** Whether scheduled runs happen (`etcdgate backup now|list|verify` work either way). */
+  readonly enabled: boolean;
+  /** Required when enabled. */
+  readonly schedule?: BackupSchedule;
+  readonly destinations: readonly BackupDestinationConfig[];
+  readonly retention: {
+    /** The newest N backups are always kept (at least 1). */
+    readonly keepLast: number;
+    /** Besides those, the newest backup of each of the last D days (UTC), 0 = none. */
+    readonly keepDailyDays: number;
+    /** And the newest of each of the last W ISO weeks (UTC), 0 = none. */
+    readonly keepWeeklyWeeks: number;
+  };
+  /** age recipients (`age1...`) every backup is encrypted to; absent = stored in plain text. */
+  readonly encryption?: { readonly recipients: readonly string[] };
+  /** Where a snapshot is written before it goes to the destinations (default: the first directory destination). */
+  readonly stagingDir: string;
+  /** Bound on one run, seconds (default 21600). */
+  readonly timeoutSeconds: number;
+  /** Age of the last success past which EtcdgateBackupTooOld fires, seconds (default twice the longest gap between runs). */
+  readonly maxAgeSeconds: number;
+}
+
 export interface LogConfig {
   readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
@@ -223,6 +278,8 @@ export interface Config {
   readonly gateway: GatewayConfig;
   /** Encryption at rest; undefined when the `encryption` section is absent. */
   readonly encryption?: EncryptionConfig;
+  /** Absent when the config has no `backup` section. */
+  readonly backup?: BackupConfig;
   /**
    * The policy (required): a file path (absolute after loading, reloadable) or the policy
    * document inline. Its contents are validated by src/policy, not here.

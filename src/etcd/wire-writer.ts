@@ -3,6 +3,9 @@
  * (LeaseTimeToLive), in-band watch answers, the MemberList it rewrites, and messages
  * whose values encryption at rest replaces (which copy every other field's bytes as
  * they were with `raw`). Everything else is forwarded as the bytes the peer sent.
+ * (LeaseTimeToLive), in-band watch answers, the MemberList it rewrites, and the calls
+ * of its backups (Status, leases, the Txn that claims a backup slot). Everything
+ * else is forwarded as the bytes the peer sent.
  */
 import { WIRE_LEN, WIRE_VARINT } from './wire.js';
 
@@ -36,10 +39,13 @@ export class WireWriter {
     this.uvarint(field * 8 + wireType);
   }
 
-  /** An int64/uint64/bool/enum field; zero values are omitted, as proto3 does. */
-  int(field: number, value: bigint | number | boolean): this {
+  /**
+   * An int64/uint64/bool/enum field; zero values are omitted, as proto3 does, unless
+   * `always` (a oneof member, whose presence is meaningful even at zero).
+   */
+  int(field: number, value: bigint | number | boolean, always = false): this {
     const v = typeof value === 'bigint' ? value : BigInt(Number(value));
-    if (v === 0n) return this;
+    if (v === 0n && !always) return this;
     this.tag(field, WIRE_VARINT);
     this.varint(v);
     return this;

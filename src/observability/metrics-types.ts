@@ -48,6 +48,21 @@ export interface CertificateExpiry {
   readonly notAfter: Date;
 }
 
+/** Why a backup run failed (bounded: the label of etcdgate_backup_failures_total). */
+export type BackupFailure = 'etcd_unavailable' | 'snapshot_checksum' | 'destination' | 'verification' | 'timeout' | 'other';
+/** How a scheduled slot or manual run ended (etcdgate_backup_runs_total's label). */
+export type BackupRunResult = 'success' | 'failure' | 'other_instance' | 'still_running';
+
+/** The figures of a successful backup run. */
+export interface BackupSuccess {
+  /** When it was stored. */
+  readonly finishedAt: Date;
+  readonly sizeBytes: number;
+  readonly seconds: number;
+  /** etcd store revision (decimal; reported as a number, exact below 2^53). */
+  readonly revision: string;
+}
+
 export interface Metrics {
   /** One finished RPC (unary) or stream. `code` is the gRPC status code sent to the client; `protocol` defaults to grpc. */
   requestFinished(service: string, method: string, outcome: Outcome, code: number, seconds: number, protocol?: CallProtocol): void;
@@ -101,6 +116,13 @@ export interface Metrics {
   connectionRevoked(reason: RecheckFailure): void;
   /** A refusal record not written because its source (or all sources) were over the refusal record limit. */
   refusalRecordSuppressed(): void;
+  /** Backups are configured; `maxAgeSeconds` is the age EtcdgateBackupTooOld alerts at. */
+  backupConfigured(maxAgeSeconds: number): void;
+  /** A backup run (or a slot) ended. */
+  backupRun(result: BackupRunResult): void;
+  /** The newest backup known to be stored (after a run, or found at start). */
+  backupSucceeded(success: BackupSuccess): void;
+  backupFailed(reason: BackupFailure, at: Date): void;
 }
 
 const noop = (): void => {};
@@ -137,4 +159,8 @@ export const NOOP_METRICS: Metrics = Object.freeze({
   encryptionWriteKeys: noop,
   connectionRevoked: noop,
   refusalRecordSuppressed: noop,
+  backupConfigured: noop,
+  backupRun: noop,
+  backupSucceeded: noop,
+  backupFailed: noop,
 });

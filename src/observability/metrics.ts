@@ -11,7 +11,7 @@
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { CallProtocol, CertificateExpiry, CertificateRole, DecryptionFailure, EtcdMemberReport, HandshakeFailure, Metrics, Outcome, RecheckFailure, StreamKind } from './metrics-types.js';
+import type { BackupFailure, BackupRunResult, BackupSuccess, CallProtocol, CertificateExpiry, CertificateRole, DecryptionFailure, EtcdMemberReport, HandshakeFailure, Metrics, Outcome, RecheckFailure, StreamKind } from './metrics-types.js';
 import { codeName as grpcCodeName } from '../transport/grpc/status.js';
 import type { DenialLabels } from './denials.js';
 
@@ -38,6 +38,10 @@ const HANDSHAKE_FAILURES: readonly HandshakeFailure[] = [
   'other',
 ];
 const RECHECK_FAILURES: readonly RecheckFailure[] = ['revoked', 'expired', 'untrusted'];
+
+const BACKUP_FAILURES: readonly BackupFailure[] = ['etcd_unavailable', 'snapshot_checksum', 'destination', 'verification', 'timeout', 'other'];
+const BACKUP_RESULTS: readonly BackupRunResult[] = ['success', 'failure', 'other_instance', 'still_running'];
+const BACKUP_MAX_AGE = 'etcdgate_backup_max_age_seconds';
 
 const LINT_FAILING_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
@@ -286,6 +290,57 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
   });
   buildInfo.labels(options?.version ?? 'unknown', process.versions.node).set(1);
 
+  // Backups (src/backup). The counters exist at 0 from the start whether or not backups
+  // are configured; etcdgate_backup_max_age_seconds exists only when they are, so the
+  // EtcdgateBackupTooOld rule (which compares against it) is silent for instances without.
+  const backupRuns = new Counter({
+    name: 'etcdgate_backup_runs_total',
+    help: 'Backup runs and scheduled slots, by result (other_instance: another etcdgate of the fleet took the slot; still_running: the previous run had not ended).',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  const backupFailures = new Counter({
+    name: 'etcdgate_backup_failures_total',
+    help: 'Failed backup runs, by reason.',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  const backupLastSuccess = new Gauge({
+    name: 'etcdgate_backup_last_success_timestamp_seconds',
+    help: 'When the newest stored backup was stored, seconds since the Unix epoch (0: none known).',
+    registers,
+  });
+  const backupLastFailure = new Gauge({
+    name: 'etcdgate_backup_last_failure_timestamp_seconds',
+    help: 'When the last failed backup run ended, seconds since the Unix epoch (0: none since start).',
+    registers,
+  });
+  const backupLastSize = new Gauge({
+    name: 'etcdgate_backup_last_success_size_bytes',
+    help: 'Size of the newest stored backup as stored (after encryption), bytes.',
+    registers,
+  });
+  const backupLastDuration = new Gauge({
+    name: 'etcdgate_backup_last_success_duration_seconds',
+    help: 'How long the newest successful backup run took, seconds.',
+    registers,
+  });
+  const backupLastRevision = new Gauge({
+    name: 'etcdgate_backup_last_success_revision',
+    help: 'etcd store revision of the newest stored backup.',
+    registers,
+  });
+  const backupMaxAge = new Gauge({
+    name: BACKUP_MAX_AGE,
+    help: 'Configured age (backup.maxAgeSeconds) past which the newest backup is too old; present only when backups are configured.',
+    registers: [],
+  });
+  const backupRunChildren = new Map(BACKUP_RESULTS.map((result) => [result, backupRuns.labels(result)] as const));
+  for (const child of backupRunChildren.values()) child.inc(0);
+  const backupFailureChildren = new Map(BACKUP_FAILURES.map((reason) => [reason, backupFailures.labels(reason)] as const));
+  for (const child of backupFailureChildren.values()) child.inc(0);
+  let lastSuccessSeconds = 0;
+
   // Children with a fixed label set are resolved now; they also make every series exist
   // at 0 from the first scrape, so rate()/increase() see the first event.
   const streamChildren = new Map(STREAM_KINDS.map((kind) => [kind, streams.labels(kind)] as const));
@@ -470,6 +525,29 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
     },
     refusalRecordSuppressed(): void {
       refusalRecordsSuppressed.inc();
+    },
+    backupConfigured(maxAgeSeconds: number): void {
+      if (registry.getSingleMetric(BACKUP_MAX_AGE) === undefined) registry.registerMetric(backupMaxAge);
+      backupMaxAge.set(maxAgeSeconds);
+    },
+    backupRun(result: BackupRunResult): void {
+      backupRunChildren.get(result)?.inc();
+    },
+    backupSucceeded(success: BackupSuccess): void {
+      const seconds = success.finishedAt.getTime() / 1000;
+      // Only ever forward: a listing found at start must not undo a newer run's figures.
+      if (!Number.isFinite(seconds) || seconds < lastSuccessSeconds) return;
+      lastSuccessSeconds = seconds;
+      backupLastSuccess.set(seconds);
+      backupLastSize.set(success.sizeBytes);
+      if (success.seconds >= 0) backupLastDuration.set(success.seconds);
+      const revision = Number(success.revision);
+      if (Number.isFinite(revision)) backupLastRevision.set(revision);
+    },
+    backupFailed(reason: BackupFailure, at: Date): void {
+      (backupFailureChildren.get(reason) ?? backupFailureChildren.get('other'))?.inc();
+      const seconds = at.getTime() / 1000;
+      if (Number.isFinite(seconds)) backupLastFailure.set(seconds);
     },
   };
   return { metrics, registry };

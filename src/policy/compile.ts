@@ -8,7 +8,8 @@
  * Semantics (docs/authorization.md): a single key is allowed when some allow rule contains
  * it; a range only when the union of allow rules covers it with no gap. Deny rules hold for
  * the whole identity (across all its roles) and beat every allow: an access touching any
- * denied key is denied whole.
+ * denied key is denied whole. Before any of that, every access touching etcdgate's reserved
+ * prefix (./reserved.ts) is denied, whatever the roles say.
  */
 import { createHash } from 'node:crypto';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
@@ -19,6 +20,7 @@ import { parsePolicyDocument, type AccessMode, type KeyBytes, type PolicyDocumen
 import { IntervalSet, type SourcedInterval } from './interval-set.js';
 import { ALL_KEYS, formatKey, isNulByte, prefixEnd, requestInterval, singleKeyInterval, type KeyInterval } from './key-range.js';
 import { PolicyError } from './policy-error.js';
+import { RESERVED_DENIAL, touchesReserved } from './reserved.js';
 import { assignments, fillTemplate, type Placeholder } from './templates.js';
 
 /** What granted or denied an access: the decision to return and the rule's document path. */
@@ -202,6 +204,8 @@ export class IdentityPermissions implements Permissions {
       case 'capability':
         return this.#capabilities.get(access.capability) ?? CAPABILITY_NOT_GRANTED;
       default: {
+        // Built in, before any role: etcdgate's reserved prefix is nobody's (src/policy/reserved.ts).
+        if (touchesReserved(access.key, access.rangeEnd)) return RESERVED_DENIAL;
         const sets = access.kind === 'read' ? this.#read : this.#write;
         if (access.rangeEnd.length === 0) {
           // Hot path: a single key is two binary searches and no allocation.

@@ -15,3 +15,4 @@ export { explain, describeAccess } from './explain.js';
 export { identityFromFields, parsePolicyCases, runPolicyCases, type IdentityFields, type PolicyCase } from './test-cases.js';
 export { formatKey, prefixEnd, requestInterval, type KeyInterval } from './key-range.js';
 export { PLACEHOLDERS } from './templates.js';
+export { RESERVED_DENIAL, RESERVED_PREFIX, touchesReserved } from './reserved.js';

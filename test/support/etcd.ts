@@ -7,7 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import type { MethodDefinition } from '@grpc/proto-loader';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import type { Pki } from './pki.js';
 import { freePort } from './ports.js';
 
@@ -27,6 +28,8 @@ export interface EtcdMember {
   readonly logFile: string;
   /** SIGTERM, then SIGKILL after 5 s. No-op when not running. */
   stop(): Promise<void>;
+  /** SIGKILL: the member dies at once, mid-stream (a crash, not a shutdown). No-op when not running. */
+  kill(): Promise<void>;
   /** Restarts a stopped member and waits until it serves linearizable reads. */
   start(): Promise<void>;
 }
@@ -278,6 +281,16 @@ class Member implements EtcdMember {
     this.child = undefined;
     if (child !== undefined) await terminate(child);
   }
+
+  async kill(): Promise<void> {
+    const child = this.child;
+    this.child = undefined;
+    if (child === undefined || exited(child)) return;
+    const gone = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill('SIGKILL');
+    await gone;
+    live.delete(child);
+  }
 }
 
 async function memberPlan(name: string, dir: string): Promise<MemberPlan> {
@@ -364,5 +377,63 @@ export async function startEtcd(pki: Pki, opts: StartEtcdOptions = {}): Promise<
       })();
       return stopped;
     },
+  };
+}
+
+/** A cluster started from a snapshot, and what `etcdctl snapshot restore` printed. */
+export interface RestoredEtcd extends Omit<EtcdCluster, 'planMember'> {
+  readonly restoreOutput: string;
+}
+
+/**
+ * The restore an operator does: `etcdctl snapshot restore FILE` into a new data dir (a
+ * new one-member cluster, as etcd's disaster-recovery guide does it), then an etcd
+ * member started on that dir, trusting `pki.ca` like startEtcd's members. Resolves once
+ * it serves linearizable reads; stop() kills it and removes its dir.
+ */
+export async function startRestoredEtcd(pki: Pki, snapshot: string): Promise<RestoredEtcd> {
+  installExitHook();
+  const bin = process.env['ETCD_BIN'] ?? 'etcd';
+  const etcdctlBin = process.env['ETCDCTL_BIN'] ?? 'etcdctl';
+  const dir = await mkdtemp(path.join(tmpdir(), 'etcdgate-restored-'));
+  liveDirs.add(dir);
+  const disarmDir = watchdog(REMOVE_DIR, dir);
+  const plan: MemberPlan = {
+    name: 'restored-0',
+    clientUrl: `https://127.0.0.1:${await freePort()}`,
+    peerUrl: `https://127.0.0.1:${await freePort()}`,
+    dataDir: path.join(dir, 'restored-0.data'),
+    logFile: path.join(dir, 'restored-0.log'),
+  };
+  const initialCluster = `${plan.name}=${plan.peerUrl}`;
+  let member: Member | undefined;
+  const cleanUp = async (): Promise<void> => {
+    await member?.stop();
+    liveDirs.delete(dir);
+    await rm(dir, { recursive: true, force: true });
+    disarmDir();
+  };
+  let restoreOutput: string;
+  try {
+    const { stdout, stderr } = await promisify(execFile)(
+      etcdctlBin,
+      ['snapshot', 'restore', snapshot, `--name=${plan.name}`, `--data-dir=${plan.dataDir}`, `--initial-cluster=${initialCluster}`, `--initial-advertise-peer-urls=${plan.peerUrl}`, '--initial-cluster-token=etcdgate-restored'],
+      { env: { ...process.env, ETCDCTL_API: '3' } },
+    );
+    restoreOutput = `${stdout}${stderr}`;
+    member = new Member(plan, etcdArgs(plan, initialCluster, pki), bin, pki);
+    await member.start();
+  } catch (err: unknown) {
+    await cleanUp();
+    throw err;
+  }
+  const started = member;
+  let stopped: Promise<void> | undefined;
+  return {
+    endpoints: [plan.clientUrl],
+    members: [started],
+    dir,
+    restoreOutput,
+    stop: () => (stopped ??= cleanUp()),
   };
 }

@@ -39,6 +39,10 @@ const CALLS: { readonly [K in keyof Metrics]: (metrics: Metrics) => void } = {
   encryptionWriteKeys: (m) => m.encryptionWriteKeys([{ resource: 'secrets', provider: 'aesgcm', key: 'key1' }]),
   connectionRevoked: (m) => m.connectionRevoked('revoked'),
   refusalRecordSuppressed: (m) => m.refusalRecordSuppressed(),
+  backupConfigured: (m) => m.backupConfigured(86_400),
+  backupRun: (m) => m.backupRun('success'),
+  backupSucceeded: (m) => m.backupSucceeded({ finishedAt: new Date('2026-01-01T03:00:00Z'), sizeBytes: 4096, seconds: 1.5, revision: '42' }),
+  backupFailed: (m) => m.backupFailed('etcd_unavailable', new Date('2026-01-01T04:00:00Z')),
 };
 
 /** Names of every Metrics method, in contract order. */

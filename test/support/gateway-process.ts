@@ -55,6 +55,8 @@ export interface GatewayProcessOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** The `encryption` section (inline mapping or file path), if any. */
   readonly encryption?: unknown;
+  /** A `backup` section, when the test is about backups. */
+  readonly backup?: Readonly<Record<string, unknown>>;
 }
 
 interface Listening {
@@ -104,6 +106,7 @@ export async function startGatewayProcess(options: GatewayProcessOptions): Promi
     audit: options.audit,
     log: { level: options.logLevel ?? 'info' },
     ...(options.encryption === undefined ? {} : { encryption: options.encryption }),
+    ...(options.backup === undefined ? {} : { backup: options.backup }),
     policy: options.policy ?? ROOT_ONLY_POLICY,
   };
   await writeFile(configFile, stringify(document), { mode: 0o600 });

@@ -66,6 +66,7 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     ...(options.overrides?.['cache'] === undefined ? {} : { cache: options.overrides['cache'] }),
     ...(options.overrides?.['gateway'] === undefined ? {} : { gateway: options.overrides['gateway'] }),
     ...(options.overrides?.['encryption'] === undefined ? {} : { encryption: options.overrides['encryption'] }),
+    ...(options.overrides?.['backup'] === undefined ? {} : { backup: options.overrides['backup'] }),
     policy: options.policy ?? ROOT_ONLY_POLICY,
   };
   const config = parseConfig(document, { source: path.join(dir, 'etcdgate.yaml'), baseDir: dir });

@@ -19,8 +19,22 @@ function enumerate(into: Buffer[], prefix: number[]): Buffer[] {
   return into;
 }
 
-/** Every string over KEY_ALPHABET ∪ {02} of length <= 4, in enumeration order. */
-export const KEY_UNIVERSE: readonly Buffer[] = enumerate([], []);
+/**
+ * The first key of etcdgate's reserved prefix (src/policy/reserved.ts), written out here
+ * rather than imported so the model states it independently. Every key the generators
+ * make starts with a byte of KEY_ALPHABET, never '/', so a generated range meets the
+ * reserved prefix exactly when it contains this key: one more member keeps the
+ * enumeration exact.
+ */
+export const RESERVED_KEY: Buffer = Buffer.from('/.etcdgate/');
+
+/** True for keys no client may touch whatever its roles (under the reserved prefix). */
+export function isReserved(k: Buffer): boolean {
+  return k.subarray(0, RESERVED_KEY.length).equals(RESERVED_KEY);
+}
+
+/** Every string over KEY_ALPHABET ∪ {02} of length <= 4, in enumeration order, then RESERVED_KEY. */
+export const KEY_UNIVERSE: readonly Buffer[] = [...enumerate([], []), RESERVED_KEY];
 
 /** A key rule as the model sees it (`to: 'open'` is etcd's "\0", no upper bound). */
 export type ModelRule =
