@@ -63,7 +63,7 @@ function needs(method: string, request: Plain): Need[] {
 function referenceAllows(allows: readonly [ModelRule, Access][], denies: readonly [ModelRule, Access | undefined][], request: Need[]): boolean {
   const applies = (access: Access | undefined, kind: 'read' | 'write'): boolean => access === undefined || access === 'readwrite' || access === kind;
   return request.every(({ kind, keys }) =>
-    keys.every((k) => !isReserved(k) && !denies.some(([rule, access]) => applies(access, kind) && ruleContains(rule, k)) && allows.some(([rule, access]) => applies(access, kind) && ruleContains(rule, k))),
+    keys.every((k) => !(kind === 'write' && isReserved(k)) && !denies.some(([rule, access]) => applies(access, kind) && ruleContains(rule, k)) && allows.some(([rule, access]) => applies(access, kind) && ruleContains(rule, k))),
   );
 }
 

@@ -35,8 +35,8 @@ describe('range coverage matches an enumerating reference', () => {
             const applies = (access: string | undefined) => access === undefined || access === 'readwrite' || access === kind;
             const denied = inRequest.some((u) => denies.some(([rule, access]) => applies(access) && ruleContains(rule, u)));
             const covered = inRequest.every((u) => allows.some(([rule, access]) => applies(access) && ruleContains(rule, u)));
-            // etcdgate's reserved prefix is refused before any role is consulted.
-            const reserved = inRequest.some(isReserved);
+            // Writes under etcdgate's reserved prefix are refused before any role is consulted.
+            const reserved = kind === 'write' && inRequest.some(isReserved);
             const access: Access = { kind, key: keyBytes, rangeEnd: end };
             const decision = permissions.check([access]);
             expect(decision.allowed, `${kind} [${keyBytes.toString('hex')}, ${end.toString('hex')})`).toBe(!reserved && !denied && covered);

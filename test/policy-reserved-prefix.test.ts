@@ -1,10 +1,11 @@
 /**
- * etcdgate's reserved prefix `/.etcdgate/` (src/policy/reserved.ts) is nobody's: a
- * root role with `all: true` and the `admin` capability may do anything elsewhere, but
- * cannot read, write, delete, compare on, or revoke the lease of a key under it, nor
- * read a range that spans it. Against a real etcd, with the backup slot claims that
- * etcdgate itself keeps there: every attack is refused and the claim survives, while
- * etcdgate's own calls (the claims) go on working.
+ * etcdgate's reserved prefix `/.etcdgate/` (src/policy/reserved.ts) is written by
+ * etcdgate alone: a root role with `all: true` and the `admin` capability may do
+ * anything elsewhere, and may read there like anywhere its roles grant, but cannot
+ * write, delete, or revoke the lease of a key under it, nor write a range that spans
+ * it. Against a real etcd, with the backup slot claims that etcdgate itself keeps
+ * there: every write is refused and the claim survives, while etcdgate's own calls (the
+ * claims) go on working.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -22,24 +23,38 @@ const RESERVED = { allowed: false, rule: 'reserved prefix /.etcdgate/', reason: 
 describe('the policy engine', () => {
   const root = compilePolicy(ROOT_ONLY_POLICY).permissionsFor(who({ cn: 'root' }));
 
-  it('lets a root role read and write everywhere else, up to the prefix and from its end', () => {
-    for (const access of [key('write', '/registry/pods/a'), key('read', '/.etcdgate'), key('write', '/.etcdgateX'), range('read', '', '/.etcdgate/'), range('read', '/.etcdgate0', [0]), prefix('read', '/registry/')]) {
+  it('lets a root role write everywhere else, up to the prefix and from its end, and read everywhere', () => {
+    for (const access of [
+      key('write', '/registry/pods/a'),
+      key('write', '/.etcdgateX'),
+      range('write', '', '/.etcdgate/'),
+      range('write', '/.etcdgate0', [0]),
+      key('read', '/.etcdgate/'),
+      prefix('read', '/.etcdgate/'),
+      range('read', [0], [0]),
+      prefix('read', '/registry/'),
+    ]) {
       expect(root.check([access]), JSON.stringify(access)).toMatchObject({ allowed: true });
     }
   });
 
-  it('refuses it every key under the prefix and every range that meets it, reads and writes', () => {
+  it('refuses it every write under the prefix and every written range that meets it', () => {
     for (const access of [
       key('write', '/.etcdgate/backup/slots/2026-01-01T00:00:00.000Z'),
-      key('read', '/.etcdgate/'),
-      prefix('read', '/.etcdgate/'),
+      key('write', '/.etcdgate/'),
       prefix('write', '/.etcdgate/backup/'),
-      range('read', [0], [0]),
+      range('write', [0], [0]),
       range('write', '/', '0'),
-      range('read', '/.etcdgate/x', [0]),
+      range('write', '/.etcdgate/x', [0]),
     ]) {
       expect(root.check([access]), JSON.stringify(access)).toEqual(RESERVED);
     }
+  });
+
+  it('refuses a tenant reading there as anywhere it holds no grant', () => {
+    const tenant = compilePolicy({ roles: { t: { keys: [{ prefix: '/t/', access: 'readwrite' }] } }, bindings: [{ match: { cn: 't' }, roles: ['t'] }] }).permissionsFor(who({ cn: 't' }));
+    expect(tenant.check([key('read', '/.etcdgate/backup/slots/x')])).toMatchObject({ allowed: false, reason: 'not granted' });
+    expect(tenant.check([key('read', '/t/a')])).toMatchObject({ allowed: true });
   });
 });
 
@@ -92,18 +107,23 @@ describe('against a real etcd', () => {
     expect(leases.stdout).toContain(claimLease);
   });
 
-  it('...but cannot read, overwrite, pre-claim, delete or compare on a claim, nor revoke or inspect its lease', async () => {
-    await expectRefused(['get', claimKey]);
-    await expectRefused(['get', '/.etcdgate/', '--prefix']);
-    await expectRefused(['get', '', '--prefix', '--keys-only']);
+  it('...and read a claim, but not overwrite, pre-claim or delete one, nor revoke its lease', async () => {
+    // Reading is the roles' business: root reads the claim and the whole key space.
+    const read = await etcdctl(['get', claimKey, '--print-value-only'], rootCall);
+    expect(read.code, read.stderr).toBe(0);
+    const everything = await etcdctl(['get', '', '--prefix', '--keys-only'], rootCall);
+    expect(everything.code, everything.stderr).toBe(0);
+    expect(everything.stdout).toContain(claimKey);
     await expectRefused(['put', claimKey, 'stolen']);
     await expectRefused(['put', `/.etcdgate/backup/slots/${new Date(Date.now() + 3_600_000).toISOString()}`, 'blocked']);
     await expectRefused(['del', '/.etcdgate/', '--prefix']);
+    await expectRefused(['del', '', '--prefix']);
+    // Revoking the lease would delete the claim: it needs write on the keys it holds.
     await expectRefused(['lease', 'revoke', claimLease]);
-    await expectRefused(['lease', 'timetolive', claimLease, '--keys']);
     const client = etcd3Client(gate.endpoint, stack.pki, 'root');
     try {
-      await expect(client.if(claimKey, 'Create', '==', 0).then(client.put('/ok').value('w')).commit()).rejects.toThrow(/permission denied/u);
+      // A Txn that writes the claim in either branch is refused whole.
+      await expect(client.if('/ok', 'Create', '==', 0).then(client.put('/ok').value('w')).else(client.delete().key(claimKey)).commit()).rejects.toThrow(/permission denied/u);
     } finally {
       client.close();
     }

@@ -8,7 +8,7 @@
  * Semantics (docs/authorization.md): a single key is allowed when some allow rule contains
  * it; a range only when the union of allow rules covers it with no gap. Deny rules hold for
  * the whole identity (across all its roles) and beat every allow: an access touching any
- * denied key is denied whole. Before any of that, every access touching etcdgate's reserved
+ * denied key is denied whole. Before any of that, every write touching etcdgate's reserved
  * prefix (./reserved.ts) is denied, whatever the roles say.
  */
 import { createHash } from 'node:crypto';
@@ -204,8 +204,8 @@ export class IdentityPermissions implements Permissions {
       case 'capability':
         return this.#capabilities.get(access.capability) ?? CAPABILITY_NOT_GRANTED;
       default: {
-        // Built in, before any role: etcdgate's reserved prefix is nobody's (src/policy/reserved.ts).
-        if (touchesReserved(access.key, access.rangeEnd)) return RESERVED_DENIAL;
+        // Built in, before any role: no client writes under etcdgate's reserved prefix (src/policy/reserved.ts).
+        if (access.kind === 'write' && touchesReserved(access.key, access.rangeEnd)) return RESERVED_DENIAL;
         const sets = access.kind === 'read' ? this.#read : this.#write;
         if (access.rangeEnd.length === 0) {
           // Hot path: a single key is two binary searches and no allocation.

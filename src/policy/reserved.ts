@@ -1,14 +1,16 @@
 /**
  * etcdgate's reserved key prefix: keys etcdgate itself keeps in etcd (today the claims
  * that let one instance of a fleet take each scheduled backup, src/backup/fleet-lock.ts).
- * No client may read or write under it, whatever its roles grant (`all: true` and the
- * `admin` capability included): a client that could write there could steal or block a
- * backup slot, and one that could delete there could make two instances back up at once.
- * etcdgate's own upstream calls (src/upstream/calls.ts) never pass through the policy.
+ * No client may write under it, whatever its roles grant (`all: true` and the `admin`
+ * capability included): a client that could write there could steal or block a backup
+ * slot, and one that could delete there could make two instances back up at once.
+ * Reading follows the roles as for any key: the claims hold an instance name and a time,
+ * nothing secret, and whole-keyspace reads (etcdctl get "" --prefix, a watch on every
+ * key, a backup operator's listing) keep working. etcdgate's own upstream calls
+ * (src/upstream/calls.ts) never pass through the policy.
  *
  * Consequence, by etcd's range semantics (a range is allowed only if all of it is): a
- * request over the whole key space, or any range that spans the prefix, is refused too.
- * Clients that need "every key" read `["", "/.etcdgate/")` and `["/.etcdgate0", "\0")`.
+ * write over the whole key space, or any delete range that spans the prefix, is refused.
  */
 import type { Decision } from './types.js';
 import { formatKey, prefixEnd, requestInterval } from './key-range.js';
@@ -20,7 +22,7 @@ export const RESERVED_PREFIX: Buffer = Buffer.from('/.etcdgate/', 'utf8');
 const RESERVED_END = prefixEnd(RESERVED_PREFIX) ?? Buffer.alloc(0);
 const PREFIX_LENGTH = RESERVED_PREFIX.length;
 
-/** What every access touching the reserved prefix is told. */
+/** What every write touching the reserved prefix is told. */
 export const RESERVED_DENIAL: Decision = Object.freeze({
   allowed: false,
   rule: `reserved prefix ${formatKey(RESERVED_PREFIX)}`,

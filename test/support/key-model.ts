@@ -28,7 +28,7 @@ function enumerate(into: Buffer[], prefix: number[]): Buffer[] {
  */
 export const RESERVED_KEY: Buffer = Buffer.from('/.etcdgate/');
 
-/** True for keys no client may touch whatever its roles (under the reserved prefix). */
+/** True for keys under the reserved prefix, which no client may write whatever its roles. */
 export function isReserved(k: Buffer): boolean {
   return k.subarray(0, RESERVED_KEY.length).equals(RESERVED_KEY);
 }
