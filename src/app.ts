@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { createAuditor } from './audit/auditor.js';
+import { connectionAudit } from './audit/connection-records.js';
 import type { Config } from './config/types.js';
 import { startAdminServer, type AdminServer } from './observability/admin-server.js';
 import { createLogger, type Logger } from './observability/logger.js';
@@ -146,6 +147,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   // Without it unary calls would have no handler: refuse to start rather than serve half.
   if (injectedHttp2 === undefined) throw new Error('this grpc-js version is not supported: its HTTP/2 server for injected connections was not found');
   routeStreams(injectedHttp2, context, METHODS, config.server);
+  // [audit] connection.open/close records: the certificate in full, once per connection.
+  const connectionRecords = connectionAudit(auditor, (identity) => policy.permissionsFor(identity).roles);
   const listener = createClientListener({
     tls: config.server.tls,
     handshakeTimeoutMs: config.limits.handshakeTimeoutMs,
@@ -154,11 +157,13 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       // The key is what grpc-js's call.getPeer() prints for this socket.
       connections.set(`${connection.address}:${connection.port}`, connection);
       metrics.connectionOpened();
+      connectionRecords.opened(connection);
       injector.injectConnection(socket);
     },
     onClosed: (connection) => {
       connections.delete(`${connection.address}:${connection.port}`);
       metrics.connectionClosed();
+      connectionRecords.closed(connection);
     },
     onRefused: (refused) => {
       metrics.handshakeRefused(refused.reason);

@@ -13,11 +13,11 @@ import type { AuditConfig } from '../config/types.js';
 import type { Metrics } from '../observability/metrics-types.js';
 import { DeliveryQueue } from './delivery-queue.js';
 import type { AuditLogger, RetryOptions, Transport } from './delivery-queue.js';
-import { serializeCallRecord, serializeHandshakeRecord } from './record.js';
+import { serializeCallRecord, serializeConnectionRecord, serializeHandshakeRecord } from './record.js';
 import { FileTransport } from './sinks/file.js';
 import { StreamTransport } from './sinks/stdout.js';
 import { SEVERITY, SyslogTransport, syslogFrameText, syslogHeader } from './sinks/syslog.js';
-import type { Auditor, CallEvent, HandshakeEvent } from './types.js';
+import type { Auditor, CallEvent, ConnectionEvent, HandshakeEvent } from './types.js';
 
 export type { AuditLogger } from './delivery-queue.js';
 
@@ -176,6 +176,15 @@ export async function createAuditor(config: AuditConfig, deps: AuditorDeps): Pro
         if (!enabled.auth) return;
         const json = serializeHandshakeRecord(event, context());
         queue.push(encode(json, SEVERITY.warning, 'handshake.refused'));
+      } catch (err: unknown) {
+        failed(err);
+      }
+    },
+    connection(event: ConnectionEvent): void {
+      try {
+        // Connections are authentication events, like refused handshakes.
+        if (!enabled.auth) return;
+        queue.push(encode(serializeConnectionRecord(event, context()), SEVERITY.info, event.kind));
       } catch (err: unknown) {
         failed(err);
       }

@@ -27,6 +27,19 @@ export interface Peer {
   readonly port: number;
   readonly tlsVersion: string;
   readonly identity: Identity;
+  /** The id of the connection (its `connection.open` record has the certificate in full). */
+  readonly connectionId?: string;
+}
+
+/**
+ * How far an allowed unary call got towards etcd, once etcdgate tried to forward it.
+ * `sent`: the request was handed to etcd, which may have applied it; `code`: etcd's own
+ * gRPC status, when etcd answered. Sent without a code means etcd's answer never came
+ * (client reset, deadline, connection lost): the record's outcome is then `unknown`.
+ */
+export interface UpstreamProgress {
+  readonly sent: boolean;
+  readonly code?: number;
 }
 
 export type CallEventKind =
@@ -67,6 +80,8 @@ export interface CallEvent {
   };
   readonly watchId?: string;
   readonly traceId?: string;
+  /** Unary calls that were forwarded (or tried to be): how far the request got. */
+  readonly upstream?: UpstreamProgress;
 }
 
 /** Refused TLS handshake: what could be learned of the peer. */
@@ -76,13 +91,37 @@ export interface HandshakeEvent {
   readonly port: number;
   readonly reason: string;
   readonly error: string;
+  /** What the refused certificate claims: never verified, so never recorded as the user. */
   readonly identity?: Identity;
+}
+
+/**
+ * A verified client connection opened or closed. The open record carries the client
+ * certificate in full; call records carry only its searchable fields and the connection id.
+ */
+export interface ConnectionEvent {
+  readonly kind: 'connection.open' | 'connection.close';
+  /** When the connection was verified (open) or closed (close). */
+  readonly start: Date;
+  readonly connectionId: string;
+  readonly address: string;
+  readonly port: number;
+  readonly tlsVersion: string;
+  readonly identity: Identity;
+  /** Roles the policy in force binds the certificate to. */
+  readonly roles: readonly string[];
+  /** close only: how long the connection was open. */
+  readonly durationNs?: bigint;
+  /** close only, when etcdgate closed it: why (e.g. "revoked", "shutting down"). */
+  readonly reason?: string;
 }
 
 /** The audit trail as the proxy sees it. Implementations never throw from record(). */
 export interface Auditor {
   record(event: CallEvent): void;
   handshakeRefused(event: HandshakeEvent): void;
+  /** A verified connection opened or closed (recorded under the `auth` group). */
+  connection(event: ConnectionEvent): void;
   /** False while the sink cannot take records and onFailure is "deny": new calls are refused. */
   readonly accepting: boolean;
   /** Flushes everything recorded so far; resolves when it is durable in the sink. */

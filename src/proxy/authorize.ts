@@ -8,6 +8,7 @@
  * a proxy cannot. The window is one round trip, and attaching a key to a lease needs
  * write access to that key, so it only matters between two callers who share a lease ID.
  */
+import { leaseIdHex } from '../etcd/decoded.js';
 import type { DecodedRequest } from '../etcd/types.js';
 import type { Access, Decision } from '../policy/types.js';
 import type { Caller, ProxyContext } from './context.js';
@@ -34,7 +35,7 @@ async function checkLeases(context: ProxyContext, caller: Caller, checks: Decode
     const accesses: Access[] = keys.map((key) => ({ kind: check.kind, key, rangeEnd: EMPTY }));
     const leaseDecision = caller.permissions.check(accesses);
     if (!leaseDecision.allowed) {
-      return { ...leaseDecision, reason: `lease ${check.leaseId} holds keys outside the grant` };
+      return { ...leaseDecision, reason: `lease ${leaseIdHex(check.leaseId)} holds keys outside the grant` };
     }
     last = leaseDecision;
   }

@@ -80,7 +80,7 @@ export function callEvent(
   request: DecodedRequest['summary'],
   decision: Decision,
   result: CallEvent['result'],
-  extra?: { watchId?: string; traceId?: string | undefined },
+  extra?: { watchId?: string; traceId?: string | undefined; upstream?: CallEvent['upstream'] },
 ): CallEvent {
   const { connection } = caller;
   return {
@@ -92,13 +92,14 @@ export function callEvent(
     eventType: spec.eventType,
     start: start.date,
     durationNs: process.hrtime.bigint() - start.ns,
-    peer: { address: connection.address, port: connection.port, tlsVersion: connection.tlsVersion, identity: connection.identity },
+    peer: { address: connection.address, port: connection.port, tlsVersion: connection.tlsVersion, identity: connection.identity, connectionId: connection.id },
     roles: caller.permissions.roles,
     request,
     decision,
     result,
     ...(extra?.watchId === undefined ? {} : { watchId: extra.watchId }),
     ...(extra?.traceId === undefined ? {} : { traceId: extra.traceId }),
+    ...(extra?.upstream === undefined ? {} : { upstream: extra.upstream }),
   };
 }
 

@@ -147,6 +147,11 @@ export class UnaryCall {
     stream.on('end', () => this.onEnd());
   }
 
+  /** Whether the call has ended (answered, deadline passed, or reset by the client). */
+  get isEnded(): boolean {
+    return this.ended !== undefined;
+  }
+
   /** Registers what to do if the call ends before the handler answers (deadline or client reset). */
   onCancel(listener: () => void): void {
     this.cancelListener = listener;

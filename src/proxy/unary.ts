@@ -9,10 +9,11 @@ import { DecodeError, type DecodedRequest, type MethodSpec } from '../etcd/types
 import type { Decision } from '../policy/types.js';
 import { authorize } from './authorize.js';
 import { callerAt, callEvent, startClock, type ProxyContext } from './context.js';
-import { forwardUnary, type UpstreamReply } from './forward.js';
+import type { UpstreamProgress } from '../audit/types.js';
+import { forwardUnary, upstreamProgressOf, type UpstreamReply } from './forward.js';
 import { forwardedHeaders, traceIdOfHeader } from './metadata.js';
 import { RATE_LIMITED_DECISION } from './limits.js';
-import type { UnaryCall } from './unary-call.js';
+import { CANCELLED_BY_CLIENT, type UnaryCall } from './unary-call.js';
 import { AUDIT_UNAVAILABLE, INTERNAL_ERROR, MALFORMED, PERMISSION_DENIED, RATE_LIMITED, SHUTTING_DOWN, statusFromError, type Status } from './status.js';
 
 const MEMBER_LIST = '/etcdserverpb.Cluster/MemberList';
@@ -32,6 +33,8 @@ const IDEMPOTENT = new Set([
 ]);
 
 const NOT_DECIDED: Decision = { allowed: false, reason: 'not decided' };
+/** etcd answered OK: even if the client is gone by then, the request was carried out. */
+const ANSWERED_OK: UpstreamProgress = { sent: true, code: 0 };
 const MALFORMED_DECISION: Decision = { allowed: false, reason: 'malformed request' };
 
 /** Serves one unary call whose request message has been read. */
@@ -57,8 +60,11 @@ async function handleUnary(context: ProxyContext, spec: MethodSpec, call: UnaryC
 
   let decoded: DecodedRequest | undefined;
   let decision = NOT_DECIDED;
-  /** Answers the client (a response, or a status) and records what it got. */
-  const finish = (status: Status | undefined, response?: Buffer, reply?: UpstreamReply): void => {
+  /**
+   * Answers the client (a response, or a status) and records what it got; `upstream` says
+   * how far a forwarded request got (audit: etcd's answer, or `unknown` without one).
+   */
+  const finish = (status: Status | undefined, response?: Buffer, reply?: UpstreamReply, upstream?: UpstreamProgress): void => {
     let sent: Status | undefined;
     if (status === undefined && response !== undefined) {
       sent = call.respond(response, reply?.response === response ? reply.framed : undefined, reply?.headers, reply?.trailers);
@@ -77,7 +83,7 @@ async function handleUnary(context: ProxyContext, spec: MethodSpec, call: UnaryC
         code,
         message: sent?.details ?? '',
         ...summary,
-      }, { traceId }),
+      }, { traceId, ...(upstream === undefined ? {} : { upstream }) }),
     );
   };
 
@@ -112,6 +118,10 @@ async function handleUnary(context: ProxyContext, spec: MethodSpec, call: UnaryC
     if (hit !== undefined) return finish(undefined, hit);
   }
 
+  // [audit] A client gone while the call was decided gets nothing: do not hand its request
+  // to etcd (where it could be applied unseen); its record says it was never sent.
+  if (call.isEnded) return finish(CANCELLED_BY_CLIENT, undefined, undefined, { sent: false });
+
   let cancel: (() => void) | undefined;
   call.onCancel(() => cancel?.());
   try {
@@ -126,9 +136,9 @@ async function handleUnary(context: ProxyContext, spec: MethodSpec, call: UnaryC
     });
     const response = spec.path === MEMBER_LIST ? rewriteMemberListUrls(reply.response, context.advertiseClientUrls) : reply.response;
     if (cacheable !== undefined) cache?.store(cacheable, response);
-    finish(undefined, response, reply);
+    finish(undefined, response, reply, ANSWERED_OK);
   } catch (error: unknown) {
-    finish(statusFromError(error));
+    finish(statusFromError(error), undefined, undefined, upstreamProgressOf(error));
   } finally {
     // A write that failed may still have been applied: invalidate either way.
     if (cache !== undefined && spec.eventType === 'change') {

@@ -22,10 +22,13 @@ import { readFileSync } from 'node:fs';
 import * as tls from 'node:tls';
 import type { ServerTlsConfig } from '../config/types.js';
 import type { HandshakeFailure } from '../observability/metrics-types.js';
+import { connectionIds } from './connection-id.js';
 import { identityFromDer, type Identity } from './identity.js';
 
 /** A verified client connection, known to the proxy by its peer address. */
 export interface Connection {
+  /** Unique per connection (src/tls/connection-id.ts); audit records reference it. */
+  readonly id: string;
   readonly identity: Identity;
   readonly address: string;
   readonly port: number;
@@ -156,6 +159,7 @@ export function createClientListener(options: ClientListenerOptions): tls.Server
     handshakeTimeout: options.handshakeTimeoutMs ?? 10_000,
   });
   if (options.maxConnections !== undefined && options.maxConnections > 0) server.maxConnections = options.maxConnections;
+  const nextConnectionId = connectionIds();
 
   // Node drops sockets over maxConnections before any TLS byte; 'drop' tells us about it.
   server.on('drop', (data?: { remoteAddress?: string; remotePort?: number }) => {
@@ -192,6 +196,7 @@ export function createClientListener(options: ClientListenerOptions): tls.Server
       return;
     }
     const connection: Connection = {
+      id: nextConnectionId(),
       identity: identityFromDer(raw),
       address: socket.remoteAddress ?? '',
       port: socket.remotePort ?? 0,

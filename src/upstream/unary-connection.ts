@@ -65,9 +65,14 @@ export interface UnaryReply {
   readonly trailers: grpc.Metadata | undefined;
 }
 
-/** A failed call: the status for the client, and whether etcd cannot have seen the request. */
+/**
+ * A failed call: the status for the client, whether etcd cannot have seen the request,
+ * and whether this status is etcd's own answer (its grpc-status arrived). A call that is
+ * neither notSent nor answered ended without etcd's answer: etcd may have applied it.
+ */
 export interface UnaryFailure extends Status {
   readonly notSent: boolean;
+  readonly answered?: true;
 }
 
 /**
@@ -90,6 +95,11 @@ const SESSION_WINDOW_BYTES = 16 * 1024 * 1024;
 
 function failure(code: grpc.status, details: string, notSent = false, metadata?: grpc.Metadata): UnaryFailure {
   return metadata === undefined ? { code, details, notSent } : { code, details, notSent, metadata };
+}
+
+/** A failure that is etcd's answer: it executed (or refused) the request and said so. */
+function answeredFailure(code: grpc.status, details: string, metadata?: grpc.Metadata): UnaryFailure {
+  return { ...failure(code, details, false, metadata), answered: true };
 }
 
 /** Metadata of the non-protocol entries of a header block, or undefined when there are none. */
@@ -256,11 +266,12 @@ export class UnaryConnection {
         const details = statusMessage(statusHeaders['grpc-message']);
         const trailerMetadata = customMetadata(statusHeaders);
         if (code !== grpc.status.OK) {
-          settle(failure(Number.isInteger(code) ? code : grpc.status.UNKNOWN, details, false, trailerMetadata));
+          settle(answeredFailure(Number.isInteger(code) ? code : grpc.status.UNKNOWN, details, trailerMetadata));
           return;
         }
         const framed = unframe(chunks, received);
         if (typeof framed === 'string') {
+          // Not counted as an answer: what etcd did cannot be read from it.
           settle(failure(grpc.status.INTERNAL, `etcdgate: ${framed}`));
           return;
         }
