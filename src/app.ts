@@ -182,7 +182,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       logger,
       ...(config.admin.tls === undefined ? {} : { tls: config.admin.tls }),
       readiness: () => {
-        const checks = { listening: listener.listening && !context.state.shuttingDown, policy: true, upstream: pool.healthy(), audit: auditor.accepting };
+        // audit_file: false while the audit file was deleted or replaced and is not reopened yet.
+        const checks = { listening: listener.listening && !context.state.shuttingDown, policy: true, upstream: pool.healthy(), audit: auditor.accepting, audit_file: auditor.sinkIntact };
         return { ready: Object.values(checks).every(Boolean), checks };
       },
     });

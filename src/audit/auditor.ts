@@ -40,6 +40,8 @@ export interface AuditorDeps {
   readonly hostname?: string | undefined;
   /** How long the file sink lets a batch gather records before writing it, ms (default FILE_LINGER_MS). */
   readonly fileLingerMs?: number | undefined;
+  /** How often the file sink checks that its file is still the one at the path, ms (default 1 s). */
+  readonly fileCheckIntervalMs?: number | undefined;
 }
 
 /**
@@ -96,7 +98,7 @@ async function makeTransport(config: AuditConfig, deps: AuditorDeps): Promise<{ 
     case 'stdout':
       return { transport: new StreamTransport(deps.stdout ?? process.stdout), encode: lineEncoder };
     case 'file': {
-      const transport = new FileTransport(sink.path, deps.logger);
+      const transport = new FileTransport(sink.path, { logger: deps.logger, metrics: deps.metrics, checkIntervalMs: deps.fileCheckIntervalMs });
       try {
         await transport.open();
       } catch (err: unknown) {
@@ -159,6 +161,9 @@ export async function createAuditor(config: AuditConfig, deps: AuditorDeps): Pro
   return {
     get accepting(): boolean {
       return config.onFailure === 'allow' || queue.accepting;
+    },
+    get sinkIntact(): boolean {
+      return queue.sinkIntact;
     },
     record(event: CallEvent): void {
       try {

@@ -124,6 +124,8 @@ export interface Auditor {
   connection(event: ConnectionEvent): void;
   /** False while the sink cannot take records and onFailure is "deny": new calls are refused. */
   readonly accepting: boolean;
+  /** False while the audit file at its path is not the one written (deleted or replaced) and not yet reopened. */
+  readonly sinkIntact: boolean;
   /** Flushes everything recorded so far; resolves when it is durable in the sink. */
   flush(): Promise<void>;
   close(): Promise<void>;

@@ -7,6 +7,8 @@
 export type StreamKind = 'watch' | 'keepalive' | 'snapshot' | 'observe';
 export type Outcome = 'allow' | 'deny';
 export type CertificateRole = 'server' | 'client-ca' | 'upstream-client' | 'upstream-ca';
+/** Why the audit file was reopened: a signal (log rotation), or the file at its path was deleted or replaced under etcdgate. */
+export type AuditFileReopen = 'signal' | 'deleted' | 'replaced';
 export type HandshakeFailure = 'no_certificate' | 'unknown_ca' | 'expired' | 'not_yet_valid' | 'revoked' | 'bad_usage' | 'protocol' | 'timeout' | 'connection_limit' | 'other';
 
 export interface Metrics {
@@ -32,6 +34,10 @@ export interface Metrics {
   auditWritten(): void;
   auditFailure(): void;
   auditQueueDepth(depth: number): void;
+  /** The audit file was reopened at its path; `deleted`/`replaced`: it was found not to be the file open. */
+  auditFileReopened(reason: AuditFileReopen): void;
+  /** A record not written because the audit level or an audit rule says `none` (denials never are). */
+  auditSkipped(): void;
   /** Not-after time of a certificate etcdgate relies on; `subject` is the certificate's CN or fingerprint prefix. */
   certificateNotAfter(role: CertificateRole, subject: string, notAfter: Date): void;
   handshakeRefused(reason: HandshakeFailure): void;
@@ -58,6 +64,8 @@ export const NOOP_METRICS: Metrics = Object.freeze({
   auditWritten: noop,
   auditFailure: noop,
   auditQueueDepth: noop,
+  auditFileReopened: noop,
+  auditSkipped: noop,
   certificateNotAfter: noop,
   handshakeRefused: noop,
 });

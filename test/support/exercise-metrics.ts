@@ -26,6 +26,8 @@ const CALLS: { readonly [K in keyof Metrics]: (metrics: Metrics) => void } = {
   auditWritten: (m) => m.auditWritten(),
   auditFailure: (m) => m.auditFailure(),
   auditQueueDepth: (m) => m.auditQueueDepth(2),
+  auditFileReopened: (m) => m.auditFileReopened('deleted'),
+  auditSkipped: (m) => m.auditSkipped(),
   certificateNotAfter: (m) => m.certificateNotAfter('server', 'etcdgate-test', new Date('2031-01-01T00:00:00Z')),
   handshakeRefused: (m) => m.handshakeRefused('unknown_ca'),
 };
