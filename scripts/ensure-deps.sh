@@ -4,7 +4,7 @@
 # otherwise saying exactly what to install.
 #
 #   scripts/ensure-deps.sh demo   etcd, etcdctl, openssl, node_modules
-#   scripts/ensure-deps.sh test   the same, plus promtool (prometheus) and rsyslog for the tests
+#   scripts/ensure-deps.sh test   the same, plus promtool (prometheus), rsyslog and haproxy (PROXY protocol) for the tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 purpose=${1:-demo}
@@ -15,6 +15,7 @@ if [ "$purpose" = test ]; then
   wanted[prometheus]=prometheus
   wanted[promtool]=prometheus
   wanted[rsyslogd]=rsyslog
+  wanted[haproxy]=haproxy
 fi
 
 missing=()

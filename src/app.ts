@@ -4,8 +4,7 @@
  * signals, exit): src/main.ts does that.
  */
 import { readFileSync, unwatchFile, watchFile, type Stats } from 'node:fs';
-import type { AddressInfo } from 'node:net';
-import type * as tls from 'node:tls';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { createAuditor } from './audit/auditor.js';
 import { connectionAudit } from './audit/connection-records.js';
@@ -15,7 +14,8 @@ import { createLogger, type Logger } from './observability/logger.js';
 import { createPromMetrics, reportCertificateBundle } from './observability/metrics.js';
 import { loadConfiguredPolicy } from './policy/load-file.js';
 import type { Connection } from './tls/client-listener.js';
-import { createClientListener, serverContextOptions } from './tls/client-listener.js';
+import { createClientListener, serverTlsMaterial } from './tls/client-listener.js';
+import { goawayThenClose, networkChecks, refusalAudit, revokedAudit } from './tls/listener-wiring.js';
 import type { OpenStream, ProxyContext } from './proxy/context.js';
 import { passThrough } from './proxy/bidi.js';
 import { PolicyState } from './proxy/policy-state.js';
@@ -23,6 +23,7 @@ import { RangeCache } from './proxy/range-cache.js';
 import { createGrpcServer } from './proxy/server.js';
 import { routeStreams } from './proxy/stream-router.js';
 import { findInjectedHttp2Server } from './proxy/transport-refusals.js';
+import { startEncryption } from './encryption/encryption.js';
 import { METHODS } from './etcd/methods.js';
 import { SHUTTING_DOWN } from './proxy/status.js';
 import { AbuseLimits } from './proxy/limits.js';
@@ -42,10 +43,17 @@ export interface Gateway {
   /**
    * Re-reads the server certificate and key, client CA bundle and CRL (for new
    * handshakes) and the upstream CA and client certificate (for new upstream calls); a
-   * broken or mismatched set keeps all the old material. Also runs by itself when one
-   * of those files changes (polled every second).
+   * broken or mismatched set keeps all the old material. Open client connections are
+   * re-checked against the new CA bundle and CRL, and those that no longer pass are
+   * closed. Also runs by itself when one of those files changes (polled every second).
    */
   reloadTls(): boolean;
+  /**
+   * Re-reads the encryption file and key files (also on their change, polled every
+   * second); a set that does not validate or load keeps the keys in force. True when
+   * encryption is off.
+   */
+  reloadEncryption(): boolean;
   /** Reopens the audit file (log rotation). */
   reopenAudit(): void;
   /** Resolves once every audit record so far is written to the sink. */
@@ -58,7 +66,7 @@ export interface GatewayOptions {
   readonly logger?: Logger;
 }
 
-function listen(server: tls.Server, host: string, port: number): Promise<number> {
+function listen(server: NetServer, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -114,6 +122,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const { metrics, registry } = createPromMetrics({ version: VERSION });
   const policy = new PolicyState(loadConfiguredPolicy(config.policy));
   metrics.policyInfo(policy.current.version, policy.current.ruleCount);
+  // Encryption at rest: every key is loaded now; one that cannot be used stops the start.
+  const encryption = config.encryption === undefined ? undefined : startEncryption(config.encryption, { metrics, logger });
   const auditor = await createAuditor(config.audit, { metrics, logger, version: VERSION, policyVersion: () => policy.current.version });
   let upstreamMaterial: UpstreamMaterial = readUpstreamMaterial(config.upstream);
   const pool = new UpstreamPool(config.upstream, metrics, upstreamMaterial);
@@ -136,7 +146,10 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     upstream: upstreamCalls(pool, config.upstream.dialTimeoutMs),
     limits: new AbuseLimits(config.limits),
     ...(rangeCache === undefined ? {} : { rangeCache }),
+    ...(encryption === undefined ? {} : { encryption: encryption.state }),
   };
+  // The cache holds plaintext answers: none may outlive the keys that opened them.
+  encryption?.state.onReplace(() => rangeCache?.clear());
   policy.onChange(() => {
     for (const stream of streams) stream.revalidate?.();
   });
@@ -149,32 +162,39 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   routeStreams(injectedHttp2, context, METHODS, config.server);
   // [audit] connection.open/close records: the certificate in full, once per connection.
   const connectionRecords = connectionAudit(auditor, (identity) => policy.permissionsFor(identity).roles);
+  // net: refusals audited with a per-source rate limit; connections re-checked on reload (src/tls/).
+  const refusals = refusalAudit(config.limits, { auditor, metrics });
+  const onRevoked = revokedAudit({ auditor, metrics });
   const listener = createClientListener({
     tls: config.server.tls,
     handshakeTimeoutMs: config.limits.handshakeTimeoutMs,
     maxConnections: config.limits.maxConnections,
+    network: networkChecks(config.server),
     onConnection: (socket, connection) => {
       // The key is what grpc-js's call.getPeer() prints for this socket.
-      connections.set(`${connection.address}:${connection.port}`, connection);
+      connections.set(connection.peerKey, connection);
       metrics.connectionOpened();
       connectionRecords.opened(connection);
       injector.injectConnection(socket);
     },
     onClosed: (connection) => {
-      connections.delete(`${connection.address}:${connection.port}`);
+      connections.delete(connection.peerKey);
       metrics.connectionClosed();
       connectionRecords.closed(connection);
     },
-    onRefused: (refused) => {
-      metrics.handshakeRefused(refused.reason);
-      auditor.handshakeRefused({ start: new Date(), ...refused });
+    onRefused: refusals.onRefused,
+    onRevoked: (revoked) => {
+      // [audit] the connection's close record says why etcdgate closed it.
+      connectionRecords.closing(revoked.connection, `certificate ${revoked.reason}`);
+      onRevoked(revoked);
     },
+    closeConnection: goawayThenClose(injectedHttp2).close,
   });
 
   let admin: AdminServer | undefined;
   let port: number;
   try {
-    port = await listen(listener, config.server.listen.host, config.server.listen.port);
+    port = await listen(listener.server, config.server.listen.host, config.server.listen.port);
     admin = await startAdminServer({
       host: config.admin.listen.host,
       port: config.admin.listen.port,
@@ -183,12 +203,14 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       ...(config.admin.tls === undefined ? {} : { tls: config.admin.tls }),
       readiness: () => {
         // audit_file: false while the audit file was deleted or replaced and is not reopened yet.
-        const checks = { listening: listener.listening && !context.state.shuttingDown, policy: true, upstream: pool.healthy(), audit: auditor.accepting, audit_file: auditor.sinkIntact };
+        const checks = { listening: listener.server.listening && !context.state.shuttingDown, policy: true, upstream: pool.healthy(), audit: auditor.accepting, audit_file: auditor.sinkIntact };
         return { ready: Object.values(checks).every(Boolean), checks };
       },
     });
   } catch (error: unknown) {
-    listener.close();
+    listener.server.close();
+    refusals.limiter.stop();
+    encryption?.stop();
     stopRangeCache();
     pool.close();
     grpcServer.forceShutdown();
@@ -221,16 +243,17 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const reloadTls = (): boolean => {
     try {
       // Everything is read and checked before anything is swapped: all new, or all old.
-      const serverOptions = serverContextOptions(config.server.tls);
+      const serverMaterial = serverTlsMaterial(config.server.tls);
       const nextUpstream = readUpstreamMaterial(config.upstream);
-      listener.setSecureContext(serverOptions);
+      // Also re-checks every open connection: revoked, expired or untrusted ones are closed.
+      const closed = listener.replaceMaterial(serverMaterial);
       if (!sameMaterial(nextUpstream, upstreamMaterial)) {
         pool.replaceCredentials(nextUpstream);
         upstreamMaterial = nextUpstream;
       }
       reportCertificates(config, metrics);
       metrics.tlsReload('success');
-      logger.info('TLS material reloaded');
+      logger.info({ connectionsClosed: closed }, 'TLS material reloaded');
       return true;
     } catch (error: unknown) {
       metrics.tlsReload('failure');
@@ -247,7 +270,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     context.state.shuttingDown = true;
     if (policyFile !== undefined) unwatchFile(policyFile, onPolicyFileChange);
     stopWatchingTls();
-    listener.close();
+    encryption?.stop();
+    listener.server.close();
     for (const stream of [...streams]) stream.abort(SHUTTING_DOWN);
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
@@ -262,6 +286,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     stopRangeCache();
     pool.close();
     await admin?.close();
+    refusals.limiter.stop();
     await auditor.close();
     logger.info('etcdgate stopped');
   };
@@ -272,6 +297,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     version: VERSION,
     reloadPolicy,
     reloadTls,
+    reloadEncryption: () => encryption?.reload() ?? true,
     reopenAudit: () => auditor.reopen(),
     flushAudit: () => auditor.flush(),
     stop: () => (stopping ??= stop()),

@@ -6,15 +6,18 @@
  *   etcdgate check-config FILE             validate a config and its policy, exit non-zero on problems
  *   etcdgate explain --config FILE ...     show the decision and rule for one request
  *   etcdgate test-policy POLICY CASES      run policy test cases, exit non-zero on a mismatch
+ *   etcdgate encryption status|rewrite ... encryption at rest: how values are held; re-encrypt a prefix
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
 import { startGateway, type Gateway } from './app.js';
+import { ENCRYPTION_USAGE, encryptionCommand, UsageError } from './cli/encryption.js';
 import { explainAccesses, explainIdentity } from './cli/explain-request.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { compilePolicyText } from './policy/compile.js';
 import { explain } from './policy/explain.js';
+import { addressBits } from './network/cidr.js';
 import { loadConfiguredPolicy } from './policy/load-file.js';
 import { PolicyError } from './policy/policy-error.js';
 import { runPolicyCases } from './policy/test-cases.js';
@@ -26,8 +29,9 @@ Usage:
   etcdgate --config FILE
   etcdgate check-config FILE
   etcdgate explain --config FILE (--cert CLIENT.pem | --cn NAME [--o ORG] [--ou UNIT] [--dns NAME] [--uri URI])
-                   --method METHOD [--key KEY] [--range-end END]
+                   [--source ADDRESS] --method METHOD [--key KEY] [--range-end END]
   etcdgate test-policy POLICY.yaml CASES.yaml
+${ENCRYPTION_USAGE}
   etcdgate --version`;
 
 /** Prints a startup problem and exits: 2 for invalid input, 1 otherwise. */
@@ -37,7 +41,7 @@ function fail(error: unknown): never {
     process.stderr.write(`etcdgate: ${error.source}: invalid configuration (${count} problem${count === 1 ? '' : 's'}):\n${error.message.replace(/^/gmu, '  ')}\n`);
     process.exit(2);
   }
-  if (error instanceof PolicyError) {
+  if (error instanceof PolicyError || error instanceof UsageError) {
     process.stderr.write(`etcdgate: ${error.message}\n`);
     process.exit(2);
   }
@@ -49,7 +53,9 @@ function checkConfig(file: string | undefined): void {
   if (file === undefined) fail(new Error('check-config needs a config file'));
   const config = loadConfig(file);
   const policy = loadConfiguredPolicy(config.policy);
-  process.stdout.write(`${file}: OK (policy ${policy.version}, ${policy.ruleCount} rules)\n`);
+  const resources = config.encryption?.resources.length;
+  const encryption = resources === undefined ? '' : `; encryption: ${resources} resource${resources === 1 ? '' : 's'}, key files checked`;
+  process.stdout.write(`${file}: OK (policy ${policy.version}, ${policy.ruleCount} rules${encryption})\n`);
 }
 
 function explainCommand(argv: string[]): void {
@@ -66,6 +72,7 @@ function explainCommand(argv: string[]): void {
       method: { type: 'string' },
       key: { type: 'string' },
       'range-end': { type: 'string' },
+      source: { type: 'string' },
     },
   });
   if (values.config === undefined || values.method === undefined) fail(new Error(`explain needs --config and --method\n${USAGE}`));
@@ -81,7 +88,8 @@ function explainCommand(argv: string[]): void {
     ...(values['range-end'] === undefined ? {} : { rangeEnd: values['range-end'] }),
   };
   const policy = loadConfiguredPolicy(loadConfig(values.config).policy);
-  const result = explain(policy, explainIdentity(args), explainAccesses(args));
+  if (values.source !== undefined && addressBits(values.source) === undefined) fail(new Error(`--source must be an IP address, got ${values.source}`));
+  const result = explain(policy, explainIdentity(args), explainAccesses(args), values.source);
   process.stdout.write(`${result.lines.join('\n')}\n`);
   process.exitCode = result.decision.allowed ? 0 : 3;
 }
@@ -114,6 +122,7 @@ async function run(configFile: string): Promise<void> {
   process.on('SIGHUP', () => {
     gateway.reloadPolicy();
     gateway.reloadTls();
+    gateway.reloadEncryption();
     gateway.reopenAudit();
   });
   process.on('SIGUSR1', () => gateway.reopenAudit());
@@ -128,6 +137,9 @@ async function main(argv: string[]): Promise<void> {
       return explainCommand(rest);
     case 'test-policy':
       return testPolicy(rest[0], rest[1]);
+    case 'encryption':
+      process.exitCode = await encryptionCommand(rest, { stdout: process.stdout, stderr: process.stderr });
+      return;
     case '--version':
       process.stdout.write(`${VERSION}\n`);
       return;

@@ -20,7 +20,7 @@ import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { encode } from './support/etcd-messages.js';
 import type { TestGateway } from './support/gateway.js';
 import { useGatewayStack } from './support/stack.js';
@@ -138,16 +138,24 @@ describe('watchers per identity', () => {
 });
 
 describe('connection limits', () => {
-  it('closes a client that never starts its TLS handshake after handshakeTimeoutMs, audited and counted', async () => {
+  it('closes a client that never starts its TLS handshake after handshakeTimeoutMs (no_tls), and one that stalls inside it (timeout), audited and counted', async () => {
     const gate = await stack.startGateway({ overrides: { limits: { handshakeTimeoutMs: 300 } } });
     try {
-      const before = await metric(gate, 'etcdgate_tls_handshake_failures_total', { reason: 'timeout' });
-      const socket = net.connect(Number(new URL(gate.endpoint).port), '127.0.0.1');
-      const localPort = await new Promise<number>((resolve) => socket.once('connect', () => resolve(socket.localPort ?? 0)));
-      await new Promise<void>((resolve) => socket.once('close', () => resolve()));
-      expect(await metric(gate, 'etcdgate_tls_handshake_failures_total', { reason: 'timeout' })).toBe(before + 1);
-      const records = await eventually(() => gate.auditRecords(), (rs) => rs.some((r) => (r['source'] as { port?: number }).port === localPort));
-      expect(records.find((r) => (r['source'] as { port?: number }).port === localPort)).toMatchObject({ event: { reason: 'timeout' } });
+      const port = Number(new URL(gate.endpoint).port);
+      // Silent: never a TLS byte, so it is refused as no_tls (issue 13.6), not as a TLS timeout.
+      for (const [reason, bytes] of [
+        ['no_tls', Buffer.alloc(0)],
+        ['timeout', Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc])],
+      ] as const) {
+        const before = await metric(gate, 'etcdgate_tls_handshake_failures_total', { reason });
+        const socket = net.connect(port, '127.0.0.1');
+        const localPort = await new Promise<number>((resolve) => socket.once('connect', () => resolve(socket.localPort ?? 0)));
+        if (bytes.length > 0) socket.write(bytes);
+        await new Promise<void>((resolve) => socket.once('close', () => resolve()));
+        await vi.waitFor(async () => expect(await metric(gate, 'etcdgate_tls_handshake_failures_total', { reason })).toBe(before + 1));
+        const records = await eventually(() => gate.auditRecords(), (rs) => rs.some((r) => (r['source'] as { port?: number }).port === localPort));
+        expect(records.find((r) => (r['source'] as { port?: number }).port === localPort)).toMatchObject({ event: { reason } });
+      }
     } finally {
       await gate.stop();
     }

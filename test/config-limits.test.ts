@@ -58,6 +58,9 @@ describe('limits', () => {
       burst: 3,
       handshakeTimeoutMs: 250,
       maxWatcherBufferBytes: 65_536,
+      refusalRecordsPerMinute: 0,
+      refusalRecordsBurst: 2,
+      refusalRecordsTotalPerMinute: 10,
     };
     expect(parseConfig(doc(given), { source: '', baseDir: dir }).limits).toEqual(given);
   });

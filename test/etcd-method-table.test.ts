@@ -107,4 +107,21 @@ describe('METHODS', () => {
     expect(METHODS.has('/etcdserverpb.Lease/LeaseCheckpoint')).toBe(false);
     expect(METHODS.has('/grpc.health.v1.Health/Check')).toBe(false);
   });
+
+  it('names the methods whose messages carry values (encryption at rest), and only them', () => {
+    const carriers = [...METHODS.values()].filter((spec) => spec.values !== 'none').map((spec) => `${spec.path} ${spec.values}`);
+    expect(carriers.sort()).toEqual(
+      [
+        '/etcdserverpb.KV/DeleteRange delete-range',
+        '/etcdserverpb.KV/Put put',
+        '/etcdserverpb.KV/Range range',
+        '/etcdserverpb.KV/Txn txn',
+        '/etcdserverpb.Watch/Watch watch',
+        '/v3electionpb.Election/Campaign election',
+        '/v3electionpb.Election/Leader election',
+        '/v3electionpb.Election/Observe election',
+        '/v3electionpb.Election/Proclaim election',
+      ].sort(),
+    );
+  });
 });

@@ -33,6 +33,12 @@ const FAMILIES: Record<string, { type: string; labels: string[] }> = {
   etcdgate_denials_total: { type: 'counter', labels: ['role'] },
   etcdgate_policy_reloads_total: { type: 'counter', labels: ['result'] },
   etcdgate_tls_reloads_total: { type: 'counter', labels: ['result'] },
+  etcdgate_encryption_values_encrypted_total: { type: 'counter', labels: ['resource', 'provider', 'key'] },
+  etcdgate_encryption_values_decrypted_total: { type: 'counter', labels: ['resource', 'provider', 'key'] },
+  etcdgate_encryption_decryption_failures_total: { type: 'counter', labels: ['resource', 'reason'] },
+  etcdgate_encryption_plaintext_reads_total: { type: 'counter', labels: ['resource'] },
+  etcdgate_encryption_reloads_total: { type: 'counter', labels: ['result'] },
+  etcdgate_encryption_write_key_info: { type: 'gauge', labels: ['resource', 'provider', 'key'] },
   etcdgate_policy_rules: { type: 'gauge', labels: [] },
   etcdgate_policy_info: { type: 'gauge', labels: ['version'] },
   etcdgate_audit_records_total: { type: 'counter', labels: [] },
@@ -42,6 +48,8 @@ const FAMILIES: Record<string, { type: string; labels: string[] }> = {
   etcdgate_audit_records_skipped_total: { type: 'counter', labels: [] },
   etcdgate_certificate_not_after_seconds: { type: 'gauge', labels: ['role', 'subject'] },
   etcdgate_tls_handshake_failures_total: { type: 'counter', labels: ['reason'] },
+  etcdgate_tls_connections_revoked_total: { type: 'counter', labels: ['reason'] },
+  etcdgate_audit_refusal_records_suppressed_total: { type: 'counter', labels: [] },
   etcdgate_build_info: { type: 'gauge', labels: ['node_version', 'version'] },
 };
 
@@ -200,7 +208,7 @@ describe('createPromMetrics exposition', () => {
     expect(sampleValue(exposition, 'etcdgate_tls_handshake_failures_total', { reason: 'unknown_ca' })).toBe(2);
     expect(sampleValue(exposition, 'etcdgate_tls_handshake_failures_total', { reason: 'expired' })).toBe(1);
     expect(sampleValue(exposition, 'etcdgate_tls_handshake_failures_total', { reason: 'no_certificate' })).toBe(0);
-    expect(findSamples(exposition, 'etcdgate_tls_handshake_failures_total')).toHaveLength(10);
+    expect(findSamples(exposition, 'etcdgate_tls_handshake_failures_total')).toHaveLength(14);
   });
 
   it('exports build info and unprefixed default process metrics', () => {

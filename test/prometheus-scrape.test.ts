@@ -179,7 +179,7 @@ describe.skipIf(!prometheusPresent && !inCI)('a real Prometheus scraping a live 
       const evaluated = all.filter((rule: unknown) => isRecord(rule) && rule['health'] !== 'unknown');
       return all.length > 0 && evaluated.length === all.length ? all : undefined;
     });
-    expect(rules).toHaveLength(9);
+    expect(rules).toHaveLength(11);
     for (const rule of rules) {
       expect(isRecord(rule) ? [rule['name'], rule['health'], rule['lastError'] ?? ''] : rule).toEqual([
         expect.any(String),

@@ -194,7 +194,7 @@ export async function createAuditor(config: AuditConfig, deps: AuditorDeps): Pro
       try {
         // A refused handshake is a denial: written whatever the levels and rules say.
         const json = serializeHandshakeRecord(event, context());
-        queue.push(encode(json, SEVERITY.warning, 'handshake.refused'));
+        queue.push(encode(json, SEVERITY.warning, event.kind ?? 'handshake.refused'));
       } catch (err: unknown) {
         failed(err);
       }

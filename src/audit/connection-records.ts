@@ -20,6 +20,8 @@ export interface AuditedConnection {
 /** The two hooks the composition root calls from the listener's callbacks. */
 export interface ConnectionAudit {
   opened(connection: AuditedConnection): void;
+  /** etcdgate is closing the connection, for `reason`: its close record will say so. */
+  closing(connection: AuditedConnection, reason: string): void;
   /** `reason`: why etcdgate closed it, when it did (revoked, shutting down...). */
   closed(connection: AuditedConnection, reason?: string): void;
 }
@@ -36,6 +38,7 @@ const SYSTEM_CLOCK: ConnectionClock = { now: () => new Date(), monotonicNs: () =
 /** Connection records for `auditor`; `roles` resolves an identity's roles under the current policy. */
 export function connectionAudit(auditor: Auditor, roles: (identity: Identity) => readonly string[], clock: ConnectionClock = SYSTEM_CLOCK): ConnectionAudit {
   const opened = new WeakMap<AuditedConnection, bigint>();
+  const closingFor = new WeakMap<AuditedConnection, string>();
   const base = (connection: AuditedConnection): Omit<Parameters<Auditor['connection']>[0], 'kind'> => ({
     start: clock.now(),
     connectionId: connection.id,
@@ -50,9 +53,13 @@ export function connectionAudit(auditor: Auditor, roles: (identity: Identity) =>
       opened.set(connection, clock.monotonicNs());
       auditor.connection({ kind: 'connection.open', ...base(connection) });
     },
-    closed(connection, reason) {
+    closing(connection, reason) {
+      closingFor.set(connection, reason);
+    },
+    closed(connection, given) {
       const start = opened.get(connection);
       opened.delete(connection);
+      const reason = given ?? closingFor.get(connection);
       auditor.connection({
         kind: 'connection.close',
         ...base(connection),

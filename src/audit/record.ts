@@ -284,13 +284,22 @@ function commonHead(start: Date): JsonObject {
   };
 }
 
-function etcdgateFields(context: RecordContext, kind: string): JsonObject {
-  return {
+function etcdgateFields(context: RecordContext, kind: string, suppressed?: number): JsonObject {
+  const fields: JsonObject = {
     schema_version: AUDIT_SCHEMA_VERSION,
     version: context.version,
     policy_version: context.policyVersion,
     event_kind: kind,
   };
+  // net: refusals.suppressed summaries (src/network/refusal-limiter.ts).
+  if (suppressed !== undefined) put(fields, 'suppressed_records', finiteNumber(suppressed));
+  return fields;
+}
+
+/** net: action and event.type of the records that share the handshake shape (see HandshakeEvent.kind). */
+function handshakeKind(event: HandshakeEvent): { kind: string; action: string; type: string; verified: boolean } {
+  if (event.kind === 'connection.revoked') return { kind: event.kind, action: 'etcdgate.tls.recheck', type: 'end', verified: true };
+  return { kind: event.kind ?? 'handshake.refused', action: 'etcdgate.tls.handshake', type: 'start', verified: false };
 }
 
 function sourceFields(address: unknown, port: unknown): JsonObject {
@@ -475,19 +484,22 @@ export function buildCallRecord(event: CallEvent, context: RecordContext): JsonO
 }
 
 /**
- * Builds the record of a refused TLS handshake. The certificate was not verified, so
- * what it claims goes under tls.client (marked `etcdgate.identity_verified: false`) and
- * never into user.name.
+ * Builds the record of a refused TLS handshake (and, by `kind`, of the records sharing
+ * its shape: a connection closed by a re-check, a summary of suppressed refusals). A
+ * refused certificate was never verified, so what it claims goes under tls.client
+ * (marked `etcdgate.identity_verified: false`) and never into user.name; a revoked
+ * connection's certificate was verified when it connected, so its name is the user.
  */
 export function buildHandshakeRecord(event: HandshakeEvent, context: RecordContext): JsonObject {
+  const shape = handshakeKind(event);
   const eventFields: JsonObject = {
     id: context.eventId,
     kind: 'event',
     module: 'etcdgate',
     dataset: 'etcdgate.audit',
     category: ['authentication'],
-    type: ['start', 'denied'],
-    action: 'etcdgate.tls.handshake',
+    type: [shape.type, 'denied'],
+    action: shape.action,
     outcome: 'failure',
   };
   put(eventFields, 'reason', text(event.reason));
@@ -497,9 +509,14 @@ export function buildHandshakeRecord(event: HandshakeEvent, context: RecordConte
   const errorMessage = text(event.error);
   if (errorMessage !== undefined && errorMessage !== '') record['error'] = { message: errorMessage };
   record['source'] = sourceFields(event.address, event.port);
-  if (event.identity !== undefined) record['tls'] = { client: tlsClient(event.identity) };
-  const own = etcdgateFields(context, 'handshake.refused');
-  if (event.identity !== undefined) own['identity_verified'] = false;
+  if (event.identity !== undefined) {
+    // A revoked connection's identity was verified when it connected; any other was never verified.
+    if (shape.verified) record['user'] = { name: displayName(event.identity) };
+    record['tls'] = { client: tlsClient(event.identity) };
+  }
+  const own = etcdgateFields(context, shape.kind, event.suppressed);
+  put(own, 'connection_id', text(event.connectionId));
+  if (event.identity !== undefined && !shape.verified) own['identity_verified'] = false;
   record['etcdgate'] = own;
   return record;
 }
@@ -835,16 +852,26 @@ export function serializeCallRecord(event: CallEvent, context: RecordContext): s
 
 /** serializeRecord(buildHandshakeRecord(event, context)), written directly. */
 export function serializeHandshakeRecord(event: HandshakeEvent, context: RecordContext): string {
+  const shape = handshakeKind(event);
   let line = recordHead(event.start, context);
-  line += ',"category":["authentication"],"type":["start","denied"],"action":"etcdgate.tls.handshake","outcome":"failure"';
+  line += `,"category":["authentication"],"type":["${shape.type}","denied"],"action":"${shape.action}","outcome":"failure"`;
   const reason = jsonText(event.reason);
   if (reason !== undefined) line += `,"reason":${reason}`;
   line += '}';
   const errorMessage = text(event.error);
   if (errorMessage !== undefined && errorMessage !== '') line += `,"error":{"message":${jsonString(errorMessage)}}`;
   line += `,"source":${sourceJson(event.address, event.port)}`;
-  if (event.identity !== undefined) line += `,"tls":{"client":${fullClientText(event.identity)}}`;
-  return line + recordTail(context, 'handshake.refused', event.identity === undefined ? '' : '"identity_verified":false');
+  let own = '';
+  if (event.identity !== undefined) {
+    const who = identityText(event.identity);
+    if (shape.verified) line += `,"user":{${who.name === undefined ? '' : `"name":${who.name}`}}`;
+    line += `,"tls":{"client":${fullClientText(event.identity)}}`;
+  }
+  const suppressed = finiteNumber(event.suppressed);
+  if (suppressed !== undefined) own = member(own, 'suppressed_records', jsonNumber(suppressed));
+  own = member(own, 'connection_id', jsonText(event.connectionId));
+  if (event.identity !== undefined && !shape.verified) own = member(own, 'identity_verified', 'false');
+  return line + recordTail(context, shape.kind, own);
 }
 
 /** serializeRecord(buildConnectionRecord(event, context)), written directly. */

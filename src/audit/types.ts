@@ -50,7 +50,9 @@ export type CallEventKind =
   | 'keepalive.close'
   | 'keepalive.deny'
   | 'snapshot.start'
-  | 'snapshot.end';
+  | 'snapshot.end'
+  | 'encryption.status'  // one run of `etcdgate encryption status` (src/encryption)
+  | 'encryption.rewrite'; // one run of `etcdgate encryption rewrite`
 
 export interface CallEvent {
   readonly kind: CallEventKind;
@@ -84,7 +86,11 @@ export interface CallEvent {
   readonly upstream?: UpstreamProgress;
 }
 
-/** Refused TLS handshake: what could be learned of the peer. */
+/**
+ * Refused TLS handshake (or TCP connection before TLS): what could be learned of the peer.
+ * The same shape carries, with `kind`, an open connection closed because its certificate
+ * failed a re-check, and the summary of refusal records not written (rate limit).
+ */
 export interface HandshakeEvent {
   readonly start: Date;
   readonly address: string;
@@ -93,6 +99,12 @@ export interface HandshakeEvent {
   readonly error: string;
   /** What the refused certificate claims: never verified, so never recorded as the user. */
   readonly identity?: Identity;
+  /** Default `handshake.refused`; `connection.revoked` (src/tls/recheck.ts); `refusals.suppressed` (src/network/refusal-limiter.ts). */
+  readonly kind?: 'handshake.refused' | 'connection.revoked' | 'refusals.suppressed';
+  /** refusals.suppressed: refusal records from this source (all other sources when no address) not written. */
+  readonly suppressed?: number;
+  /** connection.revoked: the id of the connection closed (its connection.open record has the certificate). */
+  readonly connectionId?: string;
 }
 
 /**

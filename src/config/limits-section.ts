@@ -15,6 +15,9 @@ const LIMITS_KEYS = [
   'burst',
   'handshakeTimeoutMs',
   'maxWatcherBufferBytes',
+  'refusalRecordsPerMinute',
+  'refusalRecordsBurst',
+  'refusalRecordsTotalPerMinute',
 ];
 
 /** The defaults, also what an absent section means. */
@@ -26,6 +29,10 @@ export const DEFAULT_LIMITS: LimitsConfig = {
   burst: 20_000,
   handshakeTimeoutMs: 10_000,
   maxWatcherBufferBytes: 16 * 1024 * 1024,
+  // One probe a second per source, 10 a second overall: a port scan cannot fill the audit buffer.
+  refusalRecordsPerMinute: 60,
+  refusalRecordsBurst: 20,
+  refusalRecordsTotalPerMinute: 600,
 };
 
 /** HTTP/2 carries the stream limit in a 31-bit setting. */
@@ -47,5 +54,8 @@ export function readLimits(reader: Reader, value: unknown): LimitsConfig {
     burst: count('burst', 1),
     handshakeTimeoutMs: count('handshakeTimeoutMs', 100, MAX_TIMER_MS),
     maxWatcherBufferBytes: count('maxWatcherBufferBytes', MIN_WATCHER_BUFFER_BYTES, MAX_MESSAGE_BYTES),
+    refusalRecordsPerMinute: count('refusalRecordsPerMinute', 0),
+    refusalRecordsBurst: count('refusalRecordsBurst', 1),
+    refusalRecordsTotalPerMinute: count('refusalRecordsTotalPerMinute', 1),
   };
 }

@@ -14,18 +14,19 @@ import { LineCounter, parseDocument } from 'yaml';
 import type { Config, LogConfig } from './types.js';
 import { ConfigError, ROOT_PATH } from './errors.js';
 import type { ConfigIssue } from './errors.js';
-import { Reader, describe, isAbsent, isMapping } from './read.js';
+import { Reader, deepFreeze, describe, isAbsent, isMapping } from './read.js';
 import { checkDistinctListeners, readAdmin, readServer } from './server-section.js';
 import { readUpstream } from './upstream-section.js';
 import { readAudit } from './audit-section.js';
 import { readLimits } from './limits-section.js';
 import { readCache } from './cache-section.js';
+import { readEncryption } from './encryption-section.js';
 
 export { ConfigError, ROOT_PATH } from './errors.js';
 export type { ConfigIssue } from './errors.js';
 export { UNLIMITED_BYTES } from './read.js';
 
-const ROOT_KEYS = ['server', 'upstream', 'admin', 'audit', 'log', 'limits', 'cache', 'policy'];
+const ROOT_KEYS = ['server', 'upstream', 'admin', 'audit', 'log', 'limits', 'cache', 'encryption', 'policy'];
 const LOG_LEVELS: readonly LogConfig['level'][] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /** Where a document came from: `source` is reported in Config; `baseDir` anchors relative paths. */
@@ -64,9 +65,10 @@ export function parseConfig(document: unknown, options: ParseOptions): Config {
   const policy = readPolicy(reader, root['policy']);
   const limits = readLimits(reader, root['limits']);
   const cache = readCache(reader, root['cache']);
+  const encryption = readEncryption(reader, root['encryption']);
 
   if (reader.issues.length > 0) throw new ConfigError(reader.issues, options.source);
-  return deepFreeze<Config>({ source: options.source, server, upstream, admin, audit, log, limits, cache, policy });
+  return deepFreeze<Config>({ source: options.source, server, upstream, admin, audit, log, limits, cache, ...(encryption === undefined ? {} : { encryption }), policy });
 }
 
 /**
@@ -131,15 +133,6 @@ function copyPlainData(reader: Reader, value: unknown): unknown {
     reader.report('policy', 'must contain only plain data');
     return null;
   }
-}
-
-/** Freezes `value` and everything reachable from it (shared and cyclic references included). */
-function deepFreeze<T>(value: T, seen = new WeakSet<object>()): T {
-  if (typeof value !== 'object' || value === null || seen.has(value)) return value;
-  seen.add(value);
-  Object.freeze(value);
-  for (const child of Object.values(value)) deepFreeze<unknown>(child, seen);
-  return value;
 }
 
 function firstLine(message: string): string {

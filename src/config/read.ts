@@ -235,6 +235,15 @@ export class Reader {
   }
 }
 
+/** Freezes `value` and everything reachable from it (shared and cyclic references included). */
+export function deepFreeze<T>(value: T, seen = new WeakSet<object>()): T {
+  if (typeof value !== 'object' || value === null || seen.has(value)) return value;
+  seen.add(value);
+  Object.freeze(value);
+  for (const child of Object.values(value)) deepFreeze<unknown>(child, seen);
+  return value;
+}
+
 /** Why `file` cannot be read as a regular file, or undefined when it can. */
 function readableFileProblem(file: string): string | undefined {
   let stat: fs.Stats;

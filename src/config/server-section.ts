@@ -5,6 +5,7 @@
 import type { AdminConfig, ServerConfig, ServerTlsConfig } from './types.js';
 import type { HostPort } from './addresses.js';
 import { parseHostPort } from './addresses.js';
+import { readAllowedSources, readProxyProtocol } from './network-section.js';
 import { readHttpsUrls } from './read-urls.js';
 import type { Reader } from './read.js';
 import { MAX_TIMER_MS, UNLIMITED_BYTES, at, isAbsent } from './read.js';
@@ -15,7 +16,7 @@ const DEFAULT_MAX_RECV_BYTES = 10 * 1024 * 1024;
 /** Loopback by default, so metrics are never exposed to the network by accident. */
 const DEFAULT_ADMIN_LISTEN = '127.0.0.1:9091';
 
-const SERVER_KEYS = ['listen', 'advertiseClientUrls', 'tls', 'maxRecvBytes', 'maxSendBytes', 'shutdownTimeoutMs'];
+const SERVER_KEYS = ['listen', 'advertiseClientUrls', 'tls', 'maxRecvBytes', 'maxSendBytes', 'shutdownTimeoutMs', 'allowedSources', 'proxyProtocol'];
 const SERVER_TLS_KEYS = ['cert', 'key', 'clientCA', 'crl', 'minVersion'];
 const ADMIN_KEYS = ['listen', 'tls'];
 const ADMIN_TLS_KEYS = ['cert', 'key'];
@@ -37,6 +38,8 @@ export function readServer(reader: Reader, value: unknown): ServerConfig {
   const path = 'server';
   const raw = reader.requiredMapping(value, path, SERVER_KEYS);
   if (raw === undefined) return PLACEHOLDER_SERVER;
+  const allowedSources = readAllowedSources(reader, raw['allowedSources'], at(path, 'allowedSources'));
+  const proxyProtocol = readProxyProtocol(reader, raw['proxyProtocol'], at(path, 'proxyProtocol'));
   return {
     listen: readListen(reader, raw['listen'], at(path, 'listen')),
     advertiseClientUrls: readHttpsUrls(reader, raw['advertiseClientUrls'], at(path, 'advertiseClientUrls')),
@@ -54,6 +57,8 @@ export function readServer(reader: Reader, value: unknown): ServerConfig {
       max: MAX_TIMER_MS,
       fallback: 10_000,
     }),
+    ...(allowedSources === undefined ? {} : { allowedSources }),
+    ...(proxyProtocol === undefined ? {} : { proxyProtocol }),
   };
 }
 

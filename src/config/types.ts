@@ -15,6 +15,14 @@ export interface ServerTlsConfig {
   readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
 }
 
+/** `server.proxyProtocol`: PROXY protocol v1/v2 from these load balancers only. */
+export interface ProxyProtocolConfig {
+  /** CIDRs of the balancers: a connection from one must start with a PROXY header, and its client address is believed. */
+  readonly trustedFrom: readonly string[];
+  /** Time a balancer has to send the whole header, ms (default 3000). */
+  readonly headerTimeoutMs: number;
+}
+
 export interface ServerConfig {
   readonly listen: { readonly host: string; readonly port: number };
   /** URLs MemberList answers with, so clients that sync endpoints keep using the proxy. */
@@ -26,6 +34,10 @@ export interface ServerConfig {
   readonly maxSendBytes: number;
   /** Bound on graceful shutdown, ms (default 10000). */
   readonly shutdownTimeoutMs: number;
+  /** CIDRs client connections may come from (checked at accept, before TLS); absent: any source. */
+  readonly allowedSources?: readonly string[];
+  /** PROXY protocol from trusted load balancers; absent: off. */
+  readonly proxyProtocol?: ProxyProtocolConfig;
 }
 
 export interface UpstreamConfig {
@@ -128,6 +140,12 @@ export interface LimitsConfig {
   readonly handshakeTimeoutMs: number;
   /** Bytes a watch stream may leave unread by its client before its watchers are cancelled (default 16 MiB). */
   readonly maxWatcherBufferBytes: number;
+  /** Refusal audit records (handshakes, connections) per source per minute (default 60; 0 = no limit). */
+  readonly refusalRecordsPerMinute: number;
+  /** Refusal records a source may produce at once (default 20). */
+  readonly refusalRecordsBurst: number;
+  /** Refusal records per minute over all sources (default 600). */
+  readonly refusalRecordsTotalPerMinute: number;
 }
 
 /** Optional response caches; all off by default. */
@@ -146,6 +164,43 @@ export interface CacheConfig {
   };
 }
 
+/** One key of an encrypting provider: its name (written into every value it encrypts) and the file holding it. */
+export interface EncryptionKeyConfig {
+  readonly name: string;
+  /** Absolute path of the key file (base64 of 32 bytes, mode 600 or 400). */
+  readonly file: string;
+}
+
+/** The providers, as in Kubernetes' EncryptionConfiguration. */
+export type EncryptionProviderKind = 'aesgcm' | 'secretbox' | 'identity';
+
+/** One provider of a resource: an AEAD with its keys (the first encrypts), or identity (plaintext). */
+export type EncryptionProviderConfig =
+  | { readonly kind: 'aesgcm' | 'secretbox'; readonly keys: readonly EncryptionKeyConfig[] }
+  | { readonly kind: 'identity' };
+
+/**
+ * A set of key ranges whose values are encrypted, with its ordered providers: the first
+ * one writes (identity first = writes stay plaintext), every one reads, selected by the
+ * stored value's header.
+ */
+export interface EncryptionResourceConfig {
+  /** Unique name, used in metrics and status output. */
+  readonly name: string;
+  /** Key prefixes (as UTF-8 bytes); each stands for [P, prefixEnd(P)). */
+  readonly prefixes: readonly string[];
+  /** Explicit half-open ranges [start, end) (UTF-8 bytes). */
+  readonly ranges: readonly { readonly start: string; readonly end: string }[];
+  readonly providers: readonly EncryptionProviderConfig[];
+}
+
+/** Encryption at rest of values under chosen key ranges (src/encryption); absent = off. */
+export interface EncryptionConfig {
+  /** The file the resources were read from (watched and reloaded), or undefined when they are inline. */
+  readonly file?: string;
+  readonly resources: readonly EncryptionResourceConfig[];
+}
+
 export interface LogConfig {
   readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
@@ -160,6 +215,8 @@ export interface Config {
   readonly log: LogConfig;
   readonly limits: LimitsConfig;
   readonly cache: CacheConfig;
+  /** Encryption at rest; undefined when the `encryption` section is absent. */
+  readonly encryption?: EncryptionConfig;
   /**
    * The policy (required): a file path (absolute after loading, reloadable) or the policy
    * document inline. Its contents are validated by src/policy, not here.

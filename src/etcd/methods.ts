@@ -15,7 +15,7 @@ import * as kv from './kv.js';
 import * as lease from './lease.js';
 import * as lock from './lock.js';
 import * as maintenance from './maintenance.js';
-import type { CallShape, MethodSpec, RequestDecoder } from './types.js';
+import type { CallShape, MethodSpec, RequestDecoder, ValueCarrier } from './types.js';
 import * as watch from './watch.js';
 
 type EventType = MethodSpec['eventType'];
@@ -26,10 +26,11 @@ interface Row {
   readonly shape: CallShape;
   readonly eventType: EventType;
   readonly decode: RequestDecoder;
+  readonly values: ValueCarrier;
 }
 
-function row(method: string, eventType: EventType, decode: RequestDecoder, shape: CallShape = 'unary'): Row {
-  return { method, shape, eventType, decode };
+function row(method: string, eventType: EventType, decode: RequestDecoder, shape: CallShape = 'unary', values: ValueCarrier = 'none'): Row {
+  return { method, shape, eventType, decode, values };
 }
 
 /** Services by full name, with the short name used in audit actions. */
@@ -38,17 +39,17 @@ const SERVICES: ReadonlyArray<{ readonly service: string; readonly short: string
     service: 'etcdserverpb.KV',
     short: 'kv',
     rows: [
-      row('Range', 'access', kv.decodeRangeRequest),
-      row('Put', 'change', kv.decodePutRequest),
-      row('DeleteRange', 'change', kv.decodeDeleteRangeRequest),
-      row('Txn', 'change', kv.decodeTxnRequest),
+      row('Range', 'access', kv.decodeRangeRequest, 'unary', 'range'),
+      row('Put', 'change', kv.decodePutRequest, 'unary', 'put'),
+      row('DeleteRange', 'change', kv.decodeDeleteRangeRequest, 'unary', 'delete-range'),
+      row('Txn', 'change', kv.decodeTxnRequest, 'unary', 'txn'),
       row('Compact', 'admin', kv.decodeCompactionRequest),
     ],
   },
   {
     service: 'etcdserverpb.Watch',
     short: 'watch',
-    rows: [row('Watch', 'access', watch.decodeWatchRequest, 'bidi')],
+    rows: [row('Watch', 'access', watch.decodeWatchRequest, 'bidi', 'watch')],
   },
   {
     service: 'etcdserverpb.Lease',
@@ -125,10 +126,11 @@ const SERVICES: ReadonlyArray<{ readonly service: string; readonly short: string
     service: 'v3electionpb.Election',
     short: 'election',
     rows: [
-      row('Campaign', 'change', election.decodeCampaignRequest),
-      row('Proclaim', 'change', election.decodeProclaimRequest),
-      row('Leader', 'access', election.decodeLeaderRequest),
-      row('Observe', 'access', election.decodeObserveRequest, 'serverStream'),
+      // Election values live under name + "/": refused there when that is encrypted.
+      row('Campaign', 'change', election.decodeCampaignRequest, 'unary', 'election'),
+      row('Proclaim', 'change', election.decodeProclaimRequest, 'unary', 'election'),
+      row('Leader', 'access', election.decodeLeaderRequest, 'unary', 'election'),
+      row('Observe', 'access', election.decodeObserveRequest, 'serverStream', 'election'),
       row('Resign', 'change', election.decodeResignRequest),
     ],
   },
@@ -156,6 +158,7 @@ function buildTable(): ReadonlyMap<string, MethodSpec> {
         category: service === 'etcdserverpb.Auth' ? 'iam' : 'database',
         eventType: r.eventType,
         decode: r.decode,
+        values: r.values,
       });
       table.set(path, spec);
     }

@@ -32,6 +32,16 @@ export type RequestDecoder = (message: Buffer) => DecodedRequest;
 
 export type CallShape = 'unary' | 'serverStream' | 'clientStream' | 'bidi';
 
+/**
+ * Which of etcd's messages a method carries values in, so that encryption at rest
+ * (src/encryption) knows which transform its request and its responses need without
+ * looking at paths: 'range', 'put', 'delete-range' and 'txn' name the KV message pair,
+ * 'watch' the WatchResponse events, 'election' the election recipes (whose values
+ * etcdgate does not transform and refuses under an encrypted prefix), 'none' a method
+ * whose messages never hold a value.
+ */
+export type ValueCarrier = 'none' | 'range' | 'put' | 'delete-range' | 'txn' | 'watch' | 'election';
+
 export interface MethodSpec {
   /** Full gRPC path, e.g. "/etcdserverpb.KV/Put". */
   readonly path: string;
@@ -48,4 +58,6 @@ export interface MethodSpec {
   readonly eventType: 'access' | 'change' | 'admin' | 'info';
   /** Decoder of the request message (for bidi methods: of each client message). */
   readonly decode: RequestDecoder;
+  /** Where its messages carry values (encryption at rest). */
+  readonly values: ValueCarrier;
 }

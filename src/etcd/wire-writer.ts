@@ -1,7 +1,8 @@
 /**
  * A minimal protobuf encoder for the few messages etcdgate writes itself: its lookups
- * (LeaseTimeToLive), in-band watch answers, and the MemberList it rewrites. Everything
- * else is forwarded as the bytes the peer sent.
+ * (LeaseTimeToLive), in-band watch answers, the MemberList it rewrites, and messages
+ * whose values encryption at rest replaces (which copy every other field's bytes as
+ * they were with `raw`). Everything else is forwarded as the bytes the peer sent.
  */
 import { WIRE_LEN, WIRE_VARINT } from './wire.js';
 
@@ -19,8 +20,20 @@ export class WireWriter {
     this.chunks.push(Buffer.from(bytes));
   }
 
+  /** A varint of a non-negative safe integer (tags, lengths) without BigInt. */
+  private uvarint(value: number): void {
+    const bytes: number[] = [];
+    let v = value;
+    while (v >= 0x80) {
+      bytes.push((v % 0x80) | 0x80);
+      v = Math.floor(v / 0x80);
+    }
+    bytes.push(v);
+    this.chunks.push(Buffer.from(bytes));
+  }
+
   private tag(field: number, wireType: number): void {
-    this.varint(BigInt(field * 8 + wireType));
+    this.uvarint(field * 8 + wireType);
   }
 
   /** An int64/uint64/bool/enum field; zero values are omitted, as proto3 does. */
@@ -37,8 +50,14 @@ export class WireWriter {
     const buf = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
     if (buf.length === 0 && !always) return this;
     this.tag(field, WIRE_LEN);
-    this.varint(BigInt(buf.length));
+    this.uvarint(buf.length);
     this.chunks.push(buf);
+    return this;
+  }
+
+  /** Bytes that are already encoded fields (a span copied from another message), as they are. */
+  raw(bytes: Buffer): this {
+    if (bytes.length > 0) this.chunks.push(bytes);
     return this;
   }
 

@@ -45,6 +45,8 @@ export class WireReader {
   wireType = 0;
   /** Whether the current field's value has been consumed (read or skipped). */
   #consumed = true;
+  /** Offset of the current field's tag in the message (valid after next() returned true). */
+  fieldStart = 0;
 
   constructor(buf: Buffer) {
     this.#buf = buf;
@@ -54,6 +56,7 @@ export class WireReader {
   next(): boolean {
     if (!this.#consumed) this.skip();
     if (this.#pos >= this.#buf.length) return false;
+    this.fieldStart = this.#pos;
     this.#varint();
     if (this.#hi !== 0) throw new DecodeError('malformed protobuf: tag out of range');
     const tag = this.#lo;
@@ -69,6 +72,15 @@ export class WireReader {
     this.wireType = wireType;
     this.#consumed = false;
     return true;
+  }
+
+  /**
+   * Offset just past what has been read: after the current field's value once it has been
+   * read or skipped. With fieldStart it delimits a field's exact bytes, which is how a
+   * message is rewritten with every other field kept byte for byte.
+   */
+  get offset(): number {
+    return this.#pos;
   }
 
   /** Skips the current field's value, whatever its wire type. */

@@ -9,7 +9,27 @@ export type Outcome = 'allow' | 'deny';
 export type CertificateRole = 'server' | 'client-ca' | 'upstream-client' | 'upstream-ca';
 /** Why the audit file was reopened: a signal (log rotation), or the file at its path was deleted or replaced under etcdgate. */
 export type AuditFileReopen = 'signal' | 'deleted' | 'replaced';
-export type HandshakeFailure = 'no_certificate' | 'unknown_ca' | 'expired' | 'not_yet_valid' | 'revoked' | 'bad_usage' | 'protocol' | 'timeout' | 'connection_limit' | 'other';
+/** Why a stored value under an encrypted prefix could not be turned back into its value. */
+export type DecryptionFailure = 'unknown_key' | 'authentication' | 'malformed' | 'plaintext';
+export type HandshakeFailure =
+  | 'no_certificate'
+  | 'unknown_ca'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'revoked'
+  | 'bad_usage'
+  | 'protocol'
+  | 'timeout'
+  | 'connection_limit'
+  // Before TLS (src/tls/front-door.ts): never spoke TLS, source outside server.allowedSources, bad PROXY header.
+  | 'no_tls'
+  | 'source_not_allowed'
+  | 'proxy_protocol'
+  // A subject that is not one identity (src/tls/subject.ts).
+  | 'ambiguous_subject'
+  | 'other';
+/** Why an open connection was closed after a re-check of its certificate (src/tls/recheck.ts). */
+export type RecheckFailure = 'revoked' | 'expired' | 'untrusted';
 
 export interface Metrics {
   /** One finished RPC (unary) or stream. `code` is the gRPC status code sent to the client. */
@@ -41,6 +61,22 @@ export interface Metrics {
   /** Not-after time of a certificate etcdgate relies on; `subject` is the certificate's CN or fingerprint prefix. */
   certificateNotAfter(role: CertificateRole, subject: string, notAfter: Date): void;
   handshakeRefused(reason: HandshakeFailure): void;
+  /**
+   * Encryption at rest. `resource`, `provider` and `key` come from the encryption config
+   * (bounded); a key name read from a stored value never becomes a label.
+   */
+  valueEncrypted(resource: string, provider: string, key: string): void;
+  valueDecrypted(resource: string, provider: string, key: string): void;
+  decryptionFailed(resource: string, reason: DecryptionFailure): void;
+  /** A plaintext value read under an encrypted prefix (allowed by `identity`, or refused). */
+  plaintextRead(resource: string): void;
+  encryptionReload(result: 'success' | 'failure'): void;
+  /** The provider and key that new values of each resource are written with, replacing the previous set. */
+  encryptionWriteKeys(writers: readonly { readonly resource: string; readonly provider: string; readonly key: string }[]): void;
+  /** An open connection closed because its certificate no longer passes. */
+  connectionRevoked(reason: RecheckFailure): void;
+  /** A refusal record not written because its source (or all sources) were over the refusal record limit. */
+  refusalRecordSuppressed(): void;
 }
 
 const noop = (): void => {};
@@ -68,4 +104,12 @@ export const NOOP_METRICS: Metrics = Object.freeze({
   auditSkipped: noop,
   certificateNotAfter: noop,
   handshakeRefused: noop,
+  valueEncrypted: noop,
+  valueDecrypted: noop,
+  decryptionFailed: noop,
+  plaintextRead: noop,
+  encryptionReload: noop,
+  encryptionWriteKeys: noop,
+  connectionRevoked: noop,
+  refusalRecordSuppressed: noop,
 });

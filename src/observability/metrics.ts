@@ -11,7 +11,7 @@
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { CertificateRole, HandshakeFailure, Metrics, Outcome, StreamKind } from './metrics-types.js';
+import type { CertificateRole, DecryptionFailure, HandshakeFailure, Metrics, Outcome, RecheckFailure, StreamKind } from './metrics-types.js';
 import { grpcCodeName } from '../grpc-codes.js';
 
 /** Request latency buckets, seconds: 100 µs (a cached local denial) up to 10 s (a slow etcd). */
@@ -30,8 +30,13 @@ const HANDSHAKE_FAILURES: readonly HandshakeFailure[] = [
   'protocol',
   'timeout',
   'connection_limit',
+  'no_tls',
+  'source_not_allowed',
+  'proxy_protocol',
+  'ambiguous_subject',
   'other',
 ];
+const RECHECK_FAILURES: readonly RecheckFailure[] = ['revoked', 'expired', 'untrusted'];
 
 const LINT_FAILING_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
@@ -194,6 +199,53 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
     labelNames: ['reason'] as const,
     registers,
   });
+  const encrypted = new Counter({
+    name: 'etcdgate_encryption_values_encrypted_total',
+    help: 'Values encrypted on their way to etcd, by encryption resource, provider and key name.',
+    labelNames: ['resource', 'provider', 'key'] as const,
+    registers,
+  });
+  const decrypted = new Counter({
+    name: 'etcdgate_encryption_values_decrypted_total',
+    help: 'Values decrypted on their way from etcd, by encryption resource, provider and key name.',
+    labelNames: ['resource', 'provider', 'key'] as const,
+    registers,
+  });
+  const decryptionFailures = new Counter({
+    name: 'etcdgate_encryption_decryption_failures_total',
+    help: 'Values under an encrypted prefix that could not be decrypted (the call failed), by resource and reason.',
+    labelNames: ['resource', 'reason'] as const,
+    registers,
+  });
+  const plaintextReads = new Counter({
+    name: 'etcdgate_encryption_plaintext_reads_total',
+    help: 'Plaintext values read under an encrypted prefix (not yet rewritten), by resource.',
+    labelNames: ['resource'] as const,
+    registers,
+  });
+  const encryptionReloads = new Counter({
+    name: 'etcdgate_encryption_reloads_total',
+    help: 'Encryption configuration and key reload attempts, by result.',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  const writeKeys = new Gauge({
+    name: 'etcdgate_encryption_write_key_info',
+    help: 'Always 1; labels name the provider and key each encryption resource writes new values with.',
+    labelNames: ['resource', 'provider', 'key'] as const,
+    registers,
+  });
+  const connectionsRevoked = new Counter({
+    name: 'etcdgate_tls_connections_revoked_total',
+    help: 'Open client connections closed because a re-check found their certificate revoked, expired or no longer trusted, by reason.',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  const refusalRecordsSuppressed = new Counter({
+    name: 'etcdgate_audit_refusal_records_suppressed_total',
+    help: 'Refusal audit records (handshakes, connections) not written because of the per-source or total refusal record limit; each source gets a summary record.',
+    registers,
+  });
   const buildInfo = new Gauge({
     name: 'etcdgate_build_info',
     help: 'Always 1; labels name the etcdgate and Node.js versions.',
@@ -208,6 +260,8 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
   for (const child of streamChildren.values()) child.set(0);
   const handshakeChildren = new Map(HANDSHAKE_FAILURES.map((reason) => [reason, handshakeFailures.labels(reason)] as const));
   for (const child of handshakeChildren.values()) child.inc(0);
+  const revokedChildren = new Map(RECHECK_FAILURES.map((reason) => [reason, connectionsRevoked.labels(reason)] as const));
+  for (const child of revokedChildren.values()) child.inc(0);
   // Every reopen reason exported from the start, so an alert on an increase sees the first one.
   for (const reason of ['signal', 'deleted', 'replaced'] as const) auditFileReopens.labels(reason).inc(0);
   const reloadSuccess = policyReloads.labels('success');
@@ -219,6 +273,11 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
   tlsReloadSuccess.inc(0);
   tlsReloadFailure.inc(0);
 
+  const encryptionReloadSuccess = encryptionReloads.labels('success');
+  const encryptionReloadFailure = encryptionReloads.labels('failure');
+  encryptionReloadSuccess.inc(0);
+  encryptionReloadFailure.inc(0);
+
   // Children whose labels come from bounded but open sets (method table, policy roles,
   // configured endpoints) are cached on first use.
   const requestChildren = new Map<string, ReturnType<typeof requests.labels>>();
@@ -226,6 +285,11 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
   const upstreamDurationChildren = new Map<string, ReturnType<typeof upstreamDuration.labels>>();
   const upstreamUpChildren = new Map<string, ReturnType<typeof upstreamUp.labels>>();
   const denialChildren = new Map<string, ReturnType<typeof denials.labels>>();
+  const encryptedChildren = new Map<string, ReturnType<typeof encrypted.labels>>();
+  const decryptedChildren = new Map<string, ReturnType<typeof decrypted.labels>>();
+  const keyLabels = (key: string): [string, string, string] => key.split('\u0000') as [string, string, string];
+  const encryptedChild = (key: string): ReturnType<typeof encrypted.labels> => encrypted.labels(...keyLabels(key));
+  const decryptedChild = (key: string): ReturnType<typeof decrypted.labels> => decrypted.labels(...keyLabels(key));
   const durationChild = (method: string): ReturnType<typeof requestDuration.labels> => requestDuration.labels(method);
   const upstreamDurationChild = (method: string): ReturnType<typeof upstreamDuration.labels> => upstreamDuration.labels(method);
   const upstreamUpChild = (endpoint: string): ReturnType<typeof upstreamUp.labels> => upstreamUp.labels(endpoint);
@@ -313,6 +377,35 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
     },
     handshakeRefused(reason: HandshakeFailure): void {
       (handshakeChildren.get(reason) ?? handshakeChildren.get('other'))?.inc();
+    },
+    valueEncrypted(resource: string, provider: string, key: string): void {
+      cached(encryptedChildren, `${resource}\u0000${provider}\u0000${key}`, encryptedChild).inc();
+    },
+    valueDecrypted(resource: string, provider: string, key: string): void {
+      cached(decryptedChildren, `${resource}\u0000${provider}\u0000${key}`, decryptedChild).inc();
+    },
+    decryptionFailed(resource: string, reason: DecryptionFailure): void {
+      decryptionFailures.labels(resource, reason).inc();
+    },
+    plaintextRead(resource: string): void {
+      plaintextReads.labels(resource).inc();
+    },
+    encryptionReload(result: 'success' | 'failure'): void {
+      (result === 'success' ? encryptionReloadSuccess : encryptionReloadFailure).inc();
+    },
+    encryptionWriteKeys(writers): void {
+      writeKeys.reset();
+      for (const writer of writers) {
+        writeKeys.labels(writer.resource, writer.provider, writer.key).set(1);
+        // Every series exists from the first scrape, so rate() sees the first value.
+        cached(encryptedChildren, `${writer.resource}\u0000${writer.provider}\u0000${writer.key}`, encryptedChild).inc(0);
+      }
+    },
+    connectionRevoked(reason: RecheckFailure): void {
+      revokedChildren.get(reason)?.inc();
+    },
+    refusalRecordSuppressed(): void {
+      refusalRecordsSuppressed.inc();
     },
   };
   return { metrics, registry };

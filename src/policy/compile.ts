@@ -249,6 +249,8 @@ export class IdentityPermissions implements Permissions {
 export class PolicyEngine implements CompiledPolicy {
   readonly version: string;
   readonly ruleCount: number;
+  /** Whether some binding has `match.source` (permissions then depend on the caller's address too). */
+  readonly usesSource: boolean;
   readonly #roles: ReadonlyMap<string, CompiledRole>;
   readonly #bindings: readonly CompiledBinding[];
 
@@ -266,14 +268,15 @@ export class PolicyEngine implements CompiledPolicy {
     }
     this.ruleCount = ruleCount;
     this.#roles = roles;
-    this.#bindings = document.bindings.map((b) => ({ path: b.path, matches: compileMatcher(b.match), roles: b.roles }));
+    this.#bindings = document.bindings.map((b) => ({ path: b.path, matches: compileMatcher(b.match, b.source), roles: b.roles }));
+    this.usesSource = document.bindings.some((b) => b.source !== undefined);
   }
 
-  permissionsFor(identity: Identity): IdentityPermissions {
+  permissionsFor(identity: Identity, source?: string): IdentityPermissions {
     const names = new Set<string>();
     const bindings: string[] = [];
     for (const binding of this.#bindings) {
-      if (!binding.matches(identity)) continue;
+      if (!binding.matches(identity, source)) continue;
       bindings.push(binding.path);
       for (const role of binding.roles) names.add(role);
     }

@@ -4,6 +4,7 @@
  * are errors so that a typo never silently drops a rule. See config/README.md for the format.
  */
 import { CAPABILITIES, type Capability } from './types.js';
+import { parseCidr } from '../network/cidr.js';
 import { MATCH_FIELDS, type MatchField } from './bindings.js';
 import { isNulByte } from './key-range.js';
 import { PolicyError, type PolicyIssue } from './policy-error.js';
@@ -40,6 +41,8 @@ export interface RoleDocument {
 export interface BindingDocument {
   readonly path: string;
   readonly match: ReadonlyMap<MatchField, readonly string[]>;
+  /** `match.source`: networks (canonical CIDRs) the connection must come from, on top of the certificate fields. */
+  readonly source?: readonly string[];
   readonly roles: readonly string[];
 }
 
@@ -237,7 +240,7 @@ class Validator {
       this.report(path, value === undefined ? 'is required' : 'must be a mapping of identity fields');
       return undefined;
     }
-    this.onlyKeys(value, path, MATCH_FIELDS);
+    this.onlyKeys(value, path, [...MATCH_FIELDS, 'source']);
     const match = new Map<MatchField, string[]>();
     let ok = true;
     for (const field of MATCH_FIELDS) {
@@ -262,11 +265,31 @@ class Validator {
       });
       match.set(field, patterns.filter((p): p is string => typeof p === 'string'));
     }
-    if (Object.keys(value).length === 0) {
-      this.report(path, 'must name at least one field (an empty match would bind everyone; write cn: "*" if that is meant)');
+    if (Object.keys(value).filter((key) => key !== 'source').length === 0) {
+      const what = value['source'] === undefined ? 'an empty match would bind everyone' : 'source alone would bind every certificate from those networks';
+      this.report(path, `must name at least one field of the certificate (${what}; write cn: "*" if that is meant)`);
       return undefined;
     }
     return ok && match.size > 0 ? match : undefined;
+  }
+
+  /** `match.source`: a CIDR or a non-empty list of CIDRs (src/network/cidr.ts), canonicalized. */
+  source(value: unknown, path: string): string[] | undefined {
+    if (value === undefined) return undefined;
+    const list = typeof value === 'string' ? [value] : Array.isArray(value) ? value : undefined;
+    if (list === undefined || list.length === 0) {
+      this.report(path, 'must be a CIDR or a non-empty list of CIDRs (e.g. [10.0.0.0/8, "2001:db8::/32"])');
+      return [];
+    }
+    const networks: string[] = [];
+    list.forEach((entry: unknown, i) => {
+      const at = typeof value === 'string' ? path : `${path}[${i}]`;
+      const parsed = typeof entry === 'string' ? parseCidr(entry.trim()) : undefined;
+      if (parsed === undefined) this.report(at, 'must be a CIDR string');
+      else if (!parsed.ok) this.report(at, parsed.error);
+      else networks.push(parsed.network.text);
+    });
+    return networks;
   }
 
   binding(entry: unknown, path: string, roleNames: ReadonlySet<string>): BindingDocument | undefined {
@@ -277,6 +300,7 @@ class Validator {
     this.onlyKeys(entry, path, ['match', 'roles', 'description']);
     this.description(entry['description'], join(path, 'description'));
     const match = this.match(entry['match'], join(path, 'match'));
+    const source = isMapping(entry['match']) ? this.source(entry['match']['source'], join(path, 'match.source')) : undefined;
     const rolesPath = join(path, 'roles');
     const rawRoles = entry['roles'];
     const roles: string[] = [];
@@ -290,7 +314,7 @@ class Validator {
       });
     }
     if (match === undefined || roles.length === 0) return undefined;
-    return { path, match, roles };
+    return { path, match, ...(source === undefined ? {} : { source }), roles };
   }
 }
 

@@ -36,19 +36,26 @@ function list(values: readonly string[]): string {
   return values.length === 0 ? '-' : values.join(', ');
 }
 
-/** Explains the decision on `accesses` for `identity`: the decision, bound roles and readable lines. */
+/**
+ * Explains the decision on `accesses` for `identity` connecting from `source` (an IP
+ * address; bindings with match.source never match without one): the decision, bound
+ * roles and readable lines.
+ */
 export function explain(
   policy: CompiledPolicy,
   identity: Identity,
   accesses: readonly Access[],
+  source?: string,
 ): { decision: Decision; roles: readonly string[]; lines: string[] } {
-  const permissions = policy.permissionsFor(identity);
+  const permissions = policy.permissionsFor(identity, source);
   const detailed = permissions instanceof IdentityPermissions ? permissions : undefined;
   const lines: string[] = [
     `policy version ${policy.version}`,
     `identity: cn=${identity.cn === '' ? '-' : identity.cn} o=[${list(identity.o)}] ou=[${list(identity.ou)}] dns=[${list(identity.dns)}] uri=[${list(identity.uri)}]`,
     `          serial=${identity.serial === '' ? '-' : identity.serial} fingerprint=${identity.fingerprint === '' ? '-' : identity.fingerprint}`,
   ];
+  if (source !== undefined) lines.push(`source: ${source}`);
+  else if (policy.usesSource === true) lines.push('source: not given (bindings with match.source do not match; pass --source ADDRESS)');
   if (permissions.roles.length === 0) {
     lines.push('bindings: none match, so every access is denied');
   } else {

@@ -5,6 +5,7 @@
  */
 import type { Identity } from '../tls/identity.js';
 import { CAPABILITIES, type Access, type Capability, type CompiledPolicy, type Decision } from './types.js';
+import { addressBits } from '../network/cidr.js';
 import { prefixEnd } from './key-range.js';
 import { PolicyError, type PolicyIssue } from './policy-error.js';
 
@@ -52,6 +53,8 @@ export interface PolicyCase {
   readonly expect: 'allow' | 'deny';
   /** When set, the decision's reason must equal it too. */
   readonly reason?: string;
+  /** The caller's IP address, for bindings with match.source (without it they do not match). */
+  readonly source?: string;
 }
 
 type Mapping = Record<string, unknown>;
@@ -150,7 +153,9 @@ class CaseParser {
       this.report(path, 'must be a mapping { name, identity, request, expect }');
       return undefined;
     }
-    this.onlyKeys(value, path, ['name', 'identity', 'request', 'expect', 'reason']);
+    this.onlyKeys(value, path, ['name', 'identity', 'source', 'request', 'expect', 'reason']);
+    const source = value['source'];
+    if (source !== undefined && (typeof source !== 'string' || addressBits(source) === undefined)) this.report(`${path}.source`, 'must be an IP address');
     const name = value['name'];
     if (typeof name !== 'string' || name === '') this.report(`${path}.name`, 'must be a non-empty string');
     const identity = this.identity(value['identity'], `${path}.identity`);
@@ -163,7 +168,7 @@ class CaseParser {
     const reason = value['reason'];
     if (reason !== undefined && typeof reason !== 'string') this.report(`${path}.reason`, 'must be a string');
     if (typeof name !== 'string' || identity === undefined || (expect !== 'allow' && expect !== 'deny')) return undefined;
-    return { name, identity, accesses, expect, ...(typeof reason === 'string' ? { reason } : {}) };
+    return { name, identity, accesses, expect, ...(typeof reason === 'string' ? { reason } : {}), ...(typeof source === 'string' ? { source } : {}) };
   }
 }
 
@@ -191,7 +196,7 @@ export function runPolicyCases(
   let passed = 0;
   const failed: { name: string; expected: string; got: Decision }[] = [];
   for (const c of parsePolicyCases(casesDocument)) {
-    const got = policy.permissionsFor(c.identity).check(c.accesses);
+    const got = policy.permissionsFor(c.identity, c.source).check(c.accesses);
     const ok = got.allowed === (c.expect === 'allow') && (c.reason === undefined || c.reason === got.reason);
     if (ok) passed++;
     else failed.push({ name: c.name, expected: expectation(c), got });

@@ -74,6 +74,12 @@ export interface CompiledPolicy {
   readonly version: string;
   /** Number of key rules (allow and deny) over all roles. */
   readonly ruleCount: number;
-  /** Resolves an identity's permissions (callers cache the result by fingerprint). */
-  permissionsFor(identity: Identity): Permissions;
+  /** Whether bindings match on the caller's address (`match.source`): a cache must then key on it too. */
+  readonly usesSource?: boolean;
+  /**
+   * Resolves an identity's permissions (callers cache the result by fingerprint, and by
+   * source when usesSource). `source` is the connection's client address; bindings with
+   * `match.source` never match without one.
+   */
+  permissionsFor(identity: Identity, source?: string): Permissions;
 }

@@ -5,6 +5,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Auditor, CallEvent } from '../audit/types.js';
+import type { Encryption } from '../encryption/encryption.js';
 import type { DecodedRequest, MethodSpec } from '../etcd/types.js';
 import type { Metrics } from '../observability/metrics-types.js';
 import type { Decision, Permissions } from '../policy/types.js';
@@ -41,6 +42,8 @@ export interface ProxyContext {
   readonly limits: AbuseLimits;
   /** The serializable-Range cache, when enabled (config cache.serializableRange). */
   readonly rangeCache?: RangeCache;
+  /** Encryption at rest of values under configured ranges, when the config has an `encryption` section. */
+  readonly encryption?: Encryption;
 }
 
 /** What a handler knows about the caller once the connection is identified. */
@@ -58,7 +61,7 @@ export function callerOf(context: ProxyContext, call: { getPeer(): string }): Ca
 export function callerAt(context: ProxyContext, peer: string): Caller | Status {
   const connection = context.connections.get(peer);
   if (connection === undefined) return UNAUTHENTICATED;
-  return { connection, permissions: context.policy.permissionsFor(connection.identity) };
+  return { connection, permissions: context.policy.permissionsFor(connection.identity, connection.address) };
 }
 
 /**
@@ -67,7 +70,7 @@ export function callerAt(context: ProxyContext, peer: string): Caller | Status {
  * here instead of using the permissions the stream started with.
  */
 export function currentCaller(context: ProxyContext, caller: Caller): Caller {
-  const permissions = context.policy.permissionsFor(caller.connection.identity);
+  const permissions = context.policy.permissionsFor(caller.connection.identity, caller.connection.address);
   return permissions === caller.permissions ? caller : { connection: caller.connection, permissions };
 }
 

@@ -21,8 +21,9 @@ export class PolicyState {
     return this.currentPolicy;
   }
 
-  permissionsFor(identity: Identity): Permissions {
-    return this.cache.get(this.currentPolicy, identity);
+  /** `source`: the connection's client address (bindings with match.source need it). */
+  permissionsFor(identity: Identity, source?: string): Permissions {
+    return this.cache.get(this.currentPolicy, identity, source);
   }
 
   /** Puts a new, already compiled and validated policy in force. */

@@ -13,7 +13,7 @@ import { callerOf, callEvent, deadlineOf, startClock, type OpenStream, type Prox
 import { traceIdOf, upstreamMetadata } from './metadata.js';
 import { RATE_LIMITED_DECISION } from './limits.js';
 import { passThrough } from './bidi.js';
-import { AUDIT_UNAVAILABLE, endWithStatus, MALFORMED, NO_UPSTREAM, PERMISSION_DENIED, RATE_LIMITED, SHUTTING_DOWN, statusFromError, type Status } from './status.js';
+import { AUDIT_UNAVAILABLE, encryptedValueRefusal, endWithStatus, MALFORMED, NO_UPSTREAM, PERMISSION_DENIED, RATE_LIMITED, SHUTTING_DOWN, statusFromError, type Status } from './status.js';
 
 
 /** Builds the grpc-js handler for one server-streaming method. */
@@ -67,6 +67,11 @@ async function handleServerStream(context: ProxyContext, spec: MethodSpec, kind:
     return refuse(statusFromError(error));
   }
   if (!decision.allowed) return refuse(PERMISSION_DENIED);
+  // >>> Encryption at rest (src/encryption): Observe over an encrypted range is refused
+  // (the method table's `values` column; Snapshot carries none it could open).
+  const plan = context.encryption?.plan(spec, decoded, call.request);
+  if (plan?.kind === 'refused') return refuse(encryptedValueRefusal(plan.refusal));
+  // <<< Encryption at rest
   const endpoint = context.pool.pick();
   if (endpoint === undefined) return refuse(NO_UPSTREAM);
 

@@ -4,6 +4,8 @@
  * wording and are never UNAVAILABLE.
  */
 import * as grpc from '@grpc/grpc-js';
+import type { Undecryptable, ValueRefusal } from '../encryption/encryption.js';
+import { formatKey } from '../policy/key-range.js';
 
 /** etcd's text for ErrGRPCPermissionDenied; clients compare against it. */
 export const PERMISSION_DENIED_MESSAGE = 'etcdserver: permission denied';
@@ -38,4 +40,33 @@ export function statusFromError(error: unknown): Status {
 /** Ends a server stream with a status (grpc-js turns an 'error' event into the trailers). */
 export function endWithStatus(call: { emit(event: 'error', status: Status): boolean }, status: Status): void {
   call.emit('error', status);
+}
+
+const REFUSED_BECAUSE_ENCRYPTED: Readonly<Record<ValueRefusal['kind'], string>> = {
+  'value-compare': 'a Txn cannot compare the value of',
+  'value-sort': 'a Range cannot sort by value over',
+  election: 'the election recipes are not supported over',
+};
+
+/**
+ * A request that cannot work on values stored encrypted: FAILED_PRECONDITION (the
+ * system is not in the state the operation needs; retrying will not help), naming the
+ * key and the resource, never a value.
+ */
+export function encryptedValueRefusal(refusal: ValueRefusal): Status {
+  return {
+    code: grpc.status.FAILED_PRECONDITION,
+    details: `etcdgate: ${REFUSED_BECAUSE_ENCRYPTED[refusal.kind]} "${formatKey(refusal.key)}": its values are stored encrypted (encryption resource ${refusal.resource})`,
+  };
+}
+
+/**
+ * A stored value that cannot be decrypted: DATA_LOSS, "unrecoverable data loss or
+ * corruption", which is what a tampered, relabelled or unknown-key value is from the
+ * client's side. Not INTERNAL, which clients and operators read as a fault of etcdgate
+ * or etcd; not retried by etcd clients either. Names the key, never the value.
+ */
+export function undecryptableStatus(failure: Undecryptable): Status {
+  const what = failure.key === undefined ? 'a value' : `the value of key "${formatKey(failure.key)}"`;
+  return { code: grpc.status.DATA_LOSS, details: `etcdgate: ${what} cannot be decrypted: ${failure.detail}` };
 }

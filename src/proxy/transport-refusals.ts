@@ -53,6 +53,7 @@ function pseudoSpec(path: string): MethodSpec {
     decode: () => {
       throw new Error('never decoded');
     },
+    values: 'none',
   };
 }
 
@@ -74,7 +75,7 @@ export function recordRefusal(
   if (connection === undefined) return;
   const spec = known ?? pseudoSpec(path);
   const request: KeySummary = { op: known === undefined ? 'unknown' : spec.method, details: { path: path.slice(0, 256) } };
-  const caller = { connection, permissions: context.policy.permissionsFor(connection.identity) };
+  const caller = { connection, permissions: context.policy.permissionsFor(connection.identity, connection.address) };
   const seconds = Number(process.hrtime.bigint() - startNs) / 1e9;
   const start = { date: new Date(Date.now() - seconds * 1000), ns: startNs };
   context.metrics.requestFinished(spec.service, spec.method, 'deny', result.code, seconds);

@@ -4,6 +4,7 @@
  * (MemberList is the single exception: its client URLs become etcdgate's own). The call
  * itself, reading its message and writing its answer, is src/proxy/unary-call.ts.
  */
+import type { CallPlan } from '../encryption/encryption.js';
 import { rewriteMemberListUrls, summarizeResponse } from '../etcd/responses.js';
 import { DecodeError, type DecodedRequest, type MethodSpec } from '../etcd/types.js';
 import type { Decision } from '../policy/types.js';
@@ -14,7 +15,7 @@ import { forwardUnary, upstreamProgressOf, type UpstreamReply } from './forward.
 import { forwardedHeaders, traceIdOfHeader } from './metadata.js';
 import { RATE_LIMITED_DECISION } from './limits.js';
 import { CANCELLED_BY_CLIENT, type UnaryCall } from './unary-call.js';
-import { AUDIT_UNAVAILABLE, INTERNAL_ERROR, MALFORMED, PERMISSION_DENIED, RATE_LIMITED, SHUTTING_DOWN, statusFromError, type Status } from './status.js';
+import { AUDIT_UNAVAILABLE, encryptedValueRefusal, INTERNAL_ERROR, MALFORMED, PERMISSION_DENIED, RATE_LIMITED, SHUTTING_DOWN, statusFromError, undecryptableStatus, type Status } from './status.js';
 
 const MEMBER_LIST = '/etcdserverpb.Cluster/MemberList';
 const RANGE = '/etcdserverpb.KV/Range';
@@ -35,6 +36,7 @@ const IDEMPOTENT = new Set([
 const NOT_DECIDED: Decision = { allowed: false, reason: 'not decided' };
 /** etcd answered OK: even if the client is gone by then, the request was carried out. */
 const ANSWERED_OK: UpstreamProgress = { sent: true, code: 0 };
+const UNTOUCHED: CallPlan = { kind: 'untouched' };
 const MALFORMED_DECISION: Decision = { allowed: false, reason: 'malformed request' };
 
 /** Serves one unary call whose request message has been read. */
@@ -110,6 +112,21 @@ async function handleUnary(context: ProxyContext, spec: MethodSpec, call: UnaryC
   }
   if (!decision.allowed) return finish(PERMISSION_DENIED);
 
+  // >>> Encryption at rest (src/encryption): the values the request writes are sealed, and
+  // what cannot work on sealed values is refused; `plan` then opens etcd's answer.
+  let plan = UNTOUCHED;
+  if (context.encryption !== undefined) {
+    try {
+      plan = context.encryption.plan(spec, decoded, request);
+    } catch (error: unknown) {
+      if (!(error instanceof DecodeError)) throw error;
+      return finish(MALFORMED);
+    }
+    if (plan.kind === 'refused') return finish(encryptedValueRefusal(plan.refusal));
+  }
+  const forwarded = plan.kind === 'transform' && plan.request !== undefined ? plan.request : request;
+  // <<< Encryption at rest
+
   // Only now, with the caller's own request allowed, may a cached answer be used.
   const cache = context.rangeCache;
   const cacheable = cache !== undefined && spec.path === RANGE ? cache.cacheable(request) : undefined;
@@ -125,16 +142,25 @@ async function handleUnary(context: ProxyContext, spec: MethodSpec, call: UnaryC
   let cancel: (() => void) | undefined;
   call.onCancel(() => cancel?.());
   try {
-    const reply = await forwardUnary(context, spec.path, request, {
+    const reply = await forwardUnary(context, spec.path, forwarded, {
       metadata: forwardedHeaders(call.headers),
-      framed: call.framedRequest,
+      // A rewritten request is framed anew; the client's frame holds the plaintext.
+      framed: forwarded === request ? call.framedRequest : undefined,
       deadline: call.deadline,
       idempotent: IDEMPOTENT.has(spec.path),
       onCancel: (fn) => {
         cancel = fn;
       },
     });
-    const response = spec.path === MEMBER_LIST ? rewriteMemberListUrls(reply.response, context.advertiseClientUrls) : reply.response;
+    let response = spec.path === MEMBER_LIST ? rewriteMemberListUrls(reply.response, context.advertiseClientUrls) : reply.response;
+    // >>> Encryption at rest: etcd's answer opened. The cache below stores the plaintext
+    // answer (docs/encryption.md says why), so a hit costs no decryption.
+    if (plan.kind === 'transform') {
+      const opened = plan.response(response);
+      if (!opened.ok) return finish(undecryptableStatus(opened.failure));
+      response = opened.message;
+    }
+    // <<< Encryption at rest
     if (cacheable !== undefined) cache?.store(cacheable, response);
     finish(undefined, response, reply, ANSWERED_OK);
   } catch (error: unknown) {

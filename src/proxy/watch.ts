@@ -22,7 +22,8 @@ import { callEvent, currentCaller, startClock, type Caller, type OpenStream, typ
 import { traceIdOf } from './metadata.js';
 import { RATE_LIMITED_DECISION, TOO_MANY_WATCHERS_DECISION } from './limits.js';
 import { bidiHandler, decodeStreamMessage } from './bidi.js';
-import { endWithStatus, PERMISSION_DENIED_MESSAGE, RATE_LIMITED, TOO_MANY_WATCHERS_MESSAGE, WATCHER_TOO_SLOW, type Status } from './status.js';
+import type { Undecryptable } from '../encryption/encryption.js';
+import { endWithStatus, PERMISSION_DENIED_MESSAGE, RATE_LIMITED, TOO_MANY_WATCHERS_MESSAGE, undecryptableStatus, WATCHER_TOO_SLOW, type Status } from './status.js';
 
 interface Watcher {
   readonly summary: KeySummary;
@@ -128,19 +129,38 @@ class WatchStream implements OpenStream {
       this.toClient(message);
       // A reload between the create request and etcd's answer missed this watcher.
       if (head?.kind === 'forwarded' && this.watchers.has(info.watchId)) {
-        this.revokeIfDenied(info.watchId, head.watcher, this.context.policy.permissionsFor(this.caller.connection.identity));
+        this.revokeIfDenied(info.watchId, head.watcher, this.context.policy.permissionsFor(this.caller.connection.identity, this.caller.connection.address));
       }
       this.flushRefusals();
       return;
     }
     const watcher = this.watchers.get(info.watchId);
+    // >>> Encryption at rest (src/encryption): event values opened; a watcher whose event
+    // holds a value that cannot be is cancelled in-band, and the value never relayed.
+    let out = message;
+    if (info.events > 0 && this.context.encryption !== undefined) {
+      const opened = this.context.encryption.watchResponse(message);
+      if (!opened.ok) return this.undecryptable(info.watchId, watcher, opened.failure);
+      out = opened.message;
+    }
+    // <<< Encryption at rest
     if (info.canceled) {
       if (this.revoked.delete(info.watchId)) return;
       if (watcher !== undefined) this.watcherEnded(watcher, info);
     } else if (watcher !== undefined) {
       watcher.events += info.events;
     }
-    this.toClient(message);
+    this.toClient(out);
+  }
+
+  /** Ends watcher `watchId` whose events hold a value that cannot be decrypted (DATA_LOSS, in-band). */
+  private undecryptable(watchId: string, watcher: Watcher | undefined, failure: Undecryptable): void {
+    if (this.revoked.has(watchId)) return;
+    const status = undecryptableStatus(failure);
+    this.revoked.add(watchId);
+    this.toEtcd(encodeWatchCancelRequest(watchId));
+    this.toClient(encodeWatchCanceled(watchId, false, status.details));
+    if (watcher !== undefined) this.watcherEnded(watcher, { cancelReason: status.details }, status.code);
   }
 
   private created(watcher: Watcher, info: WatchResponseInfo): void {
@@ -205,7 +225,7 @@ class WatchStream implements OpenStream {
 
   /** Cancels, in-band, every watcher whose range the current policy no longer lets the caller read. */
   revalidate(): void {
-    const permissions = this.context.policy.permissionsFor(this.caller.connection.identity);
+    const permissions = this.context.policy.permissionsFor(this.caller.connection.identity, this.caller.connection.address);
     for (const [watchId, watcher] of [...this.watchers]) this.revokeIfDenied(watchId, watcher, permissions);
   }
 

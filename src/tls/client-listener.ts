@@ -6,6 +6,16 @@
  * open connections. Verified sockets are handed to the gRPC server through grpc-js's
  * connection injector.
  *
+ * A plain TCP server accepts the connections (paused) and runs the network checks of
+ * src/tls/front-door.ts (peer address taken at accept, PROXY protocol, allowedSources,
+ * "is this TLS at all") before handing the socket to the TLS server, which never listens
+ * itself. Every refusal, at any stage, is reported once with the source address.
+ *
+ * Open connections are re-checked (src/tls/recheck.ts) on every reload of the TLS
+ * material and when a certificate of their chain reaches its notAfter; one whose
+ * certificate is now revoked, expired or no longer chains to the client CA bundle is
+ * reported and closed through the `closeConnection` hook.
+ *
  * Invariant: a socket reaches gRPC only after the TLS handshake verified a client
  * certificate against the configured CA bundle (and CRL), and the certificate names
  * clientAuth among its extended key usages. No certificate, an unknown CA, an expired,
@@ -19,19 +29,30 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { ServerTlsConfig } from '../config/types.js';
+import { MAX_TIMER_MS } from '../config/read.js';
+import { normalizeAddress } from '../network/cidr.js';
 import type { HandshakeFailure } from '../observability/metrics-types.js';
 import { connectionIds } from './connection-id.js';
-import { identityFromDer, type Identity } from './identity.js';
+import { admit, transportPeer, type Endpoint, type FrontDoorOptions } from './front-door.js';
+import { AmbiguousSubjectError, identityFromDer, type Identity } from './identity.js';
+import { recheckChain, trustMaterial, type RecheckFailure, type TrustMaterial } from './recheck.js';
 
 /** A verified client connection, known to the proxy by its peer address. */
 export interface Connection {
   /** Unique per connection (src/tls/connection-id.ts); audit records reference it. */
   readonly id: string;
   readonly identity: Identity;
+  /** The client's address: the TCP peer, or behind a trusted PROXY-protocol balancer the client it names. */
   readonly address: string;
   readonly port: number;
+  /**
+   * "address:port" of the TCP peer as the socket reports it (the balancer, behind PROXY
+   * protocol): what grpc-js's getPeer() prints, so the key of the proxy's connection table.
+   */
+  readonly peerKey: string;
   readonly tlsVersion: string;
 }
 
@@ -44,15 +65,54 @@ export interface RefusedHandshake {
   readonly identity?: Identity;
 }
 
+/** An open connection whose certificate failed a re-check (it is being closed). */
+export interface RevokedConnection {
+  readonly connection: Connection;
+  readonly reason: RecheckFailure;
+  readonly error: string;
+}
+
+/** The server's TLS material, read and checked as a whole (see serverTlsMaterial). */
+export interface ServerTlsMaterial {
+  readonly options: tls.SecureContextOptions;
+  readonly trust: TrustMaterial;
+}
+
 export interface ClientListenerOptions {
   readonly tls: ServerTlsConfig;
   /** Called with every verified socket; the gRPC connection injector. */
   readonly onConnection: (socket: tls.TLSSocket, connection: Connection) => void;
   readonly onRefused: (refused: RefusedHandshake) => void;
   readonly onClosed: (connection: Connection) => void;
+  /** Called for an open connection whose certificate no longer passes (before it is closed). */
+  readonly onRevoked?: (revoked: RevokedConnection) => void;
+  /**
+   * Closes a connection that failed a re-check. Default: destroy the socket. The HTTP/2
+   * layer can send GOAWAY first (src/app.ts wires that).
+   */
+  readonly closeConnection?: (socket: tls.TLSSocket, connection: Connection) => void;
   readonly handshakeTimeoutMs?: number;
   /** Open client sockets (handshaking or verified) beyond which new ones are dropped at once; default unlimited. */
   readonly maxConnections?: number;
+  /** Network checks before TLS (allowedSources, PROXY protocol); none by default. */
+  readonly network?: Omit<FrontDoorOptions, 'firstByteTimeoutMs'>;
+  /** Wall clock, ms since the epoch (re-checks and notAfter timers); default Date.now. */
+  readonly now?: () => number;
+}
+
+/** The listener: a TCP server in front of a TLS server that never listens itself. */
+export interface ClientListener {
+  /** Listen on this (listen/close/listening/address). */
+  readonly server: net.Server;
+  /**
+   * Puts new TLS material in force for new handshakes, then re-checks every open
+   * connection against it. Returns how many connections were closed.
+   */
+  replaceMaterial(material: ServerTlsMaterial): number;
+  /** Re-checks every open connection against the material in force; returns how many were closed. */
+  recheck(): number;
+  /** Verified connections open now. */
+  readonly openConnections: number;
 }
 
 /** id-kp-clientAuth (RFC 5280): the extended key usage a client certificate must name. */
@@ -82,15 +142,31 @@ function checkCertificates(pem: string, what: string): void {
  * half-written file keeps the material in use.
  */
 export function serverContextOptions(config: ServerTlsConfig): tls.SecureContextOptions {
+  return serverTlsMaterial(config).options;
+}
+
+/**
+ * The secure context options and, parsed from the same bytes, the trust material open
+ * connections are re-checked against. Throws on any problem (see serverContextOptions).
+ */
+export function serverTlsMaterial(config: ServerTlsConfig): ServerTlsMaterial {
+  const ca = readFileSync(config.clientCA);
+  const crl = config.crl === undefined ? undefined : readFileSync(config.crl);
   const options: tls.SecureContextOptions = {
     cert: readFileSync(config.cert),
     key: readFileSync(config.key),
-    ca: readFileSync(config.clientCA),
-    ...(config.crl === undefined ? {} : { crl: readFileSync(config.crl) }),
+    ca,
+    ...(crl === undefined ? {} : { crl }),
     minVersion: config.minVersion,
   };
   checkTlsMaterial(options, 'server.tls');
-  return options;
+  let trust: TrustMaterial;
+  try {
+    trust = trustMaterial(ca, crl);
+  } catch (error: unknown) {
+    throw new Error(`server.tls.crl: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  return { options, trust };
 }
 
 /** Throws unless cert/key/ca/crl in `options` form a usable secure context. */
@@ -148,72 +224,230 @@ function classify(error: Error & { code?: string }): HandshakeFailure {
   return 'other';
 }
 
+/** The DER certificates the client presented, leaf first, as OpenSSL verified them (bounded). */
+function presentedChain(socket: tls.TLSSocket): Buffer[] {
+  const chain: Buffer[] = [];
+  const seen = new Set<string>();
+  let cert: tls.DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
+  while (cert?.raw !== undefined && chain.length < 10 && !seen.has(cert.fingerprint256)) {
+    seen.add(cert.fingerprint256);
+    chain.push(cert.raw);
+    cert = cert.issuerCertificate;
+  }
+  return chain;
+}
+
+/** A verified connection being served. */
+interface OpenConnection {
+  readonly socket: tls.TLSSocket;
+  readonly connection: Connection;
+  readonly chain: readonly Buffer[];
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** A socket between accept and the TLS verdict. */
+interface Admission {
+  readonly source: Endpoint;
+  /** Set once the refusal (or the verified connection) has been reported. */
+  settled: boolean;
+  /** Closes the socket if the handshake is not finished in time. */
+  deadline?: NodeJS.Timeout;
+}
+
+/** The refusal of a certificate OpenSSL accepted, or undefined when it may be served. */
+function refusalOf(socket: tls.TLSSocket, raw: Buffer | undefined): { reason: HandshakeFailure; error: string } | undefined {
+  if (raw === undefined) return { reason: 'no_certificate', error: 'peer did not return a certificate' };
+  if (socket.authorized !== true) {
+    const code = String(socket.authorizationError ?? 'unverified');
+    return { reason: classifyVerifyError(code), error: code };
+  }
+  if (!allowsClientAuth(raw)) return { reason: 'bad_usage', error: 'certificate does not allow clientAuth' };
+  return undefined;
+}
+
 /** Creates (but does not start) the listener. */
-export function createClientListener(options: ClientListenerOptions): tls.Server {
-  const server = tls.createServer({
-    ...serverContextOptions(options.tls),
+export function createClientListener(options: ClientListenerOptions): ClientListener {
+  const initial = serverTlsMaterial(options.tls);
+  let trust = initial.trust;
+  const now = options.now ?? Date.now;
+  const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
+  const frontDoor: FrontDoorOptions = { ...options.network, firstByteTimeoutMs: handshakeTimeoutMs };
+  const tlsServer = tls.createServer({
+    ...initial.options,
     requestCert: true,
     // Checked below, in secureConnection (see the file comment): never inject unverified.
     rejectUnauthorized: false,
     ALPNProtocols: ['h2'],
-    handshakeTimeout: options.handshakeTimeoutMs ?? 10_000,
+    handshakeTimeout: handshakeTimeoutMs,
   });
+  const server = net.createServer({ pauseOnConnect: true });
   if (options.maxConnections !== undefined && options.maxConnections > 0) server.maxConnections = options.maxConnections;
   const nextConnectionId = connectionIds();
+  /** Sockets handed to TLS and not yet decided, by the TCP peer's "address:port". */
+  const handshaking = new Map<string, Admission>();
+  const open = new Map<tls.TLSSocket, OpenConnection>();
+
+  const refuse = (source: Endpoint, reason: HandshakeFailure, error: string, identity?: Identity): void => {
+    options.onRefused({ address: source.address, port: source.port, reason, error, ...(identity === undefined ? {} : { identity }) });
+  };
 
   // Node drops sockets over maxConnections before any TLS byte; 'drop' tells us about it.
   server.on('drop', (data?: { remoteAddress?: string; remotePort?: number }) => {
-    options.onRefused({ address: data?.remoteAddress ?? '', port: data?.remotePort ?? 0, reason: 'connection_limit', error: 'too many open connections' });
+    refuse({ address: normalizeAddress(data?.remoteAddress ?? ''), port: data?.remotePort ?? 0 }, 'connection_limit', 'too many open connections');
   });
 
-  server.on('secureConnection', (socket: tls.TLSSocket) => {
+  server.on('connection', (socket: net.Socket) => {
+    // Taken now: once the peer has gone, the socket no longer knows who it was.
+    const transport = transportPeer(socket);
+    const acceptedAt = performance.now();
+    const key = `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`;
+    // Errors (resets) surface as 'close'; without a listener they would crash the process.
+    socket.on('error', () => undefined);
+    admit(socket, transport, frontDoor, (outcome) => {
+      if (!outcome.admitted) {
+        refuse(outcome.source, outcome.reason, outcome.error);
+        return;
+      }
+      const admission: Admission = { source: outcome.source, settled: false };
+      handshaking.set(key, admission);
+      // One budget from accept to a finished handshake: the wait for the first byte counts
+      // too, so a client cannot take handshakeTimeoutMs twice (Node's own timeout, which
+      // starts only now, stays as a backstop).
+      admission.deadline = setTimeout(() => {
+        if (admission.settled) return;
+        admission.settled = true;
+        handshaking.delete(key);
+        socket.destroy();
+        refuse(admission.source, 'timeout', `TLS handshake not finished ${handshakeTimeoutMs} ms after connecting`);
+      }, Math.max(0, handshakeTimeoutMs - (performance.now() - acceptedAt)));
+      admission.deadline.unref();
+      socket.once('close', () => {
+        clearTimeout(admission.deadline);
+        // Give the TLS server's own report (which has the precise reason) a turn first.
+        setImmediate(() => {
+          if (handshaking.get(key) === admission) handshaking.delete(key);
+          if (admission.settled) return;
+          admission.settled = true;
+          refuse(admission.source, 'other', 'connection closed during the TLS handshake');
+        });
+      });
+      tlsServer.emit('connection', socket);
+    });
+  });
+
+  /** The admission of a TLS socket (undefined once its peer has gone: the close handler reports it). */
+  const settle = (socket: tls.TLSSocket): Admission | undefined => {
+    const key = `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`;
+    const admission = handshaking.get(key);
+    if (admission === undefined || admission.settled) return undefined;
+    admission.settled = true;
+    clearTimeout(admission.deadline);
+    handshaking.delete(key);
+    return admission;
+  };
+
+  const close = (entry: OpenConnection, reason: RecheckFailure, error: string): void => {
+    clearTimeout(entry.timer);
+    open.delete(entry.socket);
+    options.onRevoked?.({ connection: entry.connection, reason, error });
+    if (options.closeConnection === undefined) entry.socket.destroy();
+    else options.closeConnection(entry.socket, entry.connection);
+  };
+
+  /** Re-checks one connection; arms its timer for the earliest notAfter of its chain. Returns whether it was closed. */
+  const recheckOne = (entry: OpenConnection): boolean => {
+    clearTimeout(entry.timer);
+    let verdict;
+    try {
+      verdict = recheckChain(entry.chain, trust, now());
+    } catch (error: unknown) {
+      verdict = { ok: false as const, reason: 'untrusted' as const, error: `re-check failed: ${error instanceof Error ? error.message : String(error)}` };
+    }
+    if (!verdict.ok) {
+      close(entry, verdict.reason, verdict.error);
+      return true;
+    }
+    armExpiry(entry, verdict.notAfter.getTime());
+    return false;
+  };
+
+  /** Re-checks `entry` one second past `notAfter` (so the check then sees it expired); long waits are re-armed. */
+  function armExpiry(entry: OpenConnection, notAfter: number): void {
+    clearTimeout(entry.timer);
+    const delay = Math.min(MAX_TIMER_MS, Math.max(0, notAfter - now() + 1000));
+    entry.timer = setTimeout(() => recheckOne(entry), Number.isFinite(delay) ? delay : MAX_TIMER_MS);
+    entry.timer.unref();
+  }
+
+  tlsServer.on('secureConnection', (socket: tls.TLSSocket) => {
+    const admission = settle(socket);
+    if (admission === undefined) {
+      socket.destroy();
+      return;
+    }
     const peer = socket.getPeerCertificate(false);
     const raw: Buffer | undefined = peer.raw;
-    let refusal: { reason: HandshakeFailure; error: string } | undefined;
-    if (raw === undefined) refusal = { reason: 'no_certificate', error: 'peer did not return a certificate' };
-    else if (socket.authorized !== true) {
-      const code = String(socket.authorizationError ?? 'unverified');
-      refusal = { reason: classifyVerifyError(code), error: code };
-    } else if (!allowsClientAuth(raw)) refusal = { reason: 'bad_usage', error: 'certificate does not allow clientAuth' };
-    if (refusal !== undefined || raw === undefined) {
-      let identity: Identity | undefined;
+    let refusal = refusalOf(socket, raw);
+    let identity: Identity | undefined;
+    if (raw !== undefined) {
       try {
-        identity = raw === undefined ? undefined : identityFromDer(raw);
-      } catch {
-        identity = undefined;
+        identity = identityFromDer(raw);
+      } catch (error: unknown) {
+        // A certificate OpenSSL accepted but that is not one identity (src/tls/subject.ts) is refused too.
+        const reason: HandshakeFailure = error instanceof AmbiguousSubjectError ? 'ambiguous_subject' : 'other';
+        refusal ??= { reason, error: error instanceof Error ? error.message : 'certificate does not parse' };
       }
-      // Read the peer before destroy(): a destroyed socket no longer knows its address.
-      const address = socket.remoteAddress ?? '';
-      const port = socket.remotePort ?? 0;
+    }
+    if (refusal !== undefined || identity === undefined) {
       socket.destroy();
-      options.onRefused({
-        address,
-        port,
-        reason: refusal?.reason ?? 'other',
-        error: refusal?.error ?? 'unverified',
-        ...(identity === undefined ? {} : { identity }),
-      });
+      refuse(admission.source, refusal?.reason ?? 'other', refusal?.error ?? 'unverified', identity);
       return;
     }
     const connection: Connection = {
       id: nextConnectionId(),
-      identity: identityFromDer(raw),
-      address: socket.remoteAddress ?? '',
-      port: socket.remotePort ?? 0,
+      identity,
+      address: admission.source.address,
+      port: admission.source.port,
+      peerKey: `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`,
       tlsVersion: socket.getProtocol() ?? '',
     };
-    socket.once('close', () => options.onClosed(connection));
+    const chain = presentedChain(socket);
+    const entry: OpenConnection = { socket, connection, chain, timer: undefined };
+    open.set(socket, entry);
+    socket.once('close', () => {
+      clearTimeout(entry.timer);
+      open.delete(socket);
+      options.onClosed(connection);
+    });
+    // OpenSSL has just verified the chain: only the timer for its earliest notAfter is needed.
+    armExpiry(entry, Math.min(...chain.map((der) => Date.parse(new X509Certificate(der).validTo))));
     options.onConnection(socket, connection);
   });
 
-  server.on('tlsClientError', (error: Error & { code?: string }, socket: tls.TLSSocket) => {
+  tlsServer.on('tlsClientError', (error: Error & { code?: string }, socket: tls.TLSSocket) => {
     // Failures before a verdict on the certificate: protocol or version mismatch, timeout.
-    // Node leaves the socket open after a handshake timeout (slowloris): close it here,
-    // once its address is read (a destroyed socket no longer has one).
-    const address = socket.remoteAddress ?? '';
-    const port = socket.remotePort ?? 0;
+    // Node leaves the socket open after a handshake timeout (slowloris): close it here.
+    const admission = settle(socket);
     socket.destroy();
-    options.onRefused({ address, port, reason: classify(error), error: error.message });
+    if (admission !== undefined) refuse(admission.source, classify(error), error.message);
   });
-  return server;
+
+  const recheckAll = (): number => {
+    let closed = 0;
+    for (const entry of [...open.values()]) if (recheckOne(entry)) closed += 1;
+    return closed;
+  };
+
+  return {
+    server,
+    replaceMaterial(material: ServerTlsMaterial): number {
+      tlsServer.setSecureContext(material.options);
+      trust = material.trust;
+      return recheckAll();
+    },
+    recheck: recheckAll,
+    get openConnections(): number {
+      return open.size;
+    },
+  };
 }

@@ -3,8 +3,13 @@
  * certificate. etcd itself only knows the certificate's CN; etcdgate also exposes the
  * subject's O and OU, the DNS and URI SANs (SPIFFE IDs), the serial and the SHA-256
  * fingerprint so that policy bindings can match on any of them.
+ *
+ * CN, O and OU are read from the certificate's DER (src/tls/subject.ts), and a subject
+ * that is not one unambiguous identity (two CNs, a multi-valued RDN) is refused:
+ * identityFromDer throws AmbiguousSubjectError, and the listener refuses the handshake.
  */
 import { X509Certificate } from 'node:crypto';
+import { parseSubject } from './subject.js';
 
 export interface Identity {
   /** Subject common name, or "" when the certificate has none. */
@@ -31,19 +36,9 @@ export interface Identity {
   readonly notAfter: Date;
 }
 
-/** Parses a distinguished name as printed by X509Certificate ("CN=a\nO=b\nO=c") into attribute lists. */
-function parseDistinguishedName(dn: string): Map<string, string[]> {
-  const attributes = new Map<string, string[]>();
-  for (const line of dn.split('\n')) {
-    const eq = line.indexOf('=');
-    if (eq <= 0) continue;
-    const name = line.slice(0, eq);
-    const value = line.slice(eq + 1);
-    const values = attributes.get(name);
-    if (values === undefined) attributes.set(name, [value]);
-    else values.push(value);
-  }
-  return attributes;
+/** Thrown by identityFromDer for a certificate whose subject is not one unambiguous identity. */
+export class AmbiguousSubjectError extends Error {
+  override readonly name = 'AmbiguousSubjectError';
 }
 
 /**
@@ -66,15 +61,17 @@ function parseSubjectAltNames(san: string | undefined): { dns: string[]; uri: st
   return out;
 }
 
-/** Builds the identity of a verified certificate given as DER bytes. */
+/** Builds the identity of a verified certificate given as DER bytes; throws AmbiguousSubjectError (see above). */
 export function identityFromDer(der: Buffer): Identity {
   const cert = new X509Certificate(der);
-  const subject = parseDistinguishedName(cert.subject);
+  const parsed = parseSubject(cert.raw);
+  if (!parsed.ok) throw new AmbiguousSubjectError(parsed.error);
+  const { subject } = parsed;
   const san = parseSubjectAltNames(cert.subjectAltName);
   return Object.freeze({
-    cn: subject.get('CN')?.[0] ?? '',
-    o: Object.freeze(subject.get('O') ?? []),
-    ou: Object.freeze(subject.get('OU') ?? []),
+    cn: subject.cn,
+    o: Object.freeze([...subject.o]),
+    ou: Object.freeze([...subject.ou]),
     dns: Object.freeze(san.dns),
     uri: Object.freeze(san.uri),
     ip: Object.freeze(san.ip),

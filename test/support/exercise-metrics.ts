@@ -30,6 +30,14 @@ const CALLS: { readonly [K in keyof Metrics]: (metrics: Metrics) => void } = {
   auditSkipped: (m) => m.auditSkipped(),
   certificateNotAfter: (m) => m.certificateNotAfter('server', 'etcdgate-test', new Date('2031-01-01T00:00:00Z')),
   handshakeRefused: (m) => m.handshakeRefused('unknown_ca'),
+  valueEncrypted: (m) => m.valueEncrypted('secrets', 'aesgcm', 'key1'),
+  valueDecrypted: (m) => m.valueDecrypted('secrets', 'aesgcm', 'key1'),
+  decryptionFailed: (m) => m.decryptionFailed('secrets', 'authentication'),
+  plaintextRead: (m) => m.plaintextRead('secrets'),
+  encryptionReload: (m) => m.encryptionReload('failure'),
+  encryptionWriteKeys: (m) => m.encryptionWriteKeys([{ resource: 'secrets', provider: 'aesgcm', key: 'key1' }]),
+  connectionRevoked: (m) => m.connectionRevoked('revoked'),
+  refusalRecordSuppressed: (m) => m.refusalRecordSuppressed(),
 };
 
 /** Names of every Metrics method, in contract order. */

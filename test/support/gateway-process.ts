@@ -51,6 +51,8 @@ export interface GatewayProcessOptions {
   readonly policy?: unknown;
   /** A dir from gatewayDir() to use (so the audit file can be named before the start); default a fresh one. */
   readonly dir?: string;
+  /** The `encryption` section (inline mapping or file path), if any. */
+  readonly encryption?: unknown;
 }
 
 interface Listening {
@@ -99,6 +101,7 @@ export async function startGatewayProcess(options: GatewayProcessOptions): Promi
     admin: { listen: '127.0.0.1:0' },
     audit: options.audit,
     log: { level: options.logLevel ?? 'info' },
+    ...(options.encryption === undefined ? {} : { encryption: options.encryption }),
     policy: options.policy ?? ROOT_ONLY_POLICY,
   };
   await writeFile(configFile, stringify(document), { mode: 0o600 });

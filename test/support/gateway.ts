@@ -64,6 +64,7 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     log: { level: 'silent', ...options.overrides?.['log'] },
     ...(options.overrides?.['limits'] === undefined ? {} : { limits: options.overrides['limits'] }),
     ...(options.overrides?.['cache'] === undefined ? {} : { cache: options.overrides['cache'] }),
+    ...(options.overrides?.['encryption'] === undefined ? {} : { encryption: options.overrides['encryption'] }),
     policy: options.policy ?? ROOT_ONLY_POLICY,
   };
   const config = parseConfig(document, { source: path.join(dir, 'etcdgate.yaml'), baseDir: dir });

@@ -114,3 +114,24 @@ export async function testCa(pki: Pki): Promise<TestCa> {
     },
   };
 }
+
+/**
+ * A clientAuth leaf signed by the PKI's CA with the subject exactly as written (`openssl
+ * x509 -req` copies the request's subject verbatim, unlike `openssl ca`, whose policy
+ * reorders and drops fields): for subjects with two CNs (`/CN=a/CN=b`), multi-valued RDNs
+ * (`/CN=a+CN=b`) or several O and OU values. Files NAME.crt / NAME.key in the PKI dir.
+ */
+export async function issueWithSubject(pki: Pki, name: string, subject: string, options: { readonly issuer?: CertPair } = {}): Promise<CertPair> {
+  const env = { ...process.env, OPENSSL_CONF: '/dev/null' };
+  const key = path.join(pki.dir, `${name}.key`);
+  const cert = path.join(pki.dir, `${name}.crt`);
+  const csr = path.join(pki.dir, `${name}.csr`);
+  const ext = path.join(pki.dir, `${name}.ext`);
+  await writeFile(ext, ['basicConstraints = critical, CA:FALSE', 'keyUsage = critical, digitalSignature, keyEncipherment', 'extendedKeyUsage = clientAuth', ''].join('\n'));
+  await run('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', key], { env });
+  await run('openssl', ['req', '-new', '-key', key, '-subj', subject, '-multivalue-rdn', '-out', csr], { env });
+  const serial = `0x1${Buffer.from(crypto.getRandomValues(new Uint8Array(15))).toString('hex')}`;
+  const issuer = options.issuer ?? { cert: pki.ca, key: pki.caKey };
+  await run('openssl', ['x509', '-req', '-in', csr, '-CA', issuer.cert, '-CAkey', issuer.key, '-days', '30', '-set_serial', serial, '-extfile', ext, '-out', cert], { env });
+  return { cert, key };
+}

@@ -24,6 +24,8 @@ export interface ProbeOptions {
   readonly maxVersion?: tls.SecureVersion;
   /** How long to wait for the server to speak (ms); default 3000. */
   readonly waitMs?: number;
+  /** Local address to connect from (127.0.0.2, 127.0.0.3: a source inside or outside a rule). */
+  readonly localAddress?: string;
 }
 
 /** Connects with `pair` (or no client certificate), waits for the server's first bytes or the close, and hangs up. */
@@ -42,6 +44,7 @@ export function probeTls(port: number, pki: Pki, pair: CertPair | undefined, opt
       ...(pair === undefined ? {} : { cert: readFileSync(pair.cert), key: readFileSync(pair.key) }),
       ...(options.minVersion === undefined ? {} : { minVersion: options.minVersion }),
       ...(options.maxVersion === undefined ? {} : { maxVersion: options.maxVersion }),
+      ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
     });
     const done = (served: boolean): void => {
       if (settled) return;
