@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { b } from './support/enforcement.js';
 import { type CertPair } from './support/pki.js';
 import { issueWithSubject } from './support/pki-variants.js';
