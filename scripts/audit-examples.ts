@@ -10,6 +10,7 @@ import { startEtcd } from '../test/support/etcd.js';
 import { startTestGateway } from '../test/support/gateway.js';
 import { makePki } from '../test/support/pki.js';
 import { callEtcd, collectWatch, rawClient, rawUnary, rawWatch } from '../test/support/raw-client.js';
+import { startStallRelay } from '../test/support/stall-relay.js';
 
 const POLICY = {
   roles: {
@@ -39,16 +40,25 @@ function abbreviate(record: Record<string, unknown>): string {
   };
   const user = record['user'] as Record<string, unknown> | undefined;
   if (user !== undefined) short['user.name'] = user['name'];
+  const own = record['etcdgate'] as Record<string, unknown>;
   const etcd = record['etcd'] as Record<string, unknown> | undefined;
   if (etcd !== undefined) {
     const { service: _service, method: _method, ...request } = etcd['request'] as Record<string, unknown>;
     short['etcd.request'] = request;
-    const { role, reason } = etcd['decision'] as Record<string, unknown>;
-    short['etcd.decision'] = role === undefined ? { reason } : { role, reason };
+    const { role, reason, refused } = etcd['decision'] as Record<string, unknown>;
+    short['etcd.decision'] = Object.fromEntries(Object.entries({ role, reason, refused }).filter(([, v]) => v !== undefined));
     const { code_name, message, count, bytes } = etcd['response'] as Record<string, unknown>;
     short['etcd.response'] = Object.fromEntries(Object.entries({ code_name, message, count, bytes }).filter(([, v]) => v !== undefined && v !== ''));
+  } else {
+    // Connection and handshake records: who, by the certificate.
+    const client = (record['tls'] as { client?: { x509?: { subject?: Record<string, unknown> } } } | undefined)?.client;
+    const cn = client?.x509?.subject?.['common_name'];
+    if (cn !== undefined) short['tls.client.x509.subject.common_name'] = cn;
   }
   if ('error' in record) short['error.message'] = (record['error'] as Record<string, unknown>)['message'];
+  for (const field of ['connection_id', 'request_sent', 'identity_verified']) {
+    if (own[field] !== undefined) short[`etcdgate.${field}`] = own[field];
+  }
   return JSON.stringify(short);
 }
 
@@ -69,7 +79,9 @@ function writeReadmeExcerpt(sections: readonly string[]): void {
 async function main(): Promise<void> {
   const pki = await makePki();
   const etcd = await startEtcd(pki);
-  const gate = await startTestGateway({ pki, upstream: etcd.endpoints, policy: POLICY });
+  // A relay that can hold back etcd's answers, for a call that ends without one.
+  const relay = await startStallRelay(etcd.endpoints[0] as string);
+  const gate = await startTestGateway({ pki, upstream: [relay.endpoint], policy: POLICY });
   const a = rawClient(gate.endpoint, pki, 'tenant-a');
   const b = rawClient(gate.endpoint, pki, 'tenant-b');
   const backup = rawClient(gate.endpoint, pki, 'backup');
@@ -88,6 +100,21 @@ async function main(): Promise<void> {
       success: [{ request_put: { key: Buffer.from('/tenants/tenant-a/config'), value: Buffer.from('v2') } }],
       failure: [{ request_range: { key: Buffer.from('/tenants/tenant-a/config') } }],
     }], 'TxnResponse');
+
+    // A Txn refused for one operation of its failure branch.
+    await callEtcd(a, 'KV', 'Txn', ['TxnRequest', {
+      compare: [{ key: Buffer.from('/tenants/tenant-a/config'), target: 'VERSION', result: 'GREATER', version: 0 }],
+      success: [{ request_range: { key: Buffer.from('/tenants/tenant-a/config') } }],
+      failure: [{ request_put: { key: Buffer.from('/tenants/tenant-a/config'), value: Buffer.from('x') } }, { request_delete_range: { key: Buffer.from('/tenants/tenant-b/config') } }],
+    }], 'TxnResponse').catch(() => undefined);
+
+    // A Put etcd received while its answer is held back: the client's deadline passes first.
+    relay.stall();
+    const deadline = new Date(Date.now() + 1000);
+    await new Promise<void>((resolve) => {
+      a.makeUnaryRequest('/etcdserverpb.KV/Put', passThrough, passThrough, encode('etcdserverpb.PutRequest', { key: Buffer.from('/tenants/tenant-a/slow'), value: Buffer.from('x') }), new grpc.Metadata(), { deadline }, () => resolve());
+    });
+    relay.resume();
 
     // Watch: one allowed, one refused in-band, then the stream closes.
     const stream = rawWatch(a);
@@ -127,6 +154,12 @@ async function main(): Promise<void> {
     rogue.close();
     await settle();
 
+    // A connection that makes one call and closes.
+    const brief = rawClient(gate.endpoint, pki, 'tenant-b');
+    await callEtcd(brief, 'KV', 'Range', ['RangeRequest', { key: Buffer.from('/tenants/tenant-b/leased') }], 'RangeResponse');
+    brief.close();
+    await settle();
+
     const records = await gate.auditRecords();
     const pick = (title: string, test: (r: Record<string, unknown>) => boolean): string => {
       const record = records.find(test);
@@ -137,9 +170,12 @@ async function main(): Promise<void> {
     const action = (r: Record<string, unknown>): unknown => (r['event'] as Record<string, unknown>)['action'];
     const outcome = (r: Record<string, unknown>): unknown => (r['event'] as Record<string, unknown>)['outcome'];
     const sections = [
+      pick('Connection opened (the client certificate in full, once per connection)', (r) => kind(r) === 'connection.open'),
       pick('Unary call, allowed (with a W3C trace id)', (r) => kind(r) === 'call' && action(r) === 'etcd.kv.put' && 'trace' in r),
       pick('Unary call, denied', (r) => kind(r) === 'call' && action(r) === 'etcd.kv.range' && outcome(r) === 'failure'),
-      pick('Txn: every compare and both branches', (r) => kind(r) === 'call' && action(r) === 'etcd.kv.txn'),
+      pick('Txn: every compare and both branches', (r) => kind(r) === 'call' && action(r) === 'etcd.kv.txn' && outcome(r) === 'success'),
+      pick('Txn denied: the first refused operation named', (r) => kind(r) === 'call' && action(r) === 'etcd.kv.txn' && outcome(r) === 'failure'),
+      pick('Sent to etcd, no answer (the deadline passed): outcome unknown', (r) => kind(r) === 'call' && outcome(r) === 'unknown'),
       pick('Allowed, but refused by etcd (a future revision; a binary key in base64)', (r) => kind(r) === 'call' && action(r) === 'etcd.kv.range' && JSON.stringify(r).includes('key_base64')),
       pick('Watcher created', (r) => kind(r) === 'watch.create' && outcome(r) === 'success'),
       pick('Watcher refused (answered in-band)', (r) => kind(r) === 'watch.create' && outcome(r) === 'failure'),
@@ -149,7 +185,8 @@ async function main(): Promise<void> {
       pick('LeaseKeepAlive refused for a lease', (r) => kind(r) === 'keepalive.deny'),
       pick('Snapshot started', (r) => kind(r) === 'snapshot.start'),
       pick('Snapshot finished (bytes = snapshot bytes sent)', (r) => kind(r) === 'snapshot.end'),
-      pick('Refused TLS handshake (certificate from an untrusted CA)', (r) => kind(r) === 'handshake.refused'),
+      pick('Refused TLS handshake (certificate from an untrusted CA: its name is not verified, so not the user)', (r) => kind(r) === 'handshake.refused'),
+      pick('Connection closed', (r) => kind(r) === 'connection.close'),
     ];
     writeFileSync(
       new URL('../docs/audit-examples.md', import.meta.url),
@@ -160,6 +197,7 @@ async function main(): Promise<void> {
   } finally {
     for (const client of [a, b, backup]) client.close();
     await gate.stop();
+    await relay.close();
     await etcd.stop();
     await pki.remove();
   }

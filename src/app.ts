@@ -10,6 +10,7 @@ import type { AddressInfo, Server as NetServer } from 'node:net';
 import type * as tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { createAuditor } from './audit/auditor.js';
+import { connectionAudit } from './audit/connection-records.js';
 import { startEncryption } from './encryption/encryption.js';
 import { createJsonGateway } from './gateway/index.js';
 import { MemberVersions } from './health/member-versions.js';
@@ -198,6 +199,9 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
 
   // Refusals are audited with a per-source rate limit; connections re-checked on reload (src/tls/).
   const refusals = refusalAudit(config.limits, { auditor, metrics });
+  // connection.open/close records: the certificate in full, once per connection.
+  const connectionRecords = connectionAudit(auditor, (identity) => policy.permissionsFor(identity).roles);
+  const onRevoked = revokedAudit({ auditor, metrics });
   const listener = createClientListener({
     tls: config.server.tls,
     handshakeTimeoutMs: config.limits.handshakeTimeoutMs,
@@ -206,6 +210,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     http1: jsonGateway !== undefined,
     onConnection: (socket, connection) => {
       metrics.connectionOpened();
+      connectionRecords.opened(connection);
       const client = new Client(connection);
       // A client that did not negotiate h2 speaks HTTP/1.1 (as with etcd: Go's server decides the same way).
       if (jsonGateway !== undefined && socket.alpnProtocol !== 'h2') {
@@ -217,9 +222,16 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       bySocket.set(socket, http2Connection);
       socket.once('close', () => bySocket.delete(socket));
     },
-    onClosed: () => metrics.connectionClosed(),
+    onClosed: (connection) => {
+      metrics.connectionClosed();
+      connectionRecords.closed(connection);
+    },
     onRefused: refusals.onRefused,
-    onRevoked: revokedAudit({ auditor, metrics }),
+    onRevoked: (revoked) => {
+      // The connection's close record says why etcdgate closed it.
+      connectionRecords.closing(revoked.connection, `certificate ${revoked.reason}`);
+      onRevoked(revoked);
+    },
     // A connection whose certificate no longer passes: GOAWAY, then closed; calls in flight end.
     closeConnection: (socket) => {
       const connection = bySocket.get(socket);
@@ -245,6 +257,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
           upstream: pool.healthy(),
           linearizable: readiness.serving,
           audit: auditor.accepting,
+          // False while the audit file was deleted or replaced and is not reopened yet.
+          audit_file: auditor.sinkIntact,
         };
         return { ready: Object.values(checks).every(Boolean), checks };
       },

@@ -79,7 +79,7 @@ describe('per-identity request rate', () => {
       }
       expect(await rangeAs(other)).toBeUndefined();
       const records = await gate.auditRecords();
-      const limited = records.filter((r) => (r['etcd'] as { decision: { reason?: string } }).decision.reason === 'rate limited');
+      const limited = records.filter((r) => (r['etcd'] as { decision: { reason?: string } } | undefined)?.decision.reason === 'rate limited');
       expect(limited).toHaveLength(refused.length);
       expect(limited[0]).toMatchObject({ user: { name: 'root' }, event: { outcome: 'failure' }, etcd: { response: { code_name: 'RESOURCE_EXHAUSTED' } } });
       expect(await metric(gate, 'etcdgate_requests_total', { method: 'Range', code: 'RESOURCE_EXHAUSTED' })).toBe(refused.length);
@@ -127,7 +127,7 @@ describe('watchers per identity', () => {
       expect((await again)[0]).toMatchObject({ created: true });
       expect((await again)[0]?.['canceled']).toBeUndefined();
       const records = await gate.auditRecords();
-      expect(records.filter((r) => (r['etcd'] as { decision: { reason?: string } }).decision.reason === 'too many watchers')).toHaveLength(1);
+      expect(records.filter((r) => (r['etcd'] as { decision: { reason?: string } } | undefined)?.decision.reason === 'too many watchers')).toHaveLength(1);
       for (const stream of [first, second, theirs]) stream.cancel();
     } finally {
       root.close();

@@ -1,7 +1,7 @@
 /**
- * Proves AuditConfig.level: a group set to "none" records nothing for that group (reads,
- * writes, admin, the Auth service, and refused handshakes under "auth"), while the other
- * groups are still recorded.
+ * Proves AuditConfig.level: a group set to "none" records no allowed call of that group
+ * (reads, writes, admin, the Auth service) while the other groups are still recorded, and
+ * denials (a denied call, a refused handshake) are recorded whatever the level.
  */
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
@@ -61,6 +61,22 @@ describe('audit levels', () => {
     expect(await recordedActions(levels('read'))).toEqual(['etcd.kv.put', 'etcd.maintenance.status', 'etcd.auth.user_add', 'etcdgate.tls.handshake']);
     expect(await recordedActions(levels('write'))).toEqual(['etcd.kv.range', 'etcd.maintenance.status', 'etcd.auth.user_add', 'etcdgate.tls.handshake']);
     expect(await recordedActions(levels('admin'))).toEqual(['etcd.kv.range', 'etcd.kv.put', 'etcd.auth.user_add', 'etcdgate.tls.handshake']);
-    expect(await recordedActions(levels('auth'))).toEqual(['etcd.kv.range', 'etcd.kv.put', 'etcd.maintenance.status']);
+    expect(await recordedActions(levels('auth'))).toEqual(['etcd.kv.range', 'etcd.kv.put', 'etcd.maintenance.status', 'etcdgate.tls.handshake']);
+  });
+
+  it('records denials even for a group set to none', async () => {
+    const out = new PassThrough();
+    const chunks: Buffer[] = [];
+    out.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const auditor = await createAuditor(
+      { sink: { kind: 'stdout' }, onFailure: 'deny', level: { read: 'none', write: 'none', admin: 'none', auth: 'none' }, bufferRecords: 100 },
+      { metrics: NOOP_METRICS, version: '0.1.0', policyVersion: () => 'p1', stdout: out },
+    );
+    auditor.record(read);
+    auditor.record({ ...read, decision: { allowed: false, reason: 'not granted' }, result: { code: 7, message: 'etcdserver: permission denied' } });
+    auditor.record({ ...write, kind: 'keepalive.deny', decision: { allowed: true, reason: 'stream opened' } });
+    await auditor.close();
+    const outcomes = Buffer.concat(chunks).toString('utf8').split('\n').filter((line) => line !== '').map((line) => (JSON.parse(line) as { event: { type: string[] } }).event.type);
+    expect(outcomes).toEqual([['access', 'denied'], ['change', 'denied']]);
   });
 });

@@ -11,17 +11,20 @@ import { describe, expect, it } from 'vitest';
 import { createAuditor } from '../src/audit/auditor.js';
 import {
   buildCallRecord,
+  buildConnectionRecord,
   buildHandshakeRecord,
   serializeCallRecord,
+  serializeConnectionRecord,
   serializeHandshakeRecord,
   serializeRecord,
 } from '../src/audit/record.js';
 import type { RecordContext } from '../src/audit/record.js';
-import type { CallEvent, CallEventKind, HandshakeEvent, KeySummary } from '../src/audit/types.js';
+import type { CallEvent, CallEventKind, ConnectionEvent, HandshakeEvent, KeySummary } from '../src/audit/types.js';
+import type { Access, AccessOrigin } from '../src/policy/types.js';
 import type { AuditConfig } from '../src/config/types.js';
 import { NOOP_METRICS } from '../src/observability/metrics-types.js';
 import type { Identity } from '../src/tls/identity.js';
-import { callEvent, fakeIdentity, handshakeEvent, putSummary } from './support/audit-events.js';
+import { callEvent, connectionEvent, fakeIdentity, handshakeEvent, putSummary } from './support/audit-events.js';
 
 const context: RecordContext = { eventId: 'id-1', version: '0.1.0', policyVersion: 'abcdef012345' };
 
@@ -32,6 +35,15 @@ const RAW_UNSAFE = /[\u007f-\u009f\u2028\u2029]/u;
 function expectSameCall(event: CallEvent, ctx: RecordContext = context): string {
   const slow = serializeRecord(buildCallRecord(event, ctx));
   const fast = serializeCallRecord(event, ctx);
+  expect(JSON.parse(fast)).toStrictEqual(JSON.parse(slow));
+  expect(fast).toBe(slow);
+  expect(RAW_UNSAFE.test(fast)).toBe(false);
+  return fast;
+}
+
+function expectSameConnection(event: ConnectionEvent, ctx: RecordContext = context): string {
+  const slow = serializeRecord(buildConnectionRecord(event, ctx));
+  const fast = serializeConnectionRecord(event, ctx);
   expect(JSON.parse(fast)).toStrictEqual(JSON.parse(slow));
   expect(fast).toBe(slow);
   expect(RAW_UNSAFE.test(fast)).toBe(false);
@@ -84,6 +96,30 @@ describe('call records written directly', () => {
       }),
     );
     expectSameCall(callEvent({ decision: { allowed: false, role: 'r', rule: 'deny prefix /x/', reason: 'denied by rule' }, result: { code: 7, message: '' } }));
+  });
+
+  it('match the object form for every upstream progress: answered, sent without an answer, never sent', () => {
+    const progress = [{ sent: true, code: 0 }, { sent: true, code: 14 }, { sent: true }, { sent: false }, { sent: true, code: Number.NaN }, { sent: 'yes' }, null];
+    for (const upstream of progress) {
+      for (const code of [0, 1, 4, 14]) {
+        expectSameCall(callEvent({ result: { code, message: code === 0 ? '' : 'x' }, upstream: upstream as NonNullable<CallEvent['upstream']> }));
+      }
+    }
+  });
+
+  it('match the object form for refused accesses: a Txn operation nested or not, a range, a capability', () => {
+    const nested: AccessOrigin = { branch: 'failure', index: 2, op: 'put', parent: { branch: 'success', index: 0, op: 'txn' } };
+    const refused: Access[] = [
+      { kind: 'write', key: Buffer.from('/b/k'), rangeEnd: Buffer.alloc(0), origin: nested },
+      { kind: 'read', key: Buffer.from('/a/'), rangeEnd: Buffer.from('/a0'), origin: { branch: 'compare', index: 0, op: 'compare' } },
+      { kind: 'read', key: Buffer.from([0xff, 0]), rangeEnd: Buffer.from([0]) },
+      { kind: 'capability', capability: 'snapshot' },
+      { kind: 'authenticated' },
+    ];
+    for (const access of refused) expectSameCall(callEvent({ decision: { allowed: false, reason: 'not granted', refused: access }, result: { code: 7, message: 'etcdserver: permission denied' } }));
+    // An allowed call never names a refused access, even if one is attached.
+    const line = expectSameCall(callEvent({ decision: { allowed: true, reason: 'granted', refused: refused[0] as Access } }));
+    expect(line).not.toContain('refused');
   });
 
   it('match the object form for keys that are base64, quoted or non-ASCII text', () => {
@@ -187,6 +223,19 @@ describe('call records written directly', () => {
   });
 });
 
+describe('connection records written directly', () => {
+  it('match the object form for an open and a close, with awkward text and missing fields', () => {
+    expectSameConnection(connectionEvent());
+    expectSameConnection(connectionEvent({ kind: 'connection.close', durationNs: 5_000_000_000n, reason: 'revoked' }));
+    expectSameConnection(connectionEvent({ kind: 'connection.close' }));
+    for (const s of AWKWARD) {
+      const identity = fakeIdentity({ cn: s, o: [s], issuer: s, subject: `CN=${s}` });
+      expectSameConnection(connectionEvent({ connectionId: s, address: s, tlsVersion: s, identity, roles: [s] }), { eventId: s, version: s, policyVersion: s });
+      expectSameConnection(connectionEvent({ kind: 'connection.close', connectionId: s, reason: s, identity }));
+    }
+  });
+});
+
 describe('handshake records written directly', () => {
   it('match the object form with and without a certificate and with awkward text', () => {
     expectSameHandshake(handshakeEvent());
@@ -261,6 +310,28 @@ const identity: fc.Arbitrary<Identity> = fc
   })
   .map((fields) => Object.freeze(fields));
 
+/** A Txn position up to three levels deep. */
+const origin: fc.Arbitrary<AccessOrigin> = fc.letrec<{ origin: AccessOrigin }>((tie) => ({
+  origin: fc.record(
+    {
+      branch: fc.constantFrom('compare', 'success', 'failure'),
+      index: fc.oneof(fc.nat(600), fc.double()),
+      op: fc.oneof(fc.constantFrom('compare', 'range', 'put', 'delete_range', 'txn'), anyText),
+      parent: fc.option(tie('origin'), { nil: undefined, depthSize: 'small' }),
+    },
+    { requiredKeys: ['branch', 'index', 'op'] },
+  ) as fc.Arbitrary<AccessOrigin>,
+})).origin;
+
+const access: fc.Arbitrary<Access> = fc.oneof(
+  fc.record({ kind: fc.constantFrom('read', 'write'), key: keyBytes, rangeEnd: keyBytes, origin: fc.option(origin, { nil: undefined }) }).map((a) => {
+    const { origin: at, ...rest } = a;
+    return (at === undefined ? rest : { ...rest, origin: at }) as Access;
+  }),
+  fc.constantFrom('lease', 'snapshot', 'admin').map((capability) => ({ kind: 'capability', capability }) as Access),
+  fc.constant({ kind: 'authenticated' } as Access),
+);
+
 const kind = fc.constantFrom<CallEventKind>('call', 'watch.create', 'watch.end', 'keepalive.open', 'keepalive.close', 'keepalive.deny', 'snapshot.start', 'snapshot.end');
 
 const optionalNumber = fc.option(fc.oneof(fc.integer(), fc.double()), { nil: undefined });
@@ -293,9 +364,18 @@ const event: fc.Arbitrary<CallEvent> = fc
     watchId: fc.option(anyText, { nil: undefined }),
     traceId: fc.option(anyText, { nil: undefined }),
     http: fc.option(fc.record({ version: fc.constantFrom('1.1' as const, '2' as const), path: anyText }), { nil: undefined }),
+    connectionId: fc.option(anyText, { nil: undefined }),
+    upstream: fc.option(fc.record({ sent: fc.boolean(), code: fc.integer({ min: -1, max: 20 }) }, { requiredKeys: ['sent'] }), { nil: undefined }),
+    refused: fc.option(access, { nil: undefined }),
   })
   .map((f) => {
-    const decision = { allowed: f.allowed, reason: f.reason, ...(f.role !== undefined ? { role: f.role } : {}), ...(f.rule !== undefined ? { rule: f.rule } : {}) };
+    const decision = {
+      allowed: f.allowed,
+      reason: f.reason,
+      ...(f.role !== undefined ? { role: f.role } : {}),
+      ...(f.rule !== undefined ? { rule: f.rule } : {}),
+      ...(f.refused !== undefined ? { refused: f.refused } : {}),
+    };
     const result = {
       code: f.code,
       message: f.message,
@@ -312,7 +392,7 @@ const event: fc.Arbitrary<CallEvent> = fc
       eventType: f.eventType,
       start: f.start,
       durationNs: f.durationNs,
-      peer: { address: f.address, port: f.port, tlsVersion: f.tlsVersion, identity: f.identity },
+      peer: { address: f.address, port: f.port, tlsVersion: f.tlsVersion, identity: f.identity, ...(f.connectionId !== undefined ? { connectionId: f.connectionId } : {}) },
       roles: f.roles,
       request: f.request,
       decision,
@@ -320,6 +400,7 @@ const event: fc.Arbitrary<CallEvent> = fc
       ...(f.watchId !== undefined ? { watchId: f.watchId } : {}),
       ...(f.traceId !== undefined ? { traceId: f.traceId } : {}),
       ...(f.http !== undefined ? { http: f.http } : {}),
+      ...(f.upstream !== undefined ? { upstream: f.upstream } : {}),
     };
   });
 
@@ -334,6 +415,31 @@ describe('generated events', () => {
         expectSameCall({ ...e, roles: [] }, ctx);
       }),
       { numRuns: 1500 },
+    );
+  });
+
+  it('give the same connection line both ways, byte for byte', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          kind: fc.constantFrom<ConnectionEvent['kind']>('connection.open', 'connection.close'),
+          start: fc.date({ noInvalidDate: true }),
+          connectionId: anyText,
+          address: anyText,
+          port: fc.oneof(fc.integer(), fc.double()),
+          tlsVersion: anyText,
+          identity,
+          roles: fc.array(anyText, { maxLength: 3 }),
+          durationNs: fc.option(fc.bigInt({ min: -(2n ** 70n), max: 2n ** 70n }), { nil: undefined }),
+          reason: fc.option(anyText, { nil: undefined }),
+        }),
+        recordContext,
+        (f, ctx) => {
+          const { durationNs, reason, ...rest } = f;
+          expectSameConnection({ ...rest, ...(durationNs === undefined ? {} : { durationNs }), ...(reason === undefined ? {} : { reason }) }, ctx);
+        },
+      ),
+      { numRuns: 500 },
     );
   });
 

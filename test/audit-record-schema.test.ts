@@ -1,17 +1,21 @@
 /**
  * Proves that audit records follow the documented ECS layout for every kind of event:
- * field names and values, keys shown as text only when printable (base64 otherwise),
- * Txn compares and branches nested, no value of any kind in a record, unique event ids.
+ * field names and values, lean call records (the certificate's searchable fields and the
+ * connection id) beside connection records that hold the certificate in full, the
+ * `unknown` outcome of a request etcd got but never answered, the refused operation of
+ * a denied Txn, distinguished names escaped once, unverified names kept out of
+ * user.name, keys shown as text only when printable (base64 otherwise), Txn compares
+ * and branches nested, no value of any kind in a record, unique event ids.
  */
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createAuditor } from '../src/audit/auditor.js';
-import { AUDIT_SCHEMA_VERSION, buildCallRecord, buildHandshakeRecord, ECS_VERSION, serializeRecord } from '../src/audit/record.js';
+import { AUDIT_SCHEMA_VERSION, buildCallRecord, buildConnectionRecord, buildHandshakeRecord, ECS_VERSION, serializeRecord } from '../src/audit/record.js';
 import type { JsonObject, JsonValue, RecordContext } from '../src/audit/record.js';
 import type { CallEventKind } from '../src/audit/types.js';
 import type { AuditConfig } from '../src/config/types.js';
 import { NOOP_METRICS } from '../src/observability/metrics-types.js';
-import { callEvent, fakeIdentity, handshakeEvent, putSummary } from './support/audit-events.js';
+import { callEvent, connectionEvent, fakeIdentity, handshakeEvent, putSummary } from './support/audit-events.js';
 
 const context: RecordContext = { eventId: 'id-1', version: '0.1.0', policyVersion: 'abcdef012345' };
 
@@ -59,19 +63,16 @@ describe('call records', () => {
     expect(at(record, 'event.duration')).toBe(1_234_567);
     expect(at(record, 'user.name')).toBe('tenant-a');
     expect(at(record, 'user.roles')).toEqual(['tenant-a']);
-    expect(at(record, 'source.ip')).toBe('127.0.0.1');
-    expect(at(record, 'source.port')).toBe(50123);
-    expect(at(record, 'tls.version')).toBe('1.3');
-    expect(at(record, 'tls.version_protocol')).toBe('tls');
-    expect(at(record, 'tls.client.x509.subject.common_name')).toEqual(['tenant-a']);
-    expect(at(record, 'tls.client.x509.subject.organization')).toEqual(['tenants']);
-    expect(at(record, 'tls.client.x509.subject.organizational_unit')).toEqual(['team-a']);
-    expect(at(record, 'tls.client.x509.alternative_names')).toEqual(['spiffe://example.org/tenant/a']);
-    expect(at(record, 'tls.client.x509.serial_number')).toBe('1A2B3C4D5E6F');
-    expect(at(record, 'tls.client.x509.issuer.distinguished_name')).toBe('CN=etcdgate dev CA');
-    expect(at(record, 'tls.client.x509.subject.distinguished_name')).toBe('O=tenants, OU=team-a, CN=tenant-a');
-    expect(at(record, 'tls.client.hash.sha256')).toBe('AB'.repeat(32));
-    expect(at(record, 'tls.client.not_after')).toBe('2024-02-01T00:00:00.000Z');
+    expect(at(record, 'source')).toEqual({ ip: '127.0.0.1', port: 50123 });
+    // Lean: what a search needs, and the connection whose record has the rest.
+    expect(at(record, 'tls')).toEqual({
+      client: {
+        x509: { subject: { common_name: ['tenant-a'], organization: ['tenants'], organizational_unit: ['team-a'] }, alternative_names: ['spiffe://example.org/tenant/a'] },
+        hash: { sha256: 'AB'.repeat(32) },
+      },
+    });
+    expect(at(record, 'etcdgate.connection_id')).toBe('0a1b2c3d4e5f-1');
+    expect(at(record, 'etcdgate.request_sent')).toBeUndefined();
     expect(at(record, 'etcd.request.service')).toBe('etcdserverpb.KV');
     expect(at(record, 'etcd.request.method')).toBe('Put');
     expect(at(record, 'etcd.request.op')).toBe('put');
@@ -116,6 +117,53 @@ describe('call records', () => {
     expect(at(record, 'event.reason')).toBe('no etcd endpoint available');
     expect(at(record, 'etcd.response')).toEqual({ code: 14, code_name: 'UNAVAILABLE', message: 'no etcd endpoint available' });
     expect(at(record, 'trace.id')).toBe('trace-9');
+  });
+
+  it('a request etcd got but never answered is unknown; one never sent, or refused by etcd, is a failure', () => {
+    const ended = (code: number, upstream: { sent: boolean; code?: number }): JsonObject =>
+      buildCallRecord(callEvent({ result: { code, message: 'x' }, upstream }), context);
+    const reset = ended(1, { sent: true });
+    expect(at(reset, 'event.outcome')).toBe('unknown');
+    expect(at(reset, 'etcdgate.request_sent')).toBe(true);
+    expect(at(reset, 'etcd.response.upstream_code')).toBeUndefined();
+    const never = ended(14, { sent: false });
+    expect(at(never, 'event.outcome')).toBe('failure');
+    expect(at(never, 'etcdgate.request_sent')).toBe(false);
+    const refused = ended(11, { sent: true, code: 11 });
+    expect(at(refused, 'event.outcome')).toBe('failure');
+    expect(at(refused, 'etcdgate.request_sent')).toBe(true);
+    expect(at(refused, 'etcd.response.upstream_code')).toBeUndefined();
+    // etcd carried it out and said so; the client left before the answer reached it.
+    const gone = ended(1, { sent: true, code: 0 });
+    expect(at(gone, 'event.outcome')).toBe('success');
+    expect(at(gone, 'etcd.response.code')).toBe(1);
+    expect(at(gone, 'etcd.response.upstream_code')).toBe(0);
+    expect(at(gone, 'etcdgate.request_sent')).toBe(true);
+    // A denied call never reached etcd, whatever it carries.
+    expect(at(buildCallRecord(callEvent({ decision: { allowed: false, reason: 'not granted' }, result: { code: 7, message: '' }, upstream: { sent: true } }), context), 'event.outcome')).toBe('failure');
+  });
+
+  it('a denied Txn names its first refused operation: branch, index, path, op, access and key', () => {
+    const record = buildCallRecord(
+      callEvent({
+        method: 'Txn',
+        action: 'etcd.kv.txn',
+        request: { op: 'txn', success: [{ op: 'txn', failure: [putSummary('/tenants/b/x')] }] },
+        decision: {
+          allowed: false,
+          reason: 'not granted',
+          refused: { kind: 'write', key: Buffer.from('/tenants/b/x'), rangeEnd: Buffer.alloc(0), origin: { branch: 'failure', index: 0, op: 'put', parent: { branch: 'success', index: 0, op: 'txn' } } },
+        },
+        result: { code: 7, message: 'etcdserver: permission denied' },
+      }),
+      context,
+    );
+    expect(at(record, 'etcd.decision.refused')).toEqual({ access: 'write', op: 'put', branch: 'failure', index: 0, path: 'success[0].failure[0]', key: '/tenants/b/x' });
+    const range = buildCallRecord(
+      callEvent({ decision: { allowed: false, reason: 'range not fully covered', refused: { kind: 'read', key: Buffer.from('/a/'), rangeEnd: Buffer.from([0]) } }, result: { code: 7, message: '' } }),
+      context,
+    );
+    expect(at(range, 'etcd.decision.refused')).toEqual({ access: 'read', key: '/a/', range_end_base64: 'AA==' });
   });
 
   it('stream events add "start"/"end", and the IAM category shows for the Auth service', () => {
@@ -248,6 +296,45 @@ describe('what never reaches a record', () => {
   });
 });
 
+describe('connection records', () => {
+  it('the open record holds the certificate in full, the TLS version and the connection id', () => {
+    const record = roundTrip(buildConnectionRecord(connectionEvent(), context));
+    expect(at(record, 'event.category')).toEqual(['network']);
+    expect(at(record, 'event.type')).toEqual(['connection', 'start']);
+    expect(at(record, 'event.action')).toBe('etcdgate.tls.connection');
+    expect(at(record, 'user')).toEqual({ name: 'tenant-a', roles: ['tenant-a'] });
+    expect(at(record, 'tls.version')).toBe('1.3');
+    expect(at(record, 'tls.version_protocol')).toBe('tls');
+    expect(at(record, 'tls.client.x509.serial_number')).toBe('1A2B3C4D5E6F');
+    expect(at(record, 'tls.client.x509.issuer.distinguished_name')).toBe('CN=etcdgate dev CA');
+    expect(at(record, 'tls.client.x509.subject.distinguished_name')).toBe('O=tenants, OU=team-a, CN=tenant-a');
+    expect(at(record, 'tls.client.hash.sha256')).toBe('AB'.repeat(32));
+    expect(at(record, 'tls.client.not_after')).toBe('2024-02-01T00:00:00.000Z');
+    expect(at(record, 'etcdgate.connection_id')).toBe('0a1b2c3d4e5f-1');
+    expect(at(record, 'etcdgate.event_kind')).toBe('connection.open');
+  });
+
+  it('the close record has the duration, the reason when etcdgate closed it, and the lean fields', () => {
+    const record = roundTrip(buildConnectionRecord(connectionEvent({ kind: 'connection.close', durationNs: 2_000_000n, reason: 'revoked' }), context));
+    expect(at(record, 'event.type')).toEqual(['connection', 'end']);
+    expect(at(record, 'event.duration')).toBe(2_000_000);
+    expect(at(record, 'event.reason')).toBe('revoked');
+    expect(at(record, 'tls.client.x509.serial_number')).toBeUndefined();
+    expect(at(record, 'tls.client.hash.sha256')).toBe('AB'.repeat(32));
+    expect(at(record, 'etcdgate.event_kind')).toBe('connection.close');
+  });
+});
+
+describe('distinguished names', () => {
+  it('are written as Node prints them, escaped once (RFC 4514), multi-valued RDNs joined by "+"', () => {
+    // Node (OpenSSL's RFC 2253 escaping) prints CN "tenant-a, O=x+y" as below.
+    const subject = 'CN=tenant-a\\, O=x\\+y\\;\\"q\\"\\\\\nO=\\#lead\nOU=a + OU=b';
+    const record = buildConnectionRecord(connectionEvent({ identity: fakeIdentity({ subject, issuer: 'CN=CA\\, Inc.' }) }), context);
+    expect(at(record, 'tls.client.x509.subject.distinguished_name')).toBe('CN=tenant-a\\, O=x\\+y\\;\\"q\\"\\\\, O=\\#lead, OU=a+OU=b');
+    expect(at(record, 'tls.client.x509.issuer.distinguished_name')).toBe('CN=CA\\, Inc.');
+  });
+});
+
 describe('refused handshakes', () => {
   it('are authentication events, denied, with what the certificate showed', () => {
     const record = roundTrip(buildHandshakeRecord(handshakeEvent(), context));
@@ -258,7 +345,10 @@ describe('refused handshakes', () => {
     expect(at(record, 'error.message')).toBe('unable to verify the first certificate');
     expect(at(record, 'source.ip')).toBe('127.0.0.1');
     expect(at(record, 'tls.client.x509.issuer.distinguished_name')).toBe('CN=unrelated dev CA');
-    expect(at(record, 'user.name')).toBe('tenant-a');
+    // The certificate was not verified: what it claims is never the user.
+    expect(at(record, 'user')).toBeUndefined();
+    expect(at(record, 'tls.client.x509.subject.common_name')).toEqual(['tenant-a']);
+    expect(at(record, 'etcdgate.identity_verified')).toBe(false);
     expect(at(record, 'etcdgate.event_kind')).toBe('handshake.refused');
   });
 
@@ -267,6 +357,7 @@ describe('refused handshakes', () => {
     const record = buildHandshakeRecord({ ...rest, reason: 'no_certificate' }, context);
     expect(at(record, 'user')).toBeUndefined();
     expect(at(record, 'tls')).toBeUndefined();
+    expect(at(record, 'etcdgate.identity_verified')).toBeUndefined();
   });
 });
 

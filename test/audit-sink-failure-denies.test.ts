@@ -74,7 +74,9 @@ describe('audit.onFailure: deny', () => {
 
       // Every record buffered during the outage reached the receiver, in order.
       await gate.gateway.flushAudit();
-      const keys = receiver.records.map((r) => (r['etcd'] as { request?: { key?: string } } | undefined)?.request?.key);
+      // Call records only: the connection's own open record comes first.
+      const calls = receiver.records.filter((r) => (r['etcdgate'] as { event_kind?: string } | undefined)?.event_kind === 'call');
+      const keys = calls.map((r) => (r['etcd'] as { request?: { key?: string } } | undefined)?.request?.key);
       const expected = Array.from({ length: accepted }, (_, i) => `/sink-deny/${String(i).padStart(4, '0')}`);
       expect(keys.slice(0, accepted)).toEqual(expected);
       expect(keys).toContain('/sink-deny/recovered');

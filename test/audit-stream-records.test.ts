@@ -47,6 +47,7 @@ afterAll(() => {
 
 interface AuditRecord {
   event: { type: string[]; outcome: string; action: string };
+  /** Absent on connection records. */
   etcd: {
     request: Record<string, unknown>;
     decision: { allowed: boolean };
@@ -213,7 +214,8 @@ describe('LeaseKeepAlive', () => {
     expect(records.map((r) => r.etcdgate.event_kind)).toEqual(['keepalive.open', 'keepalive.deny', 'keepalive.close']);
     expect(records[1]).toMatchObject({
       event: { type: ['change', 'denied'], outcome: 'failure' },
-      etcd: { request: { id: foreign }, decision: { allowed: false }, response: { code: 7 } },
+      // The lease as etcdctl prints it (hex) and as the API carries it (decimal).
+      etcd: { request: { id: BigInt(foreign).toString(16).padStart(16, '0'), id_decimal: foreign }, decision: { allowed: false }, response: { code: 7 } },
     });
     expect(records[2]).toMatchObject({ event: { outcome: 'failure' }, etcd: { response: { code: 7, count: 0 } } });
   });
@@ -258,8 +260,8 @@ describe('trace context', () => {
     await callEtcd(tenantA, 'KV', 'Put', ['PutRequest', { key: b('/tenants/tenant-a/traced'), value: b('v') }], 'PutResponse', metadata);
     await put(tenantA, '/tenants/tenant-a/untraced');
     const records = (await stack.gate.auditRecords()) as unknown as AuditRecord[];
-    const traced = records.find((r) => r.etcd.request['key'] === '/tenants/tenant-a/traced');
-    const untraced = records.find((r) => r.etcd.request['key'] === '/tenants/tenant-a/untraced');
+    const traced = records.find((r) => r.etcd?.request['key'] === '/tenants/tenant-a/traced');
+    const untraced = records.find((r) => r.etcd?.request['key'] === '/tenants/tenant-a/untraced');
     expect(traced?.trace?.id).toBe(traceId);
     expect(untraced).toBeDefined();
     expect(untraced?.trace).toBeUndefined();

@@ -120,6 +120,7 @@ describe('a minimal valid config', () => {
         onFailure: 'deny',
         level: { read: 'metadata', write: 'metadata', admin: 'metadata', auth: 'metadata' },
         bufferRecords: 100_000,
+        rules: [],
       },
       log: { level: 'info' },
       limits: {

@@ -96,7 +96,8 @@ async function records(): Promise<Record<string, unknown>[]> {
 }
 
 function responseOf(record: Record<string, unknown>): Record<string, unknown> {
-  return (record['etcd'] as Record<string, Record<string, unknown>>)['response'] ?? {};
+  // Connection records have no etcd part.
+  return (record['etcd'] as Record<string, Record<string, unknown>> | undefined)?.['response'] ?? {};
 }
 
 async function metrics(): Promise<ReturnType<typeof parseExposition>> {

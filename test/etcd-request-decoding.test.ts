@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { KeySummary } from '../src/audit/types.js';
-import type { Access } from '../src/policy/types.js';
+import type { Access, AccessOrigin } from '../src/policy/types.js';
 import { METHODS } from '../src/etcd/methods.js';
 import { prefixEnd } from '../src/etcd/keys.js';
 import { DecodeError } from '../src/etcd/types.js';
@@ -163,7 +163,8 @@ describe('KV', () => {
     const d = decode('/etcdserverpb.KV/Put', msg);
     expect(show(d.accesses)).toEqual(['write /a|', 'read /a|']);
     expect(d.leaseChecks).toEqual([{ leaseId: lease, kind: 'write' }]);
-    expect(d.summary.details).toEqual({ lease, prev_kv: true, ignore_value: true });
+    // In hex as etcdctl prints lease IDs (%016x), and in decimal as the API carries them.
+    expect(d.summary.details).toEqual({ lease: '0020000000000001', lease_decimal: lease, prev_kv: true, ignore_value: true });
     expect(summaryText(d.summary)).not.toContain('s3cr3t-value-bytes');
   });
 
@@ -177,6 +178,10 @@ describe('KV', () => {
     const lease = '-9223372036854775808';
     const d = decode('/etcdserverpb.KV/Put', encode('etcdserverpb.PutRequest', { key: b('/a'), lease }));
     expect(d.leaseChecks).toEqual([{ leaseId: lease, kind: 'write' }]);
+    // Go's %016x of a negative int64: the sign, then the magnitude's digits.
+    expect(d.summary.details).toMatchObject({ lease: '-8000000000000000', lease_decimal: lease });
+    const small = decode('/etcdserverpb.KV/Put', encode('etcdserverpb.PutRequest', { key: b('/a'), lease: '-5' }));
+    expect(small.summary.details).toMatchObject({ lease: '-000000000000005', lease_decimal: '-5' });
   });
 
   it('DeleteRange needs write on the range, and read too with prev_kv', () => {
@@ -245,6 +250,32 @@ describe('KV', () => {
     expect(s.failure?.[1]?.failure?.[0]?.failure?.[0]).toMatchObject({ op: 'put', details: { prev_kv: true } });
     const text = summaryText(s);
     for (const v of ['compared-value', 'nested-put-value', 'top-put-value']) expect(text).not.toContain(v);
+
+    // Every access names its operation's place in the Txn, nested ones through their parent.
+    const where = (origin: AccessOrigin | undefined): string => {
+      if (origin === undefined) return '-';
+      const step = `${origin.branch}[${String(origin.index)}]:${origin.op}`;
+      return origin.parent === undefined ? step : `${where(origin.parent)}/${step}`;
+    };
+    const positions = d.accesses.map((a) => (a.kind === 'read' || a.kind === 'write' ? `${a.kind} ${a.key.toString('latin1')} @ ${where(a.origin)}` : a.kind));
+    expect(positions).toEqual([
+      'read compact_rev_key @ compare[0]:compare',
+      'read /r/ @ compare[1]:compare',
+      'write /s/put @ success[0]:put',
+      'read /n1/cmp @ success[1]:txn/compare[0]:compare',
+      'write /n1/put @ success[1]:txn/success[0]:put',
+      'read /n1/get @ success[1]:txn/failure[0]:range',
+      'read /f/get @ failure[0]:range',
+      'write /n2/ @ failure[1]:txn/success[0]:delete_range',
+      'read /n2/ @ failure[1]:txn/success[0]:delete_range',
+      'write /deep @ failure[1]:txn/failure[0]:txn/failure[0]:put',
+      'read /deep @ failure[1]:txn/failure[0]:txn/failure[0]:put',
+    ]);
+  });
+
+  it('a Put, Range or DeleteRange outside a Txn names no position', () => {
+    const put = decode('/etcdserverpb.KV/Put', encode('etcdserverpb.PutRequest', { key: b('/a'), prev_kv: true }));
+    expect(put.accesses.every((a) => !('origin' in a))).toBe(true);
   });
 
   it('Txn refuses a request op with no operation and nesting deeper than 64', () => {
@@ -335,14 +366,16 @@ describe('Lease', () => {
   it('LeaseGrant needs the lease capability', () => {
     const d = decode('/etcdserverpb.Lease/LeaseGrant', encode('etcdserverpb.LeaseGrantRequest', { TTL: '60', ID: big }));
     expect(show(d.accesses)).toEqual(['capability:lease']);
-    expect(d.summary).toEqual({ op: 'lease_grant', details: { TTL: '60', ID: big } });
+    expect(d.summary).toEqual({ op: 'lease_grant', details: { ttl: '60', id: '0040000000000001', id_decimal: big } });
   });
 
   it('LeaseRevoke and LeaseKeepAlive check write on the lease keys', () => {
     const revoke = decode('/etcdserverpb.Lease/LeaseRevoke', encode('etcdserverpb.LeaseRevokeRequest', { ID: big }));
     expect(revoke.leaseChecks).toEqual([{ leaseId: big, kind: 'write' }]);
+    expect(revoke.summary.details).toEqual({ id: '0040000000000001', id_decimal: big });
     const keepAlive = decode('/etcdserverpb.Lease/LeaseKeepAlive', encode('etcdserverpb.LeaseKeepAliveRequest', { ID: big }));
     expect(keepAlive.leaseChecks).toEqual([{ leaseId: big, kind: 'write' }]);
+    expect(keepAlive.summary.details).toEqual({ id: '0040000000000001', id_decimal: big });
     expect(keepAlive.accesses).toEqual([]);
   });
 

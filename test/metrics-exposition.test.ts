@@ -47,6 +47,8 @@ const FAMILIES: Record<string, { type: string; labels: string[] }> = {
   etcdgate_audit_records_total: { type: 'counter', labels: [] },
   etcdgate_audit_sink_failures_total: { type: 'counter', labels: [] },
   etcdgate_audit_queue_depth: { type: 'gauge', labels: [] },
+  etcdgate_audit_file_reopens_total: { type: 'counter', labels: ['reason'] },
+  etcdgate_audit_records_skipped_total: { type: 'counter', labels: [] },
   etcdgate_certificate_not_after_seconds: { type: 'gauge', labels: ['role', 'subject'] },
   etcdgate_tls_handshake_failures_total: { type: 'counter', labels: ['reason'] },
   etcdgate_tls_connections_revoked_total: { type: 'counter', labels: ['reason'] },

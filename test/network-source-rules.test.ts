@@ -128,7 +128,7 @@ describe('connections that never speak TLS', () => {
     // The first bytes of a TLS record carrying a ClientHello, then the client is gone.
     const probe = await tcpProbe(portOf(gate), '127.0.0.2', Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]), { hangUp: true });
     const record = await refusalAt(gate, probe.localPort);
-    expect(record?.source).toEqual({ address: '127.0.0.2', ip: '127.0.0.2', port: probe.localPort });
+    expect(record?.source).toEqual({ ip: '127.0.0.2', port: probe.localPort });
   });
 
   it('a verified client from inside is still served', async () => {

@@ -78,8 +78,8 @@ describe('several bindings', () => {
     const permissions = policy.permissionsFor(who({ cn: 'other', o: ['team'] }));
     expect(permissions.roles).toEqual(['reader']);
     expect(permissions.check([key('read', '/a/1')])).toMatchObject({ allowed: true });
-    expect(permissions.check([key('write', '/b/1')])).toEqual({ allowed: false, reason: 'not granted' });
-    expect(permissions.check([cap('status')])).toEqual({ allowed: false, reason: 'capability not granted' });
+    expect(permissions.check([key('write', '/b/1')])).toEqual({ allowed: false, reason: 'not granted', refused: key('write', '/b/1') });
+    expect(permissions.check([cap('status')])).toEqual({ allowed: false, reason: 'capability not granted', refused: cap('status') });
   });
 
   it('deny everything, even "authenticated", to an identity with no binding', () => {
@@ -104,8 +104,8 @@ describe('capabilities', () => {
   it('grant exactly the listed ones', () => {
     const ops = policy.permissionsFor(who({ cn: 'ops' }));
     expect(ops.check([cap('lease')])).toEqual({ allowed: true, role: 'ops', rule: 'capability lease', reason: 'granted' });
-    expect(ops.check([cap('snapshot')])).toEqual({ allowed: false, reason: 'capability not granted' });
-    expect(ops.check([cap('admin')])).toEqual({ allowed: false, reason: 'capability not granted' });
+    expect(ops.check([cap('snapshot')])).toEqual({ allowed: false, reason: 'capability not granted', refused: cap('snapshot') });
+    expect(ops.check([cap('admin')])).toEqual({ allowed: false, reason: 'capability not granted', refused: cap('admin') });
   });
 
   it('admin includes every capability, and `admin` itself needs admin', () => {

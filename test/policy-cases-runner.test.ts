@@ -25,7 +25,7 @@ describe('runPolicyCases', () => {
     });
     expect(result.passed).toBe(3);
     expect(result.failed).toEqual([
-      { name: 'wrongly expects a write', expected: 'allow', got: { allowed: false, reason: 'not granted' } },
+      { name: 'wrongly expects a write', expected: 'allow', got: { allowed: false, reason: 'not granted', refused: { kind: 'write', key: Buffer.from('/a/x'), rangeEnd: Buffer.alloc(0) } } },
       { name: 'right outcome, wrong reason', expected: 'deny (not granted)', got: { allowed: false, reason: 'no binding' } },
     ]);
   });

@@ -19,15 +19,18 @@ const stack = useGatewayStack({ policy: policyWithDropBox });
 let direct: grpc.Client;
 let tenantA: grpc.Client;
 let nobody: grpc.Client;
+/** CN=root through etcdgate: an admin, allowed everything. */
+let admin: grpc.Client;
 
 beforeAll(() => {
   direct = rawClient(stack.etcd.endpoints[0]!, stack.pki, 'root');
   tenantA = rawClient(stack.gate.endpoint, stack.pki, 'tenant-a');
   nobody = rawClient(stack.gate.endpoint, stack.pki, 'nobody');
+  admin = rawClient(stack.gate.endpoint, stack.pki, 'root');
 });
 
 afterAll(() => {
-  for (const client of [direct, tenantA, nobody]) client?.close();
+  for (const client of [direct, tenantA, nobody, admin]) client?.close();
 });
 
 type Call = (client: grpc.Client, request: Record<string, unknown>, metadata?: grpc.Metadata) => Promise<Record<string, unknown>>;
@@ -202,14 +205,37 @@ describe('KV enforcement', () => {
     await expectDenied(callEtcd(nobody, 'KV', 'Txn', ['TxnRequest', {}], 'TxnResponse'));
   });
 
+  it("records a denied Txn with its first refused operation (branch, index, path, key); the allowed caller's Txn names none", async () => {
+    const request = {
+      compare: [absent('/tenants/tenant-a/guard')],
+      success: [{ request_put: { key: b('/tenants/tenant-a/ok'), value: b('x') } }],
+      failure: [
+        { request_range: { key: b('/tenants/tenant-a/ok') } },
+        { request_txn: { success: [{ request_put: { key: b('/tenants/tenant-b/refused-op'), value: b('x') } }] } },
+      ],
+    };
+    await expectDenied(txn(tenantA, request));
+    await txn(admin, request);
+    const records = (await stack.gate.auditRecords()).filter((r) => JSON.stringify(r['etcd'] ?? {}).includes('/tenants/tenant-b/refused-op'));
+    const denied = records.find((r) => (r['user'] as { name: string }).name === 'tenant-a');
+    expect(denied).toMatchObject({ event: { action: 'etcd.kv.txn', outcome: 'failure' } });
+    expect((denied?.['etcd'] as { decision: unknown }).decision).toMatchObject({
+      allowed: false,
+      refused: { access: 'write', op: 'put', branch: 'success', index: 0, path: 'failure[1].success[0]', key: '/tenants/tenant-b/refused-op' },
+    });
+    const allowed = records.find((r) => (r['user'] as { name: string }).name === 'root');
+    expect(allowed).toMatchObject({ event: { outcome: 'success' }, etcd: { decision: { allowed: true } } });
+    expect((allowed?.['etcd'] as { decision: Record<string, unknown> }).decision['refused']).toBeUndefined();
+  });
+
   it('records a refusal in the audit trail as denied, with the caller and the key', async () => {
     await expectDenied(put(tenantA, { key: b('/tenants/tenant-b/audited'), value: b('x') }));
     const records = await stack.gate.auditRecords();
-    const record = records.find((r) => JSON.stringify(r['etcd']).includes('/tenants/tenant-b/audited'));
+    const record = records.find((r) => JSON.stringify(r['etcd'] ?? {}).includes('/tenants/tenant-b/audited'));
     expect(record).toMatchObject({
       event: { action: 'etcd.kv.put', outcome: 'failure' },
       user: { name: 'tenant-a' },
-      etcd: { decision: { allowed: false }, response: { code: 7, code_name: 'PERMISSION_DENIED' } },
+      etcd: { decision: { allowed: false, refused: { access: 'write', key: '/tenants/tenant-b/audited' } }, response: { code: 7, code_name: 'PERMISSION_DENIED' } },
     });
   });
 });

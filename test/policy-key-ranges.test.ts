@@ -186,7 +186,7 @@ describe.each(scenarios)('$name', ({ keys, allowed, denied }) => {
   });
 
   it.each(denied.map((d, i) => [i, d] as const))('denies request %i', (_i, { access, reason }) => {
-    expect(caller.check([access])).toEqual({ allowed: false, reason });
+    expect(caller.check([access])).toEqual({ allowed: false, reason, refused: access });
   });
 });
 
@@ -206,7 +206,8 @@ describe('grant attribution', () => {
   });
 
   it('returns the first denial of a list, and an empty list is allowed', () => {
-    expect(permissions.check([key('read', '/a/c'), key('write', '/a/c'), key('read', '/z')])).toEqual({ allowed: false, reason: 'not granted' });
+    // The first access refused is named: the write, not the later read of /z.
+    expect(permissions.check([key('read', '/a/c'), key('write', '/a/c'), key('read', '/z')])).toEqual({ allowed: false, reason: 'not granted', refused: key('write', '/a/c') });
     expect(permissions.check([])).toMatchObject({ allowed: true });
   });
 });

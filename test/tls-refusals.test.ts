@@ -49,7 +49,8 @@ interface RefusalRecord {
   event: { category: string[]; reason: string; outcome: string };
   source: { port: number };
   user?: { name: string };
-  etcdgate: { event_kind: string };
+  tls?: { client: { x509: { subject: { common_name?: string[] } } } };
+  etcdgate: { event_kind: string; identity_verified?: boolean };
 }
 
 async function refusalFrom(target: TestGateway, port: number): Promise<RefusalRecord | undefined> {
@@ -79,7 +80,10 @@ describe('refused at the handshake, audited and counted', () => {
     expect(result.served).toBe(false);
     const record = await refusalFrom(gate, result.localPort);
     expect(record?.event).toMatchObject({ category: ['authentication'], reason, outcome: 'failure' });
-    expect(record?.user?.name).toBe(user);
+    // A refused certificate is never the user: what it claims is marked unverified.
+    expect(record?.user).toBeUndefined();
+    expect(record?.tls?.client.x509.subject.common_name?.[0]).toBe(user);
+    expect(record?.etcdgate.identity_verified).toBe(user === undefined ? undefined : false);
     expect(await failures(gate, reason)).toBe(before + 1);
   });
 

@@ -136,7 +136,8 @@ describe('CRL reload', () => {
     const refused = await probeTls(gatePort(), stack.pki, stack.pki.client('tenant-a'));
     const records = await gate.auditRecords();
     const record = records.find((r) => (r['source'] as { port: number }).port === refused.localPort);
-    expect(record).toMatchObject({ event: { reason: 'revoked' }, user: { name: 'tenant-a' } });
+    expect(record).toMatchObject({ event: { reason: 'revoked' }, tls: { client: { x509: { subject: { common_name: ['tenant-a'] } } } }, etcdgate: { identity_verified: false } });
+    expect(record?.['user']).toBeUndefined();
     expect((await probeTls(gatePort(), stack.pki, stack.pki.client('tenant-b'))).served).toBe(true);
   }, 30_000);
 

@@ -2,28 +2,31 @@
  * The audit trail. The proxy describes every call as a CallEvent (src/audit/types.ts);
  * this folder turns it into one ECS JSON record (record.ts, key-render.ts), queues it in
  * a bounded buffer (delivery-queue.ts) and delivers it to the configured sink
- * (sinks/: stdout, an append-only file, or syslog over TLS). record() never throws and
+ * (sinks/: stdout, an append-only file, or syslog over TLS). Which records are written
+ * is the audit policy's say (audit.level per group, refined by the ordered audit.rules,
+ * audit-rules.ts), except that denials are always written. record() never throws and
  * never blocks; `accepting` tells the proxy when the trail cannot keep up and
  * onFailure is "deny". createAuditor() is the only entry point the rest of etcdgate uses.
  */
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
-import type { AuditConfig } from '../config/types.js';
+import type { AuditConfig, AuditGroupName } from '../config/types.js';
+import { compileAuditRules } from './audit-rules.js';
 import type { Metrics } from '../observability/metrics-types.js';
 import { DeliveryQueue } from './delivery-queue.js';
 import type { AuditLogger, RetryOptions, Transport } from './delivery-queue.js';
-import { serializeCallRecord, serializeHandshakeRecord } from './record.js';
+import { callOutcome, serializeCallRecord, serializeConnectionRecord, serializeHandshakeRecord } from './record.js';
 import { serializeBackupRecord, type BackupAuditEvent } from './backup-record.js';
 import { FileTransport } from './sinks/file.js';
 import { StreamTransport } from './sinks/stdout.js';
 import { SEVERITY, SyslogTransport, syslogFrameText, syslogHeader } from './sinks/syslog.js';
-import type { Auditor, CallEvent, HandshakeEvent } from './types.js';
+import type { Auditor, CallEvent, ConnectionEvent, HandshakeEvent } from './types.js';
 
 export type { AuditLogger } from './delivery-queue.js';
 
 /** The method groups AuditConfig.level is set per. */
-export type AuditGroup = 'read' | 'write' | 'admin' | 'auth';
+export type AuditGroup = AuditGroupName;
 
 /** What createAuditor needs besides the config. */
 export interface AuditorDeps {
@@ -41,6 +44,8 @@ export interface AuditorDeps {
   readonly hostname?: string | undefined;
   /** How long the file sink lets a batch gather records before writing it, ms (default FILE_LINGER_MS). */
   readonly fileLingerMs?: number | undefined;
+  /** How often the file sink checks that its file is still the one at the path, ms (default 1 s). */
+  readonly fileCheckIntervalMs?: number | undefined;
 }
 
 /**
@@ -97,7 +102,7 @@ async function makeTransport(config: AuditConfig, deps: AuditorDeps): Promise<{ 
     case 'stdout':
       return { transport: new StreamTransport(deps.stdout ?? process.stdout), encode: lineEncoder };
     case 'file': {
-      const transport = new FileTransport(sink.path, deps.logger);
+      const transport = new FileTransport(sink.path, { logger: deps.logger, metrics: deps.metrics, checkIntervalMs: deps.fileCheckIntervalMs });
       try {
         await transport.open();
       } catch (err: unknown) {
@@ -142,6 +147,14 @@ export async function createAuditor(config: AuditConfig, deps: AuditorDeps): Pro
     admin: config.level.admin !== 'none',
     auth: config.level.auth !== 'none',
   };
+  const rules = compileAuditRules(config.rules);
+  /** Whether an allowed call's record is written: the first rule that matches, else its group's level. */
+  const wanted = (event: CallEvent): boolean => {
+    const group = auditGroup(event);
+    if (rules === undefined) return enabled[group];
+    const level = rules(event, group, callOutcome(false, event.result.code, event.upstream));
+    return level === undefined ? enabled[group] : level !== 'none';
+  };
   const nextId = eventIdGenerator();
   const { metrics, logger } = deps;
 
@@ -161,11 +174,18 @@ export async function createAuditor(config: AuditConfig, deps: AuditorDeps): Pro
     get accepting(): boolean {
       return config.onFailure === 'allow' || queue.accepting;
     },
+    get sinkIntact(): boolean {
+      return queue.sinkIntact;
+    },
     record(event: CallEvent): void {
       try {
-        if (!enabled[auditGroup(event)]) return;
-        const json = serializeCallRecord(event, context());
+        // Denials are written whatever the levels and rules say: they cannot be silenced.
         const denied = !event.decision.allowed || event.kind === 'keepalive.deny';
+        if (!denied && !wanted(event)) {
+          metrics.auditSkipped();
+          return;
+        }
+        const json = serializeCallRecord(event, context());
         queue.push(encode(json, denied ? SEVERITY.notice : SEVERITY.info, event.kind));
       } catch (err: unknown) {
         failed(err);
@@ -173,8 +193,7 @@ export async function createAuditor(config: AuditConfig, deps: AuditorDeps): Pro
     },
     handshakeRefused(event: HandshakeEvent): void {
       try {
-        // A refused handshake is an authentication event: recorded unless the auth group is off.
-        if (!enabled.auth) return;
+        // A refused handshake is a denial: written whatever the levels and rules say.
         const json = serializeHandshakeRecord(event, context());
         queue.push(encode(json, SEVERITY.warning, event.kind ?? 'handshake.refused'));
       } catch (err: unknown) {
@@ -187,6 +206,18 @@ export async function createAuditor(config: AuditConfig, deps: AuditorDeps): Pro
         if (!enabled.admin) return;
         const json = serializeBackupRecord(event, context());
         queue.push(encode(json, event.outcome === 'success' ? SEVERITY.info : SEVERITY.warning, event.kind));
+      } catch (err: unknown) {
+        failed(err);
+      }
+    },
+    connection(event: ConnectionEvent): void {
+      try {
+        // Connections are authentication events: the auth group's level decides (rules do not apply).
+        if (!enabled.auth) {
+          metrics.auditSkipped();
+          return;
+        }
+        queue.push(encode(serializeConnectionRecord(event, context()), SEVERITY.info, event.kind));
       } catch (err: unknown) {
         failed(err);
       }

@@ -30,6 +30,8 @@ export interface Transport {
   write(chunk: Buffer): Promise<void>;
   /** Opens the destination anew (after log rotation); a no-op where there is none. */
   reopen(): void;
+  /** False while the destination is known to be lost (the audit file deleted or replaced, not yet reopened). */
+  readonly intact?: boolean;
   close(): Promise<void>;
 }
 
@@ -174,6 +176,11 @@ export class DeliveryQueue {
       this.#waiters.push({ target: this.#enqueued, resolve, reject });
       this.#endLinger?.();
     });
+  }
+
+  /** False while the transport's destination is lost (see Transport.intact). */
+  get sinkIntact(): boolean {
+    return this.#transport.intact ?? true;
   }
 
   /** Asks the transport to reopen its destination (log rotation). */

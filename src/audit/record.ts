@@ -1,28 +1,37 @@
 /**
- * Builds audit records: one plain JSON object per call or refused handshake, with
- * Elastic Common Schema (ECS 8.11) field names nested as objects. Records carry key
- * names and metadata only; a CallEvent never holds a value, and this builder copies
- * only the fields it names, so nothing else that an event might carry reaches the log.
- * docs/audit-schema.md describes every field with examples.
+ * Builds audit records: one plain JSON object per call, stream milestone, client
+ * connection or refused handshake, with Elastic Common Schema (ECS 8.11) field names
+ * nested as objects. Records carry key names and metadata only; a CallEvent never holds
+ * a value, and this builder copies only the fields it names, so nothing else that an
+ * event might carry reaches the log. docs/audit-schema.md describes every field.
  *
- * Each record exists in two forms. buildCallRecord/buildHandshakeRecord make the object
- * (tests and scripts read it; serializeRecord turns it into a line). The auditor calls
- * serializeCallRecord/serializeHandshakeRecord, which write the same line directly as
- * text, byte for byte: same fields, same order, same escaping, without an object tree,
- * and with the per-connection parts (user.name, tls.client) serialized once per identity.
+ * Records are lean but self-contained: every call record names the caller by the
+ * certificate fields a search uses (CN, O, OU, SANs, SHA-256 fingerprint) and the
+ * connection id; the certificate in full (serial, issuer, subject DN, validity) and the
+ * TLS version are written once per connection, in its `connection.open` record.
+ *
+ * Each record exists in two forms. buildCallRecord and the other build* functions make
+ * the object (tests and scripts read it; serializeRecord turns it into a line). The
+ * auditor calls the serialize* functions, which write the same line directly as text,
+ * byte for byte: same fields, same order, same escaping, without an object tree, and
+ * with the per-connection parts serialized once per identity.
  * test/audit-record-fast-path.test.ts holds the two forms to that.
  */
 import { displayName } from '../tls/identity.js';
 import type { Identity } from '../tls/identity.js';
-import type { CallEvent, CallEventKind, HandshakeEvent, KeySummary } from './types.js';
+import type { Access, AccessOrigin, Decision } from '../policy/types.js';
+import type { CallEvent, CallEventKind, ConnectionEvent, HandshakeEvent, KeySummary, UpstreamProgress } from './types.js';
 import { keyMember, putKey } from './key-render.js';
 import { codeName as grpcCodeName } from '../transport/grpc/status.js';
 
 /** ECS version the field names follow. */
 export const ECS_VERSION = '8.11.0';
 
-/** Version of etcdgate's own record layout; bumped when a field changes meaning or moves. */
-export const AUDIT_SCHEMA_VERSION = 1;
+/**
+ * Version of etcdgate's own record layout; bumped when a field changes meaning or moves.
+ * 2: certificate details moved to connection records, `unknown` outcome, lease IDs in hex.
+ */
+export const AUDIT_SCHEMA_VERSION = 2;
 
 /** A JSON value as the builder produces it. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | JsonObject;
@@ -109,22 +118,21 @@ function detailField(name: string): string | undefined {
   return /^[a-z][a-z0-9_]{0,63}$/u.test(snake) ? snake : undefined;
 }
 
-/** RFC 4514 escaping of one attribute value, so joined DNs stay unambiguous. */
-function escapeDnValue(value: string): string {
-  return value.replace(/[,+"\\<>;]/gu, (c) => `\\${c}`);
-}
-
-/** Node prints a DN one attribute per line ("CN=a\nO=b"); ECS wants "CN=a, O=b". */
+/**
+ * Node prints a DN one RDN per line ("CN=a\nO=b"), each value already escaped as RFC 2253
+ * says (OpenSSL's ESC_2253: `\,` `\+` `\"` `\\` `\<` `\>` `\;`, a leading `#` or
+ * space, a trailing space; control characters as `\XX`), and the values of a multi-valued
+ * RDN joined by " + ". ECS wants "CN=a, O=b": the lines are joined as they are (escaping
+ * them again would double every backslash), and " + " becomes "+". An unescaped "+" never
+ * follows a space inside a value, so the replacement touches only separators.
+ */
 function distinguishedName(printed: unknown): string | undefined {
   const dn = text(printed);
   if (dn === undefined || dn === '') return undefined;
   return dn
     .split('\n')
     .filter((line) => line !== '')
-    .map((line) => {
-      const eq = line.indexOf('=');
-      return eq <= 0 ? escapeDnValue(line) : `${line.slice(0, eq)}=${escapeDnValue(line.slice(eq + 1))}`;
-    })
+    .map((line) => line.replaceAll(' + ', '+'))
     .join(', ');
 }
 
@@ -143,30 +151,57 @@ function tlsVersion(target: JsonObject, printed: unknown): void {
 
 /**
  * tls.client of each identity, built once: an identity is made once per connection and
- * frozen, so every call on that connection shares it. Cached objects are never mutated.
+ * frozen, so every record of that connection shares it. Cached objects are never mutated.
  */
-const tlsClientCache = new WeakMap<Identity, JsonObject>();
+const fullClientCache = new WeakMap<Identity, JsonObject>();
+const leanClientCache = new WeakMap<Identity, JsonObject>();
 
-/** ECS tls.client.* for a verified (or, for refused handshakes, presented) certificate. */
+/** ECS tls.client.* in full: the connection record and refused handshakes. */
 function tlsClient(identity: Identity): JsonObject {
-  let client = tlsClientCache.get(identity);
+  let client = fullClientCache.get(identity);
   if (client === undefined) {
     client = buildTlsClient(identity);
-    tlsClientCache.set(identity, client);
+    fullClientCache.set(identity, client);
   }
   return client;
 }
 
-function buildTlsClient(identity: Identity): JsonObject {
+/** ECS tls.client.* as every call record has it: the fields a search uses. */
+function leanTlsClient(identity: Identity): JsonObject {
+  let client = leanClientCache.get(identity);
+  if (client === undefined) {
+    client = buildLeanTlsClient(identity);
+    leanClientCache.set(identity, client);
+  }
+  return client;
+}
+
+/** tls.client.x509.subject's name fields (CN, O, OU), members absent when empty. */
+function subjectNames(identity: Identity): JsonObject {
   const subject: JsonObject = {};
   const cn = text(identity.cn);
   if (cn !== undefined && cn !== '') subject['common_name'] = [cn];
   putList(subject, 'organization', texts(identity.o));
   putList(subject, 'organizational_unit', texts(identity.ou));
+  return subject;
+}
+
+function alternativeNames(identity: Identity): string[] {
+  return [...texts(identity.dns), ...texts(identity.uri), ...texts(identity.ip)];
+}
+
+/** tls.client.hash, when the identity has a fingerprint; ECS asks for upper-case hex digests. */
+function putHash(client: JsonObject, identity: Identity): void {
+  const fingerprint = text(identity.fingerprint);
+  if (fingerprint !== undefined && fingerprint !== '') client['hash'] = { sha256: fingerprint.toUpperCase() };
+}
+
+function buildTlsClient(identity: Identity): JsonObject {
+  const subject = subjectNames(identity);
   put(subject, 'distinguished_name', distinguishedName(identity.subject));
 
   const x509: JsonObject = { subject };
-  putList(x509, 'alternative_names', [...texts(identity.dns), ...texts(identity.uri), ...texts(identity.ip)]);
+  putList(x509, 'alternative_names', alternativeNames(identity));
   put(x509, 'serial_number', text(identity.serial));
   const issuer = distinguishedName(identity.issuer);
   if (issuer !== undefined) x509['issuer'] = { distinguished_name: issuer };
@@ -174,11 +209,20 @@ function buildTlsClient(identity: Identity): JsonObject {
   put(x509, 'not_after', isoDate(identity.notAfter));
 
   const client: JsonObject = { x509 };
-  const fingerprint = text(identity.fingerprint);
-  // ECS asks for upper-case hex digests.
-  if (fingerprint !== undefined && fingerprint !== '') client['hash'] = { sha256: fingerprint.toUpperCase() };
+  putHash(client, identity);
   put(client, 'not_before', isoDate(identity.notBefore));
   put(client, 'not_after', isoDate(identity.notAfter));
+  return client;
+}
+
+function buildLeanTlsClient(identity: Identity): JsonObject {
+  const x509: JsonObject = {};
+  const subject = subjectNames(identity);
+  if (Object.keys(subject).length > 0) x509['subject'] = subject;
+  putList(x509, 'alternative_names', alternativeNames(identity));
+  const client: JsonObject = {};
+  if (Object.keys(x509).length > 0) client['x509'] = x509;
+  putHash(client, identity);
   return client;
 }
 
@@ -253,18 +297,15 @@ function etcdgateFields(context: RecordContext, kind: string, suppressed?: numbe
 }
 
 /** net: action and event.type of the records that share the handshake shape (see HandshakeEvent.kind). */
-function handshakeKind(event: HandshakeEvent): { kind: string; action: string; type: string } {
-  if (event.kind === 'connection.revoked') return { kind: event.kind, action: 'etcdgate.tls.recheck', type: 'end' };
-  return { kind: event.kind ?? 'handshake.refused', action: 'etcdgate.tls.handshake', type: 'start' };
+function handshakeKind(event: HandshakeEvent): { kind: string; action: string; type: string; verified: boolean } {
+  if (event.kind === 'connection.revoked') return { kind: event.kind, action: 'etcdgate.tls.recheck', type: 'end', verified: true };
+  return { kind: event.kind ?? 'handshake.refused', action: 'etcdgate.tls.handshake', type: 'start', verified: false };
 }
 
 function sourceFields(address: unknown, port: unknown): JsonObject {
   const source: JsonObject = {};
   const ip = text(address);
-  if (ip !== undefined && ip !== '') {
-    source['address'] = ip;
-    source['ip'] = ip;
-  }
+  if (ip !== undefined && ip !== '') source['ip'] = ip;
   put(source, 'port', finiteNumber(port));
   return source;
 }
@@ -294,24 +335,116 @@ function httpFields(event: CallEvent): { version: string; path: string } | undef
   return { version: text(http.version) ?? '', path: (text(http.path) ?? '').slice(0, 256) };
 }
 
-/** Builds the record of one call (or stream event) described by the proxy. */
-export function buildCallRecord(event: CallEvent, context: RecordContext): JsonObject {
+/** ECS event.outcome: `unknown` only for a request etcd got but never answered. */
+export type Outcome = 'success' | 'failure' | 'unknown';
+
+/**
+ * The outcome of a call, as far as etcd's state goes. Denied: failure. Answered OK to the
+ * client: success. etcd answered OK but the client did not get it (it left): success, the
+ * request was carried out. Handed to etcd without an answer: unknown, etcd may have
+ * applied it. Anything else (etcd refused it, or it never reached etcd): failure.
+ */
+export function callOutcome(denied: boolean, code: number, upstream: UpstreamProgress | undefined): Outcome {
+  if (denied) return 'failure';
+  if (code === 0 || upstream?.code === 0) return 'success';
+  if (upstream?.sent === true && upstream.code === undefined) return 'unknown';
+  return 'failure';
+}
+
+/** What both forms of a call record derive from the event before writing it. */
+interface CallFacts {
+  readonly allowed: boolean;
+  readonly denied: boolean;
+  readonly code: number;
+  readonly codeName: string;
+  readonly outcome: Outcome;
+  /** The status message, when a string (may be empty). */
+  readonly message: string | undefined;
+  readonly reason: string | undefined;
+  /** event.type after the event's own type: "start", "end", "denied" as they apply. */
+  readonly extraTypes: readonly string[];
+  /** etcdgate.request_sent: for calls that tried etcd and did not end in code 0. */
+  readonly requestSent: boolean | undefined;
+  /** etcd.response.upstream_code: etcd's own code, when it differs from the client's. */
+  readonly upstreamCode: number | undefined;
+}
+
+const NO_TYPES: readonly string[] = [];
+
+function callFacts(event: CallEvent): CallFacts {
   const { decision, result } = event;
   const allowed = decision.allowed === true;
   const code = finiteNumber(result.code) ?? 2;
-  const codeName = grpcCodeName(code);
   const denied = !allowed || event.kind === 'keepalive.deny';
-
-  const types: string[] = [event.eventType];
-  if (START_KINDS.has(event.kind)) types.push('start');
-  if (END_KINDS.has(event.kind)) types.push('end');
-  if (denied) types.push('denied');
-
+  const codeName = grpcCodeName(code);
   const message = text(result.message);
   let reason: string | undefined;
   if (denied) reason = text(decision.reason);
   else if (code !== 0) reason = message !== undefined && message !== '' ? message : codeName;
   else reason = text(decision.reason);
+  const start = START_KINDS.has(event.kind);
+  const end = END_KINDS.has(event.kind);
+  const extraTypes = !start && !end && !denied ? NO_TYPES : [...(start ? ['start'] : []), ...(end ? ['end'] : []), ...(denied ? ['denied'] : [])];
+  const upstream = progress(event.upstream);
+  const upstreamCode = upstream?.code;
+  return {
+    allowed,
+    denied,
+    code,
+    codeName,
+    outcome: callOutcome(denied, code, upstream),
+    message,
+    reason,
+    extraTypes,
+    requestSent: upstream !== undefined && code !== 0 ? upstream.sent : undefined,
+    upstreamCode: upstreamCode !== undefined && upstreamCode !== code ? upstreamCode : undefined,
+  };
+}
+
+/** The event's UpstreamProgress, narrowed (anything malformed is left out). */
+function progress(value: unknown): UpstreamProgress | undefined {
+  if (typeof value !== 'object' || value === null || !('sent' in value) || typeof value.sent !== 'boolean') return undefined;
+  const code = 'code' in value ? finiteNumber(value.code) : undefined;
+  return code === undefined ? { sent: value.sent } : { sent: value.sent, code };
+}
+
+/** "success[1].failure[0]": where a Txn operation sits, outermost first. */
+function originPath(origin: AccessOrigin): string {
+  let path = '';
+  for (let at: AccessOrigin | undefined = origin, depth = 0; at !== undefined && depth < 80; at = at.parent, depth += 1) {
+    const step = `${String(at.branch)}[${String(finiteNumber(at.index) ?? 0)}]`;
+    path = path === '' ? step : `${step}.${path}`;
+  }
+  return path;
+}
+
+/** etcd.decision.refused: the first access the policy refused, with its Txn position. */
+function refusedAccess(decision: Decision): JsonObject | undefined {
+  const access: unknown = decision.refused;
+  if (typeof access !== 'object' || access === null || !('kind' in access)) return undefined;
+  const refused: JsonObject = {};
+  const typed = access as Access;
+  put(refused, 'access', text(typed.kind));
+  if (typed.kind === 'read' || typed.kind === 'write') {
+    const origin = typed.origin;
+    if (origin !== undefined) {
+      put(refused, 'op', text(origin.op));
+      put(refused, 'branch', text(origin.branch));
+      put(refused, 'index', finiteNumber(origin.index));
+      put(refused, 'path', text(originPath(origin)));
+    }
+    putKey(refused, 'key', typed.key);
+    if (Buffer.isBuffer(typed.rangeEnd) && typed.rangeEnd.length > 0) putKey(refused, 'range_end', typed.rangeEnd);
+  } else if (typed.kind === 'capability') {
+    put(refused, 'capability', text(typed.capability));
+  }
+  return refused;
+}
+
+/** Builds the record of one call (or stream event) described by the proxy. */
+export function buildCallRecord(event: CallEvent, context: RecordContext): JsonObject {
+  const { decision, result } = event;
+  const facts = callFacts(event);
 
   const eventFields: JsonObject = {
     id: context.eventId,
@@ -319,27 +452,25 @@ export function buildCallRecord(event: CallEvent, context: RecordContext): JsonO
     module: 'etcdgate',
     dataset: 'etcdgate.audit',
     category: [event.category],
-    type: types,
+    type: [event.eventType, ...facts.extraTypes],
     action: text(event.action) ?? 'etcd.unknown',
-    outcome: !denied && code === 0 ? 'success' : 'failure',
+    outcome: facts.outcome,
     duration: durationNs(event.durationNs),
   };
-  put(eventFields, 'reason', reason);
+  put(eventFields, 'reason', facts.reason);
 
   const identity = event.peer.identity;
   const user: JsonObject = { name: displayName(identity), roles: texts(event.roles) };
 
-  const tls: JsonObject = {};
-  tlsVersion(tls, event.peer.tlsVersion);
-  tls['client'] = tlsClient(identity);
-
-  const decisionFields: JsonObject = { allowed };
+  const decisionFields: JsonObject = { allowed: facts.allowed };
   put(decisionFields, 'role', text(decision.role));
   put(decisionFields, 'rule', text(decision.rule));
   put(decisionFields, 'reason', text(decision.reason));
+  if (!facts.allowed) put(decisionFields, 'refused', refusedAccess(decision));
 
-  const response: JsonObject = { code, code_name: codeName };
-  if (message !== undefined && message !== '') response['message'] = message;
+  const response: JsonObject = { code: facts.code, code_name: facts.codeName };
+  if (facts.message !== undefined && facts.message !== '') response['message'] = facts.message;
+  put(response, 'upstream_code', facts.upstreamCode);
   put(response, 'revision', text(result.revision));
   put(response, 'count', finiteNumber(result.count));
   put(response, 'bytes', finiteNumber(result.bytes));
@@ -348,7 +479,7 @@ export function buildCallRecord(event: CallEvent, context: RecordContext): JsonO
   record['event'] = eventFields;
   record['user'] = user;
   record['source'] = sourceFields(event.peer.address, event.peer.port);
-  record['tls'] = tls;
+  record['tls'] = { client: leanTlsClient(identity) };
   record['etcd'] = { request: renderRequest(event), decision: decisionFields, response };
   const traceId = text(event.traceId);
   if (traceId !== undefined && traceId !== '') record['trace'] = { id: traceId };
@@ -358,11 +489,20 @@ export function buildCallRecord(event: CallEvent, context: RecordContext): JsonO
     record['http'] = { version: http.version };
     record['url'] = { path: http.path };
   }
-  record['etcdgate'] = etcdgateFields(context, event.kind);
+  const own = etcdgateFields(context, event.kind);
+  put(own, 'connection_id', text(event.peer.connectionId));
+  put(own, 'request_sent', facts.requestSent);
+  record['etcdgate'] = own;
   return record;
 }
 
-/** Builds the record of a refused TLS handshake. */
+/**
+ * Builds the record of a refused TLS handshake (and, by `kind`, of the records sharing
+ * its shape: a connection closed by a re-check, a summary of suppressed refusals). A
+ * refused certificate was never verified, so what it claims goes under tls.client
+ * (marked `etcdgate.identity_verified: false`) and never into user.name; a revoked
+ * connection's certificate was verified when it connected, so its name is the user.
+ */
 export function buildHandshakeRecord(event: HandshakeEvent, context: RecordContext): JsonObject {
   const shape = handshakeKind(event);
   const eventFields: JsonObject = {
@@ -383,10 +523,47 @@ export function buildHandshakeRecord(event: HandshakeEvent, context: RecordConte
   if (errorMessage !== undefined && errorMessage !== '') record['error'] = { message: errorMessage };
   record['source'] = sourceFields(event.address, event.port);
   if (event.identity !== undefined) {
-    record['user'] = { name: displayName(event.identity) };
+    // A revoked connection's identity was verified when it connected; any other was never verified.
+    if (shape.verified) record['user'] = { name: displayName(event.identity) };
     record['tls'] = { client: tlsClient(event.identity) };
   }
-  record['etcdgate'] = etcdgateFields(context, shape.kind, event.suppressed);
+  const own = etcdgateFields(context, shape.kind, event.suppressed);
+  put(own, 'connection_id', text(event.connectionId));
+  if (event.identity !== undefined && !shape.verified) own['identity_verified'] = false;
+  record['etcdgate'] = own;
+  return record;
+}
+
+/**
+ * Builds the record of a verified connection opened (the certificate in full, the TLS
+ * version) or closed (how long it lasted, why etcdgate closed it, the searchable fields).
+ */
+export function buildConnectionRecord(event: ConnectionEvent, context: RecordContext): JsonObject {
+  const open = event.kind === 'connection.open';
+  const eventFields: JsonObject = {
+    id: context.eventId,
+    kind: 'event',
+    module: 'etcdgate',
+    dataset: 'etcdgate.audit',
+    category: ['network'],
+    type: ['connection', open ? 'start' : 'end'],
+    action: 'etcdgate.tls.connection',
+    outcome: 'success',
+  };
+  if (!open) eventFields['duration'] = durationNs(event.durationNs);
+  put(eventFields, 'reason', text(event.reason));
+
+  const record = commonHead(event.start);
+  record['event'] = eventFields;
+  record['user'] = { name: displayName(event.identity), roles: texts(event.roles) };
+  record['source'] = sourceFields(event.address, event.port);
+  const tls: JsonObject = {};
+  if (open) tlsVersion(tls, event.tlsVersion);
+  tls['client'] = open ? tlsClient(event.identity) : leanTlsClient(event.identity);
+  record['tls'] = tls;
+  const own = etcdgateFields(context, event.kind);
+  put(own, 'connection_id', text(event.connectionId));
+  record['etcdgate'] = own;
   return record;
 }
 
@@ -479,12 +656,14 @@ function isoTimestamp(value: unknown): string {
   return `${isoSecondPrefix}${milli < 10 ? '00' : milli < 100 ? '0' : ''}${String(milli)}Z`;
 }
 
-/** What a connection contributes to every record, serialized once per identity. */
+/** What a connection contributes to its records, serialized once per identity. */
 interface IdentityText {
   /** user.name as JSON, undefined when the object builder would leave it out. */
   readonly name: string | undefined;
-  /** tls.client as JSON. */
-  readonly tlsClient: string;
+  /** The lean tls.client of call records, as JSON. */
+  readonly leanClient: string;
+  /** tls.client in full (connection.open, refused handshakes), as JSON; made on first use. */
+  fullClient?: string;
 }
 
 const identityTextCache = new WeakMap<Identity, IdentityText>();
@@ -492,10 +671,16 @@ const identityTextCache = new WeakMap<Identity, IdentityText>();
 function identityText(identity: Identity): IdentityText {
   let cached = identityTextCache.get(identity);
   if (cached === undefined) {
-    cached = { name: jsonAny(displayName(identity)), tlsClient: escapeRawUnsafe(JSON.stringify(tlsClient(identity))) };
+    cached = { name: jsonAny(displayName(identity)), leanClient: escapeRawUnsafe(JSON.stringify(leanTlsClient(identity))) };
     identityTextCache.set(identity, cached);
   }
   return cached;
+}
+
+function fullClientText(identity: Identity): string {
+  const cached = identityText(identity);
+  cached.fullClient ??= escapeRawUnsafe(JSON.stringify(tlsClient(identity)));
+  return cached.fullClient;
 }
 
 /** tls.version/version_protocol members per printed version ("TLSv1.3"); a handful exist. */
@@ -591,12 +776,8 @@ function requestJson(event: CallEvent): string {
 
 /** sourceFields as text. */
 function sourceJson(address: unknown, port: unknown): string {
-  let body = '';
   const ip = text(address);
-  if (ip !== undefined && ip !== '') {
-    const json = jsonString(ip);
-    body = `"address":${json},"ip":${json}`;
-  }
+  const body = ip !== undefined && ip !== '' ? `"ip":${jsonString(ip)}` : '';
   const p = finiteNumber(port);
   return `{${member(body, 'port', p === undefined ? undefined : String(p))}}`;
 }
@@ -607,56 +788,67 @@ function recordHead(start: unknown, context: RecordContext): string {
   return `{"@timestamp":"${isoTimestamp(start)}","ecs":{"version":"${ECS_VERSION}"},"event":{${id === undefined ? '' : `"id":${id},`}"kind":"event","module":"etcdgate","dataset":"etcdgate.audit"`;
 }
 
-/** The `etcdgate` object and the record's closing brace. */
-function recordTail(context: RecordContext, kind: unknown, suppressed?: number): string {
+/** The `etcdgate` object (with `more` members after event_kind) and the record's closing brace. */
+function recordTail(context: RecordContext, kind: unknown, more = ''): string {
   let body = `"schema_version":${String(AUDIT_SCHEMA_VERSION)}`;
   body = member(body, 'version', jsonAny(context.version));
   body = member(body, 'policy_version', jsonAny(context.policyVersion));
   body = member(body, 'event_kind', jsonAny(kind));
-  const count = finiteNumber(suppressed);
-  if (count !== undefined) body = member(body, 'suppressed_records', jsonNumber(count));
-  return `,"etcdgate":{${body}}}`;
+  return `,"etcdgate":{${members(body, more)}}}`;
+}
+
+/** refusedAccess as text. */
+function refusedJson(decision: Decision): string | undefined {
+  const access: unknown = decision.refused;
+  if (typeof access !== 'object' || access === null || !('kind' in access)) return undefined;
+  const typed = access as Access;
+  let body = member('', 'access', jsonText(typed.kind));
+  if (typed.kind === 'read' || typed.kind === 'write') {
+    const origin = typed.origin;
+    if (origin !== undefined) {
+      body = member(body, 'op', jsonText(origin.op));
+      body = member(body, 'branch', jsonText(origin.branch));
+      const index = finiteNumber(origin.index);
+      body = member(body, 'index', index === undefined ? undefined : String(index));
+      body = member(body, 'path', jsonText(originPath(origin)));
+    }
+    body = members(body, keyMember('key', typed.key));
+    if (Buffer.isBuffer(typed.rangeEnd) && typed.rangeEnd.length > 0) body = members(body, keyMember('range_end', typed.rangeEnd));
+  } else if (typed.kind === 'capability') {
+    body = member(body, 'capability', jsonText(typed.capability));
+  }
+  return `{${body}}`;
 }
 
 /** serializeRecord(buildCallRecord(event, context)), written directly. */
 export function serializeCallRecord(event: CallEvent, context: RecordContext): string {
   const { decision, result } = event;
-  const allowed = decision.allowed === true;
-  const code = finiteNumber(result.code) ?? 2;
-  const codeName = grpcCodeName(code);
-  const denied = !allowed || event.kind === 'keepalive.deny';
+  const facts = callFacts(event);
 
   let types = jsonItem(event.eventType);
-  if (START_KINDS.has(event.kind)) types += ',"start"';
-  if (END_KINDS.has(event.kind)) types += ',"end"';
-  if (denied) types += ',"denied"';
-
-  const message = text(result.message);
-  let reason: string | undefined;
-  if (denied) reason = text(decision.reason);
-  else if (code !== 0) reason = message !== undefined && message !== '' ? message : codeName;
-  else reason = text(decision.reason);
+  for (const type of facts.extraTypes) types += `,"${type}"`;
 
   let line = recordHead(event.start, context);
   line += `,"category":[${jsonItem(event.category)}],"type":[${types}],"action":${jsonText(event.action) ?? '"etcd.unknown"'}`;
-  line += `,"outcome":"${!denied && code === 0 ? 'success' : 'failure'}","duration":${jsonNumber(durationNs(event.durationNs))}`;
-  if (reason !== undefined) line += `,"reason":${jsonString(reason)}`;
+  line += `,"outcome":"${facts.outcome}","duration":${jsonNumber(durationNs(event.durationNs))}`;
+  if (facts.reason !== undefined) line += `,"reason":${jsonString(facts.reason)}`;
 
   const identity = event.peer.identity;
   const who = identityText(identity);
   line += `},"user":{${who.name === undefined ? '' : `"name":${who.name},`}"roles":[${jsonTexts(event.roles)}]}`;
   line += `,"source":${sourceJson(event.peer.address, event.peer.port)}`;
-  const version = tlsVersionMembers(event.peer.tlsVersion);
-  line += `,"tls":{${version === '' ? '' : `${version},`}"client":${who.tlsClient}}`;
+  line += `,"tls":{"client":${who.leanClient}}`;
 
   line += `,"etcd":{"request":${requestJson(event)}`;
-  let decisionBody = `"allowed":${allowed ? 'true' : 'false'}`;
+  let decisionBody = `"allowed":${facts.allowed ? 'true' : 'false'}`;
   decisionBody = member(decisionBody, 'role', jsonText(decision.role));
   decisionBody = member(decisionBody, 'rule', jsonText(decision.rule));
   decisionBody = member(decisionBody, 'reason', jsonText(decision.reason));
+  if (!facts.allowed) decisionBody = member(decisionBody, 'refused', refusedJson(decision));
   line += `,"decision":{${decisionBody}}`;
-  let response = `"code":${String(code)},"code_name":${jsonString(codeName)}`;
-  if (message !== undefined && message !== '') response += `,"message":${jsonString(message)}`;
+  let response = `"code":${String(facts.code)},"code_name":${jsonString(facts.codeName)}`;
+  if (facts.message !== undefined && facts.message !== '') response += `,"message":${jsonString(facts.message)}`;
+  response = member(response, 'upstream_code', facts.upstreamCode === undefined ? undefined : String(facts.upstreamCode));
   response = member(response, 'revision', jsonText(result.revision));
   const count = finiteNumber(result.count);
   response = member(response, 'count', count === undefined ? undefined : String(count));
@@ -668,7 +860,9 @@ export function serializeCallRecord(event: CallEvent, context: RecordContext): s
   if (traceId !== undefined && traceId !== '') line += `,"trace":{"id":${jsonString(traceId)}}`;
   const http = httpFields(event);
   if (http !== undefined) line += `,"network":{"protocol":"http"},"http":{"version":${jsonString(http.version)}},"url":{"path":${jsonString(http.path)}}`;
-  return line + recordTail(context, event.kind);
+  let own = member('', 'connection_id', jsonText(event.peer.connectionId));
+  if (facts.requestSent !== undefined) own = member(own, 'request_sent', facts.requestSent ? 'true' : 'false');
+  return line + recordTail(context, event.kind, own);
 }
 
 /** serializeRecord(buildHandshakeRecord(event, context)), written directly. */
@@ -682,9 +876,35 @@ export function serializeHandshakeRecord(event: HandshakeEvent, context: RecordC
   const errorMessage = text(event.error);
   if (errorMessage !== undefined && errorMessage !== '') line += `,"error":{"message":${jsonString(errorMessage)}}`;
   line += `,"source":${sourceJson(event.address, event.port)}`;
+  let own = '';
   if (event.identity !== undefined) {
     const who = identityText(event.identity);
-    line += `,"user":{${who.name === undefined ? '' : `"name":${who.name}`}},"tls":{"client":${who.tlsClient}}`;
+    if (shape.verified) line += `,"user":{${who.name === undefined ? '' : `"name":${who.name}`}}`;
+    line += `,"tls":{"client":${fullClientText(event.identity)}}`;
   }
-  return line + recordTail(context, shape.kind, event.suppressed);
+  const suppressed = finiteNumber(event.suppressed);
+  if (suppressed !== undefined) own = member(own, 'suppressed_records', jsonNumber(suppressed));
+  own = member(own, 'connection_id', jsonText(event.connectionId));
+  if (event.identity !== undefined && !shape.verified) own = member(own, 'identity_verified', 'false');
+  return line + recordTail(context, shape.kind, own);
+}
+
+/** serializeRecord(buildConnectionRecord(event, context)), written directly. */
+export function serializeConnectionRecord(event: ConnectionEvent, context: RecordContext): string {
+  const open = event.kind === 'connection.open';
+  let line = recordHead(event.start, context);
+  line += `,"category":["network"],"type":["connection","${open ? 'start' : 'end'}"],"action":"etcdgate.tls.connection","outcome":"success"`;
+  if (!open) line += `,"duration":${jsonNumber(durationNs(event.durationNs))}`;
+  const reason = jsonText(event.reason);
+  if (reason !== undefined) line += `,"reason":${reason}`;
+  const who = identityText(event.identity);
+  line += `},"user":{${who.name === undefined ? '' : `"name":${who.name},`}"roles":[${jsonTexts(event.roles)}]}`;
+  line += `,"source":${sourceJson(event.address, event.port)}`;
+  if (open) {
+    const version = tlsVersionMembers(event.tlsVersion);
+    line += `,"tls":{${version === '' ? '' : `${version},`}"client":${fullClientText(event.identity)}}`;
+  } else {
+    line += `,"tls":{"client":${who.leanClient}}`;
+  }
+  return line + recordTail(context, event.kind, member('', 'connection_id', jsonText(event.connectionId)));
 }

@@ -28,6 +28,19 @@ export interface Peer {
   readonly port: number;
   readonly tlsVersion: string;
   readonly identity: Identity;
+  /** The id of the connection (its `connection.open` record has the certificate in full). */
+  readonly connectionId?: string;
+}
+
+/**
+ * How far an allowed unary call got towards etcd, once etcdgate tried to forward it.
+ * `sent`: the request was handed to etcd, which may have applied it; `code`: etcd's own
+ * gRPC status, when etcd answered. Sent without a code means etcd's answer never came
+ * (client reset, deadline, connection lost): the record's outcome is then `unknown`.
+ */
+export interface UpstreamProgress {
+  readonly sent: boolean;
+  readonly code?: number;
 }
 
 export type CallEventKind =
@@ -75,16 +88,13 @@ export interface CallEvent {
     readonly count?: number;
     /** Snapshot bytes sent. */
     readonly bytes?: number;
-    /**
-     * The request was handed to etcd and the call ended without etcd's answer (client
-     * reset, deadline, connection lost): etcd may have applied it, so the outcome is unknown.
-     */
-    readonly requestSent?: boolean;
   };
   readonly watchId?: string;
   readonly traceId?: string;
   /** Present for calls made through the JSON gateway; absent for gRPC calls. */
   readonly http?: HttpTransport;
+  /** Unary calls that were forwarded (or tried to be): how far the request got. */
+  readonly upstream?: UpstreamProgress;
 }
 
 /**
@@ -98,11 +108,35 @@ export interface HandshakeEvent {
   readonly port: number;
   readonly reason: string;
   readonly error: string;
+  /** What the refused certificate claims: never verified, so never recorded as the user. */
   readonly identity?: Identity;
   /** Default `handshake.refused`; `connection.revoked` (src/tls/recheck.ts); `refusals.suppressed` (src/network/refusal-limiter.ts). */
   readonly kind?: 'handshake.refused' | 'connection.revoked' | 'refusals.suppressed';
   /** refusals.suppressed: refusal records from this source (all other sources when no address) not written. */
   readonly suppressed?: number;
+  /** connection.revoked: the id of the connection closed (its connection.open record has the certificate). */
+  readonly connectionId?: string;
+}
+
+/**
+ * A verified client connection opened or closed. The open record carries the client
+ * certificate in full; call records carry only its searchable fields and the connection id.
+ */
+export interface ConnectionEvent {
+  readonly kind: 'connection.open' | 'connection.close';
+  /** When the connection was verified (open) or closed (close). */
+  readonly start: Date;
+  readonly connectionId: string;
+  readonly address: string;
+  readonly port: number;
+  readonly tlsVersion: string;
+  readonly identity: Identity;
+  /** Roles the policy in force binds the certificate to. */
+  readonly roles: readonly string[];
+  /** close only: how long the connection was open. */
+  readonly durationNs?: bigint;
+  /** close only, when etcdgate closed it: why (e.g. "revoked", "shutting down"). */
+  readonly reason?: string;
 }
 
 /** The audit trail as the proxy sees it. Implementations never throw from record(). */
@@ -111,8 +145,12 @@ export interface Auditor {
   handshakeRefused(event: HandshakeEvent): void;
   /** A backup run or a retention deletion by etcdgate itself (src/backup). */
   backup(event: BackupAuditEvent): void;
+  /** A verified connection opened or closed (recorded under the `auth` group). */
+  connection(event: ConnectionEvent): void;
   /** False while the sink cannot take records and onFailure is "deny": new calls are refused. */
   readonly accepting: boolean;
+  /** False while the audit file at its path is not the one written (deleted or replaced) and not yet reopened. */
+  readonly sinkIntact: boolean;
   /** Flushes everything recorded so far; resolves when it is durable in the sink. */
   flush(): Promise<void>;
   close(): Promise<void>;

@@ -1,15 +1,17 @@
 /**
  * Parser for the `audit` section: where audit records go, how much detail each method
- * group gets, and what happens to calls when records cannot be written.
+ * group gets (`level`, refined by the ordered `rules`, ./audit-rules-section.ts), and
+ * what happens to calls when records cannot be written.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { AuditConfig, AuditLevel, AuditSinkConfig } from './types.js';
 import { parseSink } from './addresses.js';
+import { readAuditRules } from './audit-rules-section.js';
 import type { Reader } from './read.js';
 import { at, describe, isAbsent, isMapping } from './read.js';
 
-const AUDIT_KEYS = ['sink', 'onFailure', 'level', 'syslog', 'bufferRecords'];
+const AUDIT_KEYS = ['sink', 'onFailure', 'level', 'rules', 'syslog', 'bufferRecords'];
 const LEVEL_KEYS = ['read', 'write', 'admin', 'auth'] as const;
 const SYSLOG_KEYS = ['ca', 'cert', 'key', 'appName'];
 const LEVELS: readonly AuditLevel[] = ['none', 'metadata'];
@@ -33,6 +35,7 @@ export function readAudit(reader: Reader, value: unknown): AuditConfig {
       max: 2_147_483_647,
       fallback: 100_000,
     }),
+    rules: readAuditRules(reader, raw['rules'], at(base, 'rules')),
   };
 }
 

@@ -89,6 +89,33 @@ export type AuditSinkConfig =
 /** Kubernetes-style audit levels: `none` writes nothing, `metadata` writes the record without values (there is never a value). */
 export type AuditLevel = 'none' | 'metadata';
 
+/** The method groups audit levels are set per (see src/audit/auditor.ts auditGroup). */
+export type AuditGroupName = 'read' | 'write' | 'admin' | 'auth';
+
+/** A record's event.outcome, as audit rules match it. */
+export type AuditOutcomeName = 'success' | 'failure' | 'unknown';
+
+/** A key or a key prefix an audit rule names (text, as UTF-8 bytes). */
+export type AuditKeySelector = { readonly key: string } | { readonly prefix: string };
+
+/**
+ * One `audit.rules` entry: the level of the records it matches. Every field given must
+ * hold; a list holds when any of its entries does. Compiled by src/audit/audit-rules.ts.
+ */
+export interface AuditRuleConfig {
+  readonly level: AuditLevel;
+  /** Identity selectors, as a policy binding's `match` (field -> glob patterns). */
+  readonly match?: Readonly<Record<string, readonly string[]>>;
+  /** The caller holds one of these roles (under the policy in force). */
+  readonly roles?: readonly string[];
+  /** etcd method names, e.g. Range, LeaseKeepAlive. */
+  readonly methods?: readonly string[];
+  readonly groups?: readonly AuditGroupName[];
+  /** `none`: every key the request touches lies inside; `metadata`: any one does. */
+  readonly keys?: readonly AuditKeySelector[];
+  readonly outcomes?: readonly AuditOutcomeName[];
+}
+
 export interface AuditConfig {
   readonly sink: AuditSinkConfig;
   /** What to do when the sink cannot take records: refuse new calls (default) or run unaudited. */
@@ -104,6 +131,8 @@ export interface AuditConfig {
   readonly syslog?: { readonly ca: string; readonly cert?: string; readonly key?: string; readonly appName: string };
   /** Records buffered in memory while the sink is slow or down, before onFailure applies (default 100000). */
   readonly bufferRecords: number;
+  /** Ordered rules, first match wins; records no rule matches follow `level`. Denials are always written. */
+  readonly rules?: readonly AuditRuleConfig[];
 }
 
 /**

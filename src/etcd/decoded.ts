@@ -4,9 +4,21 @@
  * duplicates, and the decoders of messages whose content no decision depends on.
  */
 import type { KeySummary } from '../audit/types.js';
-import type { Access, Capability } from '../policy/types.js';
+import type { Access, AccessOrigin, Capability } from '../policy/types.js';
 import type { DecodedRequest, LeaseKeysCheck } from './types.js';
 import { WireReader } from './wire.js';
+
+/**
+ * A lease ID (int64, as a decimal string) the way etcdctl prints it: Go's `%016x`, lower-
+ * case hex zero-padded to 16 characters, the sign counted in the width when negative.
+ * Anything that is not a decimal integer is returned unchanged.
+ */
+export function leaseIdHex(decimal: string): string {
+  if (!/^-?\d{1,20}$/u.test(decimal)) return decimal;
+  const value = BigInt(decimal);
+  if (value < 0n) return `-${(-value).toString(16).padStart(15, '0')}`;
+  return value.toString(16).padStart(16, '0');
+}
 
 /** A zero-length key or range end (proto3's default for an absent bytes field). */
 export const EMPTY: Buffer = Buffer.alloc(0);
@@ -24,6 +36,15 @@ export class Details {
   /** Records an int64/uint64 decimal string unless it is "0". */
   int(name: string, decimal: string): this {
     return decimal === '0' ? this : this.always(name, decimal);
+  }
+
+  /**
+   * Records a lease ID twice: `name` in hex as etcdctl and etcd's logs print it, and
+   * `name_decimal` as the API carries it. Left out when "0" unless `always`.
+   */
+  lease(name: string, decimal: string, always = false): this {
+    if (decimal === '0' && !always) return this;
+    return this.always(name, leaseIdHex(decimal)).always(`${name}_decimal`, decimal);
   }
 
   /** Records a flag when it is set. */
@@ -76,8 +97,8 @@ export class LeaseChecks {
 }
 
 /** A read or write access on `[key, rangeEnd)` (empty rangeEnd: the single key). */
-export function keyAccess(kind: 'read' | 'write', key: Buffer, rangeEnd: Buffer): Access {
-  return { kind, key, rangeEnd };
+export function keyAccess(kind: 'read' | 'write', key: Buffer, rangeEnd: Buffer, origin?: AccessOrigin): Access {
+  return origin === undefined ? { kind, key, rangeEnd } : { kind, key, rangeEnd, origin };
 }
 
 /** A capability access. */

@@ -47,7 +47,7 @@ function leaderDetails(leader: LeaderKey): Details {
   return new Details()
     .text('name', leader.name.toString('utf8'))
     .int('rev', leader.rev)
-    .int('lease', leader.lease);
+    .lease('lease', leader.lease);
 }
 
 /** Election.Campaign: read and write on the prefix `name/`; a lease adds a write check on its keys. */

@@ -5,7 +5,7 @@
  * would run, recursively.
  */
 import type { KeySummary } from '../audit/types.js';
-import type { Access } from '../policy/types.js';
+import type { Access, AccessOrigin } from '../policy/types.js';
 import {
   capability,
   decoded,
@@ -28,14 +28,19 @@ const SORT_TARGETS = ['KEY', 'VERSION', 'CREATE', 'MOD', 'VALUE'] as const;
 const COMPARE_RESULTS = ['EQUAL', 'GREATER', 'LESS', 'NOT_EQUAL'] as const;
 const COMPARE_TARGETS = ['VERSION', 'CREATE', 'MOD', 'VALUE', 'LEASE'] as const;
 
-/** Where the operations of one request (and its nested ones) put what they need. */
+/**
+ * Where the operations of one request (and its nested ones) put what they need. `at` is
+ * the Txn position of the operation being decoded (undefined outside a Txn): every access
+ * it needs carries it, so a denial can name the operation it stopped at.
+ */
 interface Sink {
   readonly accesses: Access[];
   readonly leases: LeaseChecks;
+  at: AccessOrigin | undefined;
 }
 
 function newSink(): Sink {
-  return { accesses: [], leases: new LeaseChecks() };
+  return { accesses: [], leases: new LeaseChecks(), at: undefined };
 }
 
 function rangeOp(message: Buffer, sink: Sink): KeySummary {
@@ -72,7 +77,7 @@ function rangeOp(message: Buffer, sink: Sink): KeySummary {
     }
   }
   // count_only and keys_only still reveal which keys exist: a read like any other.
-  sink.accesses.push(keyAccess('read', key, rangeEnd));
+  sink.accesses.push(keyAccess('read', key, rangeEnd, sink.at));
   const details = new Details()
     .int('limit', limit)
     .int('revision', revision)
@@ -106,13 +111,13 @@ function putOp(message: Buffer, sink: Sink): KeySummary {
       default: r.skip();
     }
   }
-  sink.accesses.push(keyAccess('write', key, EMPTY));
-  if (prevKv) sink.accesses.push(keyAccess('read', key, EMPTY));
+  sink.accesses.push(keyAccess('write', key, EMPTY, sink.at));
+  if (prevKv) sink.accesses.push(keyAccess('read', key, EMPTY, sink.at));
   // Attaching a key to a lease needs write on the keys already on it. Checked even with
   // ignore_lease set: etcd refuses that combination anyway, and this errs on the safe side.
   if (lease !== '0') sink.leases.add(lease, 'write');
   const details = new Details()
-    .int('lease', lease)
+    .lease('lease', lease)
     .flag('prev_kv', prevKv)
     .flag('ignore_value', ignoreValue)
     .flag('ignore_lease', ignoreLease);
@@ -132,8 +137,8 @@ function deleteRangeOp(message: Buffer, sink: Sink): KeySummary {
       default: r.skip();
     }
   }
-  sink.accesses.push(keyAccess('write', key, rangeEnd));
-  if (prevKv) sink.accesses.push(keyAccess('read', key, rangeEnd));
+  sink.accesses.push(keyAccess('write', key, rangeEnd, sink.at));
+  if (prevKv) sink.accesses.push(keyAccess('read', key, rangeEnd, sink.at));
   return keySummary('delete_range', key, rangeEnd, new Details().flag('prev_kv', prevKv));
 }
 
@@ -160,11 +165,12 @@ function compareOp(message: Buffer, sink: Sink): KeySummary {
     }
   }
   // A compare observes the key (or range): it needs read.
-  sink.accesses.push(keyAccess('read', key, rangeEnd));
+  sink.accesses.push(keyAccess('read', key, rangeEnd, sink.at));
   const details = new Details()
     .always('target', enumName(COMPARE_TARGETS, target))
     .always('result', enumName(COMPARE_RESULTS, result));
-  if (operand !== undefined) details.always(operand[0], operand[1]);
+  if (operand?.[0] === 'lease') details.lease('lease', operand[1], true);
+  else if (operand !== undefined) details.always(operand[0], operand[1]);
   return keySummary('compare', key, rangeEnd, details);
 }
 
@@ -174,7 +180,10 @@ function compareOp(message: Buffer, sink: Sink): KeySummary {
  * by a later etcd) could touch keys unchecked. Repeated oneof members are refused too,
  * because protobuf implementations disagree on whether they merge.
  */
-function requestOp(message: Buffer, sink: Sink, depth: number): KeySummary {
+/** The `request` oneof member numbers of RequestOp, by the name records use. */
+const REQUEST_OPS = ['', 'range', 'put', 'delete_range', 'txn'] as const;
+
+function requestOp(message: Buffer, sink: Sink, depth: number, branch: 'success' | 'failure', index: number, parent: AccessOrigin | undefined): KeySummary {
   let member = 0;
   let body = EMPTY;
   const r = new WireReader(message);
@@ -187,6 +196,7 @@ function requestOp(message: Buffer, sink: Sink, depth: number): KeySummary {
       r.skip();
     }
   }
+  sink.at = originAt(branch, index, REQUEST_OPS[member] ?? '', parent);
   switch (member) {
     case 1: return rangeOp(body, sink);
     case 2: return putOp(body, sink);
@@ -196,21 +206,31 @@ function requestOp(message: Buffer, sink: Sink, depth: number): KeySummary {
   }
 }
 
+function originAt(branch: AccessOrigin['branch'], index: number, op: string, parent: AccessOrigin | undefined): AccessOrigin {
+  return parent === undefined ? { branch, index, op } : { branch, index, op, parent };
+}
+
 function txnOp(message: Buffer, sink: Sink, depth: number): KeySummary {
   if (depth > MAX_TXN_DEPTH) throw new DecodeError(`txn: nested deeper than ${MAX_TXN_DEPTH}`);
   const compare: KeySummary[] = [];
   const success: KeySummary[] = [];
   const failure: KeySummary[] = [];
+  // The operation this Txn is (undefined for the request itself): its parts nest under it.
+  const parent = sink.at;
   const r = new WireReader(message);
   while (r.next()) {
     switch (r.field) {
-      case 1: compare.push(compareOp(r.bytes(), sink)); break;
+      case 1:
+        sink.at = originAt('compare', compare.length, 'compare', parent);
+        compare.push(compareOp(r.bytes(), sink));
+        break;
       // Both branches are checked, whichever would run (docs/authorization.md, KV.Txn).
-      case 2: success.push(requestOp(r.bytes(), sink, depth)); break;
-      case 3: failure.push(requestOp(r.bytes(), sink, depth)); break;
+      case 2: success.push(requestOp(r.bytes(), sink, depth, 'success', success.length, parent)); break;
+      case 3: failure.push(requestOp(r.bytes(), sink, depth, 'failure', failure.length, parent)); break;
       default: r.skip();
     }
   }
+  sink.at = parent;
   return { op: 'txn', compare, success, failure };
 }
 

@@ -30,21 +30,21 @@ export function decodeLeaseGrantRequest(message: Buffer): DecodedRequest {
       default: r.skip();
     }
   }
-  const details = new Details().always('TTL', ttl).int('ID', id);
+  const details = new Details().always('ttl', ttl).lease('id', id);
   return decoded([capability('lease')], keySummary('lease_grant', undefined, undefined, details));
 }
 
 /** Lease.LeaseRevoke: write on every key attached to the lease (revoking deletes them). */
 export function decodeLeaseRevokeRequest(message: Buffer): DecodedRequest {
   const id = leaseIdField(message);
-  const details = new Details().always('ID', id);
+  const details = new Details().lease('id', id, true);
   return decoded([], keySummary('lease_revoke', undefined, undefined, details), [{ leaseId: id, kind: 'write' }]);
 }
 
 /** Lease.LeaseKeepAlive, one client message: write on every key attached to the lease. */
 export function decodeLeaseKeepAliveRequest(message: Buffer): DecodedRequest {
   const id = leaseIdField(message);
-  const details = new Details().always('ID', id);
+  const details = new Details().lease('id', id, true);
   return decoded([], keySummary('lease_keep_alive', undefined, undefined, details), [{ leaseId: id, kind: 'write' }]);
 }
 
@@ -60,7 +60,7 @@ export function decodeLeaseTimeToLiveRequest(message: Buffer): DecodedRequest {
       default: r.skip();
     }
   }
-  const details = new Details().always('ID', id).flag('keys', keys);
+  const details = new Details().lease('id', id, true).flag('keys', keys);
   return decoded(
     [capability('lease')],
     keySummary('lease_time_to_live', undefined, undefined, details),

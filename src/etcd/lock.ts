@@ -29,7 +29,7 @@ export function decodeRecipeEntry(op: 'lock' | 'campaign', message: Buffer): Dec
   const end = prefixEnd(key);
   return decoded(
     [keyAccess('read', key, end), keyAccess('write', key, end)],
-    keySummary(op, key, end, new Details().int('lease', lease)),
+    keySummary(op, key, end, new Details().lease('lease', lease)),
     lease !== '0' ? [{ leaseId: lease, kind: 'write' }] : [],
   );
 }

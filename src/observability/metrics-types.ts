@@ -10,6 +10,8 @@ export type Outcome = 'allow' | 'deny';
 /** How a call reached etcdgate: gRPC, or JSON over HTTP through the gateway (src/gateway). */
 export type CallProtocol = 'grpc' | 'http';
 export type CertificateRole = 'server' | 'client-ca' | 'upstream-client' | 'upstream-ca';
+/** Why the audit file was reopened: a signal (log rotation), or the file at its path was deleted or replaced under etcdgate. */
+export type AuditFileReopen = 'signal' | 'deleted' | 'replaced';
 /** Why a stored value under an encrypted prefix could not be turned back into its value. */
 export type DecryptionFailure = 'unknown_key' | 'authentication' | 'malformed' | 'plaintext';
 export type HandshakeFailure =
@@ -95,6 +97,10 @@ export interface Metrics {
    * certificate cannot raise an expiry alert.
    */
   certificatesInUse(role: CertificateRole, certificates: readonly CertificateExpiry[]): void;
+  /** The audit file was reopened at its path; `deleted`/`replaced`: it was found not to be the file open. */
+  auditFileReopened(reason: AuditFileReopen): void;
+  /** A record not written because the audit level or an audit rule says `none` (denials never are). */
+  auditSkipped(): void;
   handshakeRefused(reason: HandshakeFailure): void;
   /** The result of the readiness check: whether etcd answered a linearizable read (src/health/readiness.ts). */
   upstreamServing(serving: boolean): void;
@@ -148,6 +154,8 @@ export const NOOP_METRICS: Metrics = Object.freeze({
   auditFailure: noop,
   auditQueueDepth: noop,
   certificatesInUse: noop,
+  auditFileReopened: noop,
+  auditSkipped: noop,
   handshakeRefused: noop,
   upstreamServing: noop,
   etcdMember: noop,

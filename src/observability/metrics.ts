@@ -200,6 +200,17 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
     help: 'Audit records buffered in memory, waiting for the sink.',
     registers,
   });
+  const auditFileReopens = new Counter({
+    name: 'etcdgate_audit_file_reopens_total',
+    help: 'Reopens of the audit file at its path: on a signal (rotation), or because the file there was deleted or replaced under etcdgate.',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  const auditSkipped = new Counter({
+    name: 'etcdgate_audit_records_skipped_total',
+    help: 'Records not written because audit.level or an audit.rules entry says none (denials are always written).',
+    registers,
+  });
   const certificateNotAfter = new Gauge({
     name: 'etcdgate_certificate_not_after_seconds',
     help: 'Expiry (not-after) of a certificate etcdgate uses, seconds since the Unix epoch, by role and subject.',
@@ -356,6 +367,8 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
   const memberSeries = new Map<string, { info: [string, string, string]; below: [string, string, string] }>();
   const revokedChildren = new Map(RECHECK_FAILURES.map((reason) => [reason, connectionsRevoked.labels(reason)] as const));
   for (const child of revokedChildren.values()) child.inc(0);
+  // Every reopen reason exported from the start, so an alert on an increase sees the first one.
+  for (const reason of ['signal', 'deleted', 'replaced'] as const) auditFileReopens.labels(reason).inc(0);
   const reloadSuccess = policyReloads.labels('success');
   const reloadFailure = policyReloads.labels('failure');
   reloadSuccess.inc(0);
@@ -463,6 +476,12 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
     },
     auditFailure(): void {
       auditFailures.inc();
+    },
+    auditFileReopened(reason): void {
+      auditFileReopens.inc({ reason });
+    },
+    auditSkipped(): void {
+      auditSkipped.inc();
     },
     auditQueueDepth(depth: number): void {
       if (Number.isFinite(depth)) auditQueueDepth.set(depth);

@@ -230,7 +230,8 @@ export class IdentityPermissions implements Permissions {
     let last = EMPTY_ALLOWED;
     for (const access of accesses) {
       const decision = this.checkOne(access);
-      if (!decision.allowed) return decision;
+      // A denial names the access it stopped at (one allocation, on denials only).
+      if (!decision.allowed) return { ...decision, refused: access };
       last = decision;
     }
     return last;

@@ -6,6 +6,7 @@
  * Put-with-lease, LeaseRevoke and LeaseKeepAlive; read for LeaseTimeToLive keys=true).
  * Pure: the keys are an argument.
  */
+import { leaseIdHex } from '../etcd/decoded.js';
 import type { Access, Decision, Permissions } from './types.js';
 
 const EMPTY = Buffer.alloc(0);
@@ -26,5 +27,5 @@ export function leaseKeysDecision(permissions: Permissions, check: LeaseCheck, k
   if (keys.length === 0) return undefined;
   const accesses: Access[] = keys.map((key) => ({ kind: check.kind, key, rangeEnd: EMPTY }));
   const decision = permissions.check(accesses);
-  return decision.allowed ? decision : { ...decision, reason: `lease ${check.leaseId} holds keys outside the grant` };
+  return decision.allowed ? decision : { ...decision, reason: `lease ${leaseIdHex(check.leaseId)} holds keys outside the grant` };
 }

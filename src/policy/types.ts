@@ -28,11 +28,24 @@ export type Capability = (typeof CAPABILITIES)[number];
  * rangeEnd "\x00" means every key >= key. Keys are raw bytes.
  */
 export type Access =
-  | { readonly kind: 'read' | 'write'; readonly key: Buffer; readonly rangeEnd: Buffer }
+  | { readonly kind: 'read' | 'write'; readonly key: Buffer; readonly rangeEnd: Buffer; readonly origin?: AccessOrigin }
   /** Needs this capability (a role with `admin` has every capability; `admin` itself needs `admin`). */
   | { readonly kind: 'capability'; readonly capability: Capability }
   /** Any caller with a verified certificate (e.g. Cluster.MemberList). */
   | { readonly kind: 'authenticated' };
+
+/**
+ * Where an access comes from inside a Txn: the operation at `index` of `branch` (its
+ * compares, or the success or failure operations), inside the operation `parent` when
+ * the Txn is nested. Requests other than Txn leave it out: the request is the operation.
+ */
+export interface AccessOrigin {
+  readonly branch: 'compare' | 'success' | 'failure';
+  readonly index: number;
+  /** "compare", "range", "put", "delete_range" or "txn". */
+  readonly op: string;
+  readonly parent?: AccessOrigin;
+}
 
 /** The outcome of authorizing a list of accesses. */
 export interface Decision {
@@ -43,6 +56,8 @@ export interface Decision {
   readonly rule?: string;
   /** Why, in a few words: "granted", "no binding", "range not covered", "denied by rule", ... */
   readonly reason: string;
+  /** Denials: the first access that was refused (with its Txn position, if any). */
+  readonly refused?: Access;
 }
 
 /** Permissions of one identity, resolved from the bindings and compiled for fast checks. */

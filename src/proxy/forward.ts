@@ -49,6 +49,8 @@ export interface ForwardRequest {
 export interface Forwarding {
   /** Whether the request may have reached etcd (a stream was opened for it). */
   readonly sent: boolean;
+  /** etcd's own status code, once its answer arrived (whatever the client then got). */
+  readonly answeredCode: number | undefined;
   /** Abandons the call (the client went away): etcd's stream is reset. */
   cancel(): void;
   /** Relay: the client caught up; etcd may send more. */
@@ -72,6 +74,7 @@ class Forwarder implements ClientCallHandler, Forwarding {
   private answer: Buffer | undefined;
   private done = false;
   sent = false;
+  answeredCode: number | undefined;
 
   constructor(
     private readonly pool: UpstreamPool,
@@ -154,6 +157,7 @@ class Forwarder implements ClientCallHandler, Forwarding {
   private finish(outcome: CallOutcome): void {
     if (this.done) return;
     this.done = true;
+    if (outcome.answered === true) this.answeredCode = outcome.code;
     this.sink.end(outcome);
   }
 

@@ -9,7 +9,7 @@
  * A caller with no binding, or over its rate limit, is refused at admission, so no byte
  * of its message is buffered or decompressed.
  */
-import type { Auditor, CallEvent, HttpTransport, KeySummary } from '../audit/types.js';
+import type { Auditor, CallEvent, HttpTransport, KeySummary, UpstreamProgress } from '../audit/types.js';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import { DecodeError, type DecodedRequest, type MethodSpec } from '../etcd/types.js';
@@ -76,6 +76,8 @@ export interface CallExtra {
   readonly traceId?: string | undefined;
   /** The call came over the JSON gateway (src/gateway). */
   readonly http?: HttpTransport | undefined;
+  /** Unary calls that were forwarded (or tried to be): how far the request got. */
+  readonly upstream?: UpstreamProgress | undefined;
 }
 
 /** What a call's audit record says about its result. */
@@ -243,7 +245,7 @@ export class Gate {
       eventType: spec.eventType,
       start: start.date,
       durationNs: BigInt(Math.max(0, Math.round(durationMs * 1e6))),
-      peer: { address: connection.address, port: connection.port, tlsVersion: connection.tlsVersion, identity: connection.identity },
+      peer: { address: connection.address, port: connection.port, tlsVersion: connection.tlsVersion, identity: connection.identity, connectionId: connection.id },
       roles: caller.permissions.roles,
       request,
       decision,
@@ -251,6 +253,7 @@ export class Gate {
       ...(extra?.watchId === undefined ? {} : { watchId: extra.watchId }),
       ...(extra?.traceId === undefined ? {} : { traceId: extra.traceId }),
       ...(extra?.http === undefined ? {} : { http: extra.http }),
+      ...(extra?.upstream === undefined ? {} : { upstream: extra.upstream }),
     };
   }
 }

@@ -11,7 +11,7 @@
  * values and opens the answer's: such answers are gathered whole first.
  * A call ends exactly once and gets exactly one audit record, whatever ends it.
  */
-import type { KeySummary } from '../audit/types.js';
+import type { KeySummary, UpstreamProgress } from '../audit/types.js';
 import type { CallPlan, Encryption } from '../encryption/encryption.js';
 import { ResponseScanner } from '../etcd/response-scanner.js';
 import type { ResponseSummary } from '../etcd/responses.js';
@@ -282,8 +282,11 @@ export class UnaryFlow implements RpcHandler, ForwardSink {
     const { gate, services } = this.deps;
     if (forwarded && this.decoded !== undefined && this.spec.invalidates !== 'none') services.invalidate(this.spec, this.decoded);
     gate.finished(this.spec, this.decision, sent.code, this.started, this.call.http);
-    // Handed to etcd and ended without its answer: etcd may have applied it (outcome unknown).
-    const requestSent = forwarded && this.forwarding?.sent === true;
+    // How far the request got: etcd's own answer, or handed over without one (etcd may
+    // have applied it: the record's outcome is then unknown), or never sent.
+    const forwarding = this.forwarding;
+    const upstream: UpstreamProgress | undefined =
+      !forwarded || forwarding === undefined ? undefined : forwarding.answeredCode !== undefined ? { sent: true, code: forwarding.answeredCode } : { sent: forwarding.sent };
     gate.audit(
       this.spec,
       this.caller,
@@ -291,8 +294,8 @@ export class UnaryFlow implements RpcHandler, ForwardSink {
       this.started,
       this.decoded?.summary ?? requestOnly(this.spec),
       this.decision,
-      { code: sent.code, message: sent.code === 0 ? '' : sent.details, ...(sent.code === 0 ? this.summary : {}), ...(requestSent && sent.code !== 0 ? { requestSent: true } : {}) },
-      { traceId: traceIdOf(this.call.header('traceparent')), http: this.call.http },
+      { code: sent.code, message: sent.code === 0 ? '' : sent.details, ...(sent.code === 0 ? this.summary : {}) },
+      { traceId: traceIdOf(this.call.header('traceparent')), http: this.call.http, upstream },
     );
   }
 }

@@ -35,12 +35,15 @@ import type { ServerTlsConfig } from '../config/types.js';
 import { MAX_TIMER_MS } from '../config/read.js';
 import { normalizeAddress } from '../network/cidr.js';
 import type { HandshakeFailure } from '../observability/metrics-types.js';
+import { connectionIds } from './connection-id.js';
 import { admit, transportPeer, type Endpoint, type FrontDoorOptions } from './front-door.js';
 import { AmbiguousSubjectError, identityFromDer, type Identity } from './identity.js';
 import { recheckChain, trustMaterial, type RecheckFailure, type TrustMaterial } from './recheck.js';
 
 /** A verified client connection, known to the proxy by its peer address. */
 export interface Connection {
+  /** Unique per connection (src/tls/connection-id.ts); audit records reference it. */
+  readonly id: string;
   readonly identity: Identity;
   /** The client's address: the TCP peer, or behind a trusted PROXY-protocol balancer the client it names. */
   readonly address: string;
@@ -282,6 +285,7 @@ export function createClientListener(options: ClientListenerOptions): ClientList
   });
   const server = net.createServer({ pauseOnConnect: true });
   if (options.maxConnections !== undefined && options.maxConnections > 0) server.maxConnections = options.maxConnections;
+  const nextConnectionId = connectionIds();
   /** Sockets handed to TLS and not yet decided, by the TCP peer's "address:port". */
   const handshaking = new Map<string, Admission>();
   const open = new Map<tls.TLSSocket, OpenConnection>();
@@ -403,6 +407,7 @@ export function createClientListener(options: ClientListenerOptions): ClientList
       return;
     }
     const connection: Connection = {
+      id: nextConnectionId(),
       identity,
       address: admission.source.address,
       port: admission.source.port,

@@ -63,6 +63,7 @@ export function revokedAudit(deps: { auditor: Auditor; metrics: Metrics }): (rev
     deps.auditor.handshakeRefused({
       start: new Date(),
       kind: 'connection.revoked',
+      connectionId: connection.id, // audit: the connection.open record it refers to
       address: connection.address,
       port: connection.port,
       reason,

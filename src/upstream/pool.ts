@@ -109,10 +109,15 @@ export class Endpoint {
    * (then the caller tries another endpoint or fails UNAVAILABLE, notSent).
    */
   call(path: string, request: Omit<CallRequest, 'headerBlock'>, handler: ClientCallHandler, endStream = false): GrpcClientCall | undefined {
-    const session = this.session;
+    let session = this.session;
     if (session === undefined || session.connection.closed || session.connection.goawayReceived) {
+      // A call does not wait out the background backoff: it starts an attempt now and
+      // rides it (failing as not sent if that attempt fails too).
+      if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+      this.retryTimer = undefined;
       this.connect();
-      return undefined;
+      session = this.session;
+      if (session === undefined) return undefined;
     }
     let block = this.headerBlocks.get(path);
     if (block === undefined) {

@@ -2,7 +2,7 @@
  * CallEvent and HandshakeEvent fixtures for the audit tests: a plausible identity and
  * one builder per kind of event, each overridable field by field.
  */
-import type { CallEvent, HandshakeEvent, KeySummary } from '../../src/audit/types.js';
+import type { CallEvent, ConnectionEvent, HandshakeEvent, KeySummary } from '../../src/audit/types.js';
 import type { Identity } from '../../src/tls/identity.js';
 
 /** An identity as identityFromDer would produce it, without needing a certificate. */
@@ -40,7 +40,7 @@ export function callEvent(overrides: Partial<CallEvent> = {}): CallEvent {
     eventType: 'change',
     start: new Date('2024-01-15T10:00:00.000Z'),
     durationNs: 1_234_567n,
-    peer: { address: '127.0.0.1', port: 50123, tlsVersion: 'TLSv1.3', identity: fakeIdentity() },
+    peer: { address: '127.0.0.1', port: 50123, tlsVersion: 'TLSv1.3', identity: fakeIdentity(), connectionId: '0a1b2c3d4e5f-1' },
     roles: ['tenant-a'],
     request: putSummary('/tenants/a/config'),
     decision: { allowed: true, role: 'tenant-a', rule: 'prefix /tenants/a/ readwrite', reason: 'granted' },
@@ -58,6 +58,21 @@ export function handshakeEvent(overrides: Partial<HandshakeEvent> = {}): Handsha
     reason: 'unknown_ca',
     error: 'unable to verify the first certificate',
     identity: fakeIdentity({ issuer: 'CN=unrelated dev CA' }),
+    ...overrides,
+  };
+}
+
+/** A verified connection opened (override `kind` for its close). */
+export function connectionEvent(overrides: Partial<ConnectionEvent> = {}): ConnectionEvent {
+  return {
+    kind: 'connection.open',
+    start: new Date('2024-01-15T09:59:59.000Z'),
+    connectionId: '0a1b2c3d4e5f-1',
+    address: '127.0.0.1',
+    port: 50123,
+    tlsVersion: 'TLSv1.3',
+    identity: fakeIdentity(),
+    roles: ['tenant-a'],
     ...overrides,
   };
 }

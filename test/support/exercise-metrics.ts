@@ -28,6 +28,8 @@ const CALLS: { readonly [K in keyof Metrics]: (metrics: Metrics) => void } = {
   auditFailure: (m) => m.auditFailure(),
   auditQueueDepth: (m) => m.auditQueueDepth(2),
   certificatesInUse: (m) => m.certificatesInUse('server', [{ subject: 'etcdgate-test', notAfter: new Date('2031-01-01T00:00:00Z') }]),
+  auditFileReopened: (m) => m.auditFileReopened('deleted'),
+  auditSkipped: (m) => m.auditSkipped(),
   handshakeRefused: (m) => m.handshakeRefused('unknown_ca'),
   upstreamServing: (m) => m.upstreamServing(true),
   etcdMember: (m) => m.etcdMember('https://127.0.0.1:2379', { version: '3.4.23', memberId: '8e9e05c52164694d', minimum: '3.5.33', below: true }),

@@ -19,9 +19,15 @@ import { customMetadata } from './metadata.js';
 import { Code, decodeGrpcMessage, type Status } from './status.js';
 import { formatTimeout } from './timeout.js';
 
-/** How a call ended: its status, and whether the request cannot have reached the server. */
+/**
+ * How a call ended: its status, whether the request cannot have reached the server, and
+ * whether the status is the server's own answer (its grpc-status arrived). A call that
+ * is neither notSent nor answered ended without the server's answer: it may have been
+ * carried out.
+ */
 export interface CallOutcome extends Status {
   readonly notSent: boolean;
+  readonly answered?: true;
 }
 
 export interface ClientCallHandler {
@@ -269,8 +275,11 @@ export class GrpcClientCall implements StreamHandler, MessageSink {
       this.settle({ code: Code.INTERNAL, details: 'etcdgate: etcd sent a malformed response frame', notSent: false });
       return;
     }
-    const status = this.status ?? { code: Code.INTERNAL, details: 'etcdgate: etcd ended the call without a status' };
-    this.settle({ ...status, notSent: false });
+    if (this.status === undefined) {
+      this.settle({ code: Code.INTERNAL, details: 'etcdgate: etcd ended the call without a status', notSent: false });
+      return;
+    }
+    this.settle({ ...this.status, notSent: false, answered: true });
   }
 
   /** Ends the call from this side: the stream is reset and the handler told. */
