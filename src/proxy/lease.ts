@@ -74,7 +74,6 @@ export class KeepAliveFlow implements RpcHandler, OpenStream {
     private readonly started: CallStart,
   ) {
     this.traceId = traceIdOf(call.header('traceparent'));
-    call.attach(this, true);
     const fromEtcd: ClientCallHandler = {
       onHeaders: (_upstream, metadata) => call.sendHeaders(metadata),
       onMessage: (_upstream, message, framed) => {
@@ -93,6 +92,8 @@ export class KeepAliveFlow implements RpcHandler, OpenStream {
     deps.gate.streams.add(this);
     deps.gate.metrics.streamOpened('keepalive');
     this.audit('keepalive.open', { op: 'lease_keep_alive' }, OPENED, { code: 0, message: '' });
+    // Attached once etcd's stream exists: messages the call already holds go straight to it.
+    call.attach(this, true);
   }
 
   onMessage(_call: RpcCall, message: Buffer, framed: Buffer | undefined): void {

@@ -60,7 +60,6 @@ export class WatchFlow implements RpcHandler, OpenStream {
     private readonly started: CallStart,
   ) {
     this.traceId = traceIdOf(call.header('traceparent'));
-    call.attach(this, true);
     const fromEtcd: ClientCallHandler = {
       onHeaders: (_upstream, metadata) => call.sendHeaders(metadata),
       onMessage: (_upstream, message, framed) => this.fromEtcd(message, framed),
@@ -75,6 +74,8 @@ export class WatchFlow implements RpcHandler, OpenStream {
     }
     deps.gate.streams.add(this);
     deps.gate.metrics.streamOpened('watch');
+    // Attached once etcd's stream exists: messages the call already holds go straight to it.
+    call.attach(this, true);
   }
 
   // ------------------------------------------------------------ client side
