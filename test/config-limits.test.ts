@@ -61,6 +61,7 @@ describe('limits', () => {
       idleTimeoutMs: 0,
       connectionBufferBytes: 1_048_576,
       totalBufferBytes: 8_388_608,
+      sendStallTimeoutMs: 0,
     };
     expect(parseConfig(doc(given), { source: '', baseDir: dir }).limits).toEqual(given);
   });

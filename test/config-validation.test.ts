@@ -131,6 +131,7 @@ describe('a minimal valid config', () => {
         idleTimeoutMs: 300_000,
         connectionBufferBytes: 16 * 1024 * 1024,
         totalBufferBytes: 256 * 1024 * 1024,
+        sendStallTimeoutMs: 30_000,
       },
       cache: { serializableRange: { enabled: false, maxEntries: 10_000, maxStalenessMs: 1_000 } },
       policy: { kind: 'file', path: pki('policy.yaml') },

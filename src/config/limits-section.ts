@@ -18,6 +18,7 @@ const LIMITS_KEYS = [
   'idleTimeoutMs',
   'connectionBufferBytes',
   'totalBufferBytes',
+  'sendStallTimeoutMs',
 ];
 
 /** The defaults, also what an absent section means. */
@@ -32,6 +33,7 @@ export const DEFAULT_LIMITS: LimitsConfig = {
   idleTimeoutMs: 300_000,
   connectionBufferBytes: 16 * 1024 * 1024,
   totalBufferBytes: 256 * 1024 * 1024,
+  sendStallTimeoutMs: 30_000,
 };
 
 /** HTTP/2 carries the stream limit in a 31-bit setting. */
@@ -59,5 +61,6 @@ export function readLimits(reader: Reader, value: unknown): LimitsConfig {
     idleTimeoutMs: count('idleTimeoutMs', 0, MAX_TIMER_MS),
     connectionBufferBytes: count('connectionBufferBytes', MIN_CONNECTION_BUFFER_BYTES, MAX_WINDOW_BYTES),
     totalBufferBytes: count('totalBufferBytes', MIN_CONNECTION_BUFFER_BYTES, Number.MAX_SAFE_INTEGER),
+    sendStallTimeoutMs: count('sendStallTimeoutMs', 0, MAX_TIMER_MS),
   };
 }

@@ -123,6 +123,8 @@ export interface ConnectionHooks {
   onGoaway?(code: number, lastStreamId: number): void;
   /** The connection is gone (socket closed); every stream has been told. `error` when it ended in one. */
   onClose?(error: ConnectionError | undefined): void;
+  /** Bytes queued for sending (waiting for the peer's windows or the socket) grew or shrank by `delta`. */
+  onQueued?(delta: number): void;
 }
 
 /** Why a connection ended in error: the code sent or received in GOAWAY, or a socket failure. */
@@ -725,8 +727,11 @@ export class Http2Connection implements FrameSink {
   sendData(stream: Http2Stream, data: Buffer, endStream: boolean): boolean {
     if (stream.localClosed || this.closed) return false;
     if (data.length > 0) {
+      // A queue that starts now has made no progress yet: its clock starts now.
+      if (stream.queuedBytes === 0) stream.progressAt = this.now();
       stream.queue.push(data);
       stream.queuedBytes += data.length;
+      this.queued(data.length);
     }
     if (endStream) stream.endAfterQueue = true;
     this.pump(stream);
@@ -813,6 +818,7 @@ export class Http2Connection implements FrameSink {
   }
 
   private dropQueue(stream: Http2Stream): void {
+    if (stream.queuedBytes > 0) this.queued(-stream.queuedBytes);
     stream.queue.length = 0;
     stream.queuedBytes = 0;
     stream.queueOffset = 0;
@@ -882,6 +888,20 @@ export class Http2Connection implements FrameSink {
       }
     }
     stream.queuedBytes -= count;
+    stream.progressAt = this.now();
+    this.queued(-count);
+  }
+
+  /** Bytes queued on every stream of this connection. */
+  get queuedBytes(): number {
+    return this.queuedTotal;
+  }
+
+  private queuedTotal = 0;
+
+  private queued(delta: number): void {
+    this.queuedTotal += delta;
+    this.hooks.onQueued?.(delta);
   }
 
   private pumpBlocked(): void {
