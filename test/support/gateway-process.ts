@@ -51,6 +51,8 @@ export interface GatewayProcessOptions {
   readonly policy?: unknown;
   /** A dir from gatewayDir() to use (so the audit file can be named before the start); default a fresh one. */
   readonly dir?: string;
+  /** Keys merged into the `server` section, and a `limits` section (e.g. { limits: { idleTimeoutMs: 1000 } }). */
+  readonly overrides?: { readonly server?: Readonly<Record<string, unknown>>; readonly limits?: Readonly<Record<string, unknown>> };
 }
 
 interface Listening {
@@ -91,7 +93,9 @@ export async function startGatewayProcess(options: GatewayProcessOptions): Promi
       advertiseClientUrls: ['https://127.0.0.1:32379'],
       tls: { cert: pki.gateServer.cert, key: pki.gateServer.key, clientCA: pki.ca },
       shutdownTimeoutMs: 3000,
+      ...options.overrides?.server,
     },
+    ...(options.overrides?.limits === undefined ? {} : { limits: options.overrides.limits }),
     upstream: {
       endpoints: [...options.upstream],
       tls: { ca: pki.ca, cert: pki.upstreamClient.cert, key: pki.upstreamClient.key },
