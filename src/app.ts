@@ -192,7 +192,13 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     ...(jsonGateway === undefined ? {} : { onHttpRequest: jsonGateway.serveHttp2 }),
   });
   const http2 = new Http2Server(
-    { connection: clientConnectionOptions(config), idleTimeoutMs: config.limits.idleTimeoutMs },
+    {
+      connection: clientConnectionOptions(config),
+      idleTimeoutMs: config.limits.idleTimeoutMs,
+      // Clients that do not read what they asked for: see src/transport/http2/server.ts.
+      sendStallTimeoutMs: config.limits.sendStallTimeoutMs,
+      maxQueuedBytes: config.limits.totalBufferBytes,
+    },
     { onStream, onConnectionClosed: (connection) => clients.delete(connection) },
     () => clock.monotonic(),
   );

@@ -64,6 +64,7 @@ describe('limits', () => {
       refusalRecordsPerMinute: 0,
       refusalRecordsBurst: 2,
       refusalRecordsTotalPerMinute: 10,
+      sendStallTimeoutMs: 0,
     };
     expect(parseConfig(doc(given), { source: '', baseDir: dir }).limits).toEqual(given);
   });

@@ -137,6 +137,7 @@ describe('a minimal valid config', () => {
         refusalRecordsPerMinute: 60,
         refusalRecordsBurst: 20,
         refusalRecordsTotalPerMinute: 600,
+        sendStallTimeoutMs: 30_000,
       },
       cache: { serializableRange: { enabled: false, maxEntries: 10_000, maxStalenessMs: 1_000 } },
       gateway: { enabled: true, headersTimeoutMs: 10_000, bodyTimeoutMs: 30_000, idleTimeoutMs: 120_000, maxHeaderBytes: 16_384 },

@@ -21,6 +21,7 @@ const LIMITS_KEYS = [
   'refusalRecordsPerMinute',
   'refusalRecordsBurst',
   'refusalRecordsTotalPerMinute',
+  'sendStallTimeoutMs',
 ];
 
 /** The defaults, also what an absent section means. */
@@ -39,6 +40,7 @@ export const DEFAULT_LIMITS: LimitsConfig = {
   refusalRecordsPerMinute: 60,
   refusalRecordsBurst: 20,
   refusalRecordsTotalPerMinute: 600,
+  sendStallTimeoutMs: 30_000,
 };
 
 /** HTTP/2 carries the stream limit in a 31-bit setting. */
@@ -69,5 +71,6 @@ export function readLimits(reader: Reader, value: unknown): LimitsConfig {
     refusalRecordsPerMinute: count('refusalRecordsPerMinute', 0),
     refusalRecordsBurst: count('refusalRecordsBurst', 1),
     refusalRecordsTotalPerMinute: count('refusalRecordsTotalPerMinute', 1),
+    sendStallTimeoutMs: count('sendStallTimeoutMs', 0, MAX_TIMER_MS),
   };
 }

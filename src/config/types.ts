@@ -158,7 +158,11 @@ export interface LimitsConfig {
   readonly idleTimeoutMs: number;
   /** Request bytes one client connection may make etcdgate hold (its HTTP/2 receive window), default 16 MiB, at least maxRecvBytes. */
   readonly connectionBufferBytes: number;
-  /** Request bytes all connections together may hold while being inflated (default 256 MiB). */
+  /**
+   * Request bytes all connections together may hold while being inflated, and, counted
+   * apart, response bytes queued for clients that are not reading (default 256 MiB): past
+   * it the streams that have waited longest are reset.
+   */
   readonly totalBufferBytes: number;
   /** Refusal audit records (handshakes, connections) per source per minute (default 60; 0 = no limit). */
   readonly refusalRecordsPerMinute: number;
@@ -166,6 +170,8 @@ export interface LimitsConfig {
   readonly refusalRecordsBurst: number;
   /** Refusal records per minute over all sources (default 600). */
   readonly refusalRecordsTotalPerMinute: number;
+  /** A stream whose queued response makes no progress for this long (its client is not reading) is reset, ms (default 30000; 0 = never). */
+  readonly sendStallTimeoutMs: number;
 }
 
 /** Optional response caches; all off by default. */

@@ -26,6 +26,8 @@ export interface EtcdMember {
   readonly clientUrl: string;
   /** etcd's log file (zap JSON lines), kept until the cluster is stopped. */
   readonly logFile: string;
+  /** The running process's id (for /proc samples); undefined while stopped. */
+  readonly pid: number | undefined;
   /** SIGTERM, then SIGKILL after 5 s. No-op when not running. */
   stop(): Promise<void>;
   /** SIGKILL: the member dies at once, mid-stream (a crash, not a shutdown). No-op when not running. */
@@ -230,6 +232,10 @@ class Member implements EtcdMember {
 
   get logFile(): string {
     return this.plan.logFile;
+  }
+
+  get pid(): number | undefined {
+    return this.child === undefined || exited(this.child) ? undefined : this.child.pid;
   }
 
   /** Starts the process without waiting for health. */

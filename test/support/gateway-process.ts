@@ -57,6 +57,8 @@ export interface GatewayProcessOptions {
   readonly encryption?: unknown;
   /** A `backup` section, when the test is about backups. */
   readonly backup?: Readonly<Record<string, unknown>>;
+  /** Keys merged into the `server` section, and a `limits` section (e.g. { limits: { idleTimeoutMs: 1000 } }). */
+  readonly overrides?: { readonly server?: Readonly<Record<string, unknown>>; readonly limits?: Readonly<Record<string, unknown>> };
 }
 
 interface Listening {
@@ -97,7 +99,9 @@ export async function startGatewayProcess(options: GatewayProcessOptions): Promi
       advertiseClientUrls: ['https://127.0.0.1:32379'],
       tls: { cert: pki.gateServer.cert, key: pki.gateServer.key, clientCA: pki.ca },
       shutdownTimeoutMs: 3000,
+      ...options.overrides?.server,
     },
+    ...(options.overrides?.limits === undefined ? {} : { limits: options.overrides.limits }),
     upstream: {
       endpoints: [...options.upstream],
       tls: { ca: pki.ca, cert: pki.upstreamClient.cert, key: pki.upstreamClient.key },

@@ -22,7 +22,7 @@
  */
 import { createGunzip, createInflate, type Gunzip, type Inflate } from 'node:zlib';
 import { encodeStateless } from '../hpack/index.js';
-import { NO_ERROR } from '../http2/constants.js';
+import { ENHANCE_YOUR_CALM, NO_ERROR } from '../http2/constants.js';
 import type { Http2Stream, ResetReason, StreamHandler } from '../http2/stream.js';
 import type { Budget } from '../budget.js';
 import { MessageReader, messagePrefix, type MessageSink, type ReadError } from './message-reader.js';
@@ -75,6 +75,8 @@ const RATIO_FREE_BYTES = 64 * 1024;
 
 export const DEADLINE_EXCEEDED: Status = { code: Code.DEADLINE_EXCEEDED, details: 'Deadline exceeded' };
 export const CANCELLED: Status = { code: Code.CANCELLED, details: 'etcdgate: call cancelled by the client' };
+/** The stream was reset here because the client did not read what it was sent (src/transport/http2/server.ts). */
+export const NOT_READING: Status = { code: Code.RESOURCE_EXHAUSTED, details: 'etcdgate: stream reset: the client is not reading its responses' };
 
 function refusal(code: number, details: string): Status {
   return { code, details: `etcdgate: ${details}` };
@@ -252,15 +254,16 @@ export class GrpcServerCall implements StreamHandler, MessageSink {
     }
   }
 
-  onReset(_stream: Http2Stream, _code: number, reason: ResetReason): void {
+  onReset(_stream: Http2Stream, code: number, reason: ResetReason): void {
     this.stopInflating();
     if (this.ended !== undefined) {
       this.finish();
       return;
     }
-    this.ended = CANCELLED;
+    const status = reason === 'local-reset' && code === ENHANCE_YOUR_CALM ? NOT_READING : CANCELLED;
+    this.ended = status;
     this.finish();
-    this.handler.onCancel(this, reason === 'connection-lost' ? 'connection-lost' : 'client-reset', CANCELLED);
+    this.handler.onCancel(this, reason === 'connection-lost' ? 'connection-lost' : 'client-reset', status);
   }
 
   onDrain(): void {

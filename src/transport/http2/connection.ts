@@ -123,6 +123,8 @@ export interface ConnectionHooks {
   onGoaway?(code: number, lastStreamId: number): void;
   /** The connection is gone (socket closed); every stream has been told. `error` when it ended in one. */
   onClose?(error: ConnectionError | undefined): void;
+  /** Bytes queued for sending (waiting for the peer's windows or the socket) grew or shrank by `delta`. */
+  onQueued?(delta: number): void;
 }
 
 /** Why a connection ended in error: the code sent or received in GOAWAY, or a socket failure. */
@@ -163,7 +165,12 @@ class Bucket {
 
 /** Streams closed recently, and how: frames still in flight for them are ignored or refused accordingly. */
 const RECENTLY_CLOSED = 256;
-type Closing = 'reset-here' | 'ended';
+/**
+ * How a remembered stream closed: this side reset it (what the peer had in flight is
+ * ignored), the peer reset it (more frames are a stream error), or the peer ended it
+ * with END_STREAM (more DATA or HEADERS from the peer is a connection error: RFC 9113 5.1).
+ */
+type Closing = 'reset-here' | 'reset-by-peer' | 'ended';
 
 /** A header block being gathered over CONTINUATION frames. */
 interface PendingBlock {
@@ -514,16 +521,27 @@ export class Http2Connection implements FrameSink {
     this.remember(stream.id, 'reset-here');
   }
 
-  /** A frame for a stream that is closed: ignored after this side reset it, refused otherwise. */
+  /**
+   * DATA or HEADERS for a stream that is closed (RFC 9113 5.1, "closed").
+   * Client role: every such stream is one this side opened and ended or reset, and only
+   * 256 are remembered; the server's late frames for it (an answer to a call cancelled
+   * here) are dropped, never a connection error: that would fail every call sharing the
+   * connection to etcd.
+   * Server role: after this side reset the stream, frames the peer had in flight are
+   * ignored, but each counts as a frame that carries no request, so a flood of them ends
+   * like any other; after the peer's own END_STREAM it is a connection error
+   * STREAM_CLOSED; after the peer's RST_STREAM, a stream error STREAM_CLOSED; a HEADERS
+   * below the peer's last stream that is no longer remembered is a stream identifier
+   * used again (5.1.1, PROTOCOL_ERROR).
+   */
   private onClosedStreamFrame(streamId: number, headers = false): void {
+    if (this.role === 'client') return;
     const how = this.recentlyClosed.get(streamId);
-    if (how === 'reset-here') return; // frames in flight after our RST_STREAM (RFC 9113 5.4.2)
-    if (how === undefined && headers) {
-      // Not a stream we remember closing: a stream identifier going backwards.
-      return this.fail(PROTOCOL_ERROR, 'HEADERS with a stream identifier already used');
-    }
+    if (how === 'reset-here') return this.idleFrame();
+    if (how === 'ended') return this.fail(STREAM_CLOSED, `${headers ? 'HEADERS' : 'DATA'} on a stream the peer had ended`);
+    if (how === undefined && headers) return this.fail(PROTOCOL_ERROR, 'HEADERS with a stream identifier already used');
     this.idleFrame();
-    this.writeRstStream(streamId, STREAM_CLOSED);
+    if (!this.closed) this.writeRstStream(streamId, STREAM_CLOSED);
   }
 
   private onPriority(streamId: number, payload: Buffer): void {
@@ -550,16 +568,19 @@ export class Http2Connection implements FrameSink {
     const stream = this.streams.get(streamId);
     if (stream === undefined) {
       if (this.isIdle(streamId)) return this.fail(PROTOCOL_ERROR, 'RST_STREAM on an idle stream');
-      return; // already closed here
+      // Already closed here (a reset crossing our END_STREAM or RST_STREAM): ignored, though
+      // from a client not for free (etcd resets the streams etcdgate cancels, and many at once).
+      if (this.role === 'server') this.idleFrame();
+      return;
     }
     const code = payload.readUInt32BE(0);
     // Rapid reset (CVE-2023-44487): a stream reset while this side still works on it
     // is work thrown away; past the budget the connection is closed.
     if (this.role === 'server' && !stream.localClosed && !this.resets.take()) {
-      this.endStream(stream, code, 'peer-reset');
+      this.endStream(stream, code, 'peer-reset', 'reset-by-peer');
       return this.fail(ENHANCE_YOUR_CALM, 'too many streams reset by the peer');
     }
-    this.endStream(stream, code, 'peer-reset');
+    this.endStream(stream, code, 'peer-reset', 'reset-by-peer');
   }
 
   private onSettings(flags: number, streamId: number, payload: Buffer): void {
@@ -571,7 +592,11 @@ export class Http2Connection implements FrameSink {
       return;
     }
     if (payload.length % 6 !== 0) return this.fail(FRAME_SIZE_ERROR, 'SETTINGS payload not a multiple of 6');
-    if (this.remoteSettingsSeen) this.idleFrame();
+    if (this.remoteSettingsSeen) {
+      this.idleFrame();
+      // Past the budget the GOAWAY is out: no ACK may follow it (a write after end() would destroy the socket, GOAWAY unsent).
+      if (this.closed) return;
+    }
     for (let at = 0; at < payload.length; at += 6) {
       const id = payload.readUInt16BE(at);
       const value = payload.readUInt32BE(at + 2);
@@ -702,8 +727,11 @@ export class Http2Connection implements FrameSink {
   sendData(stream: Http2Stream, data: Buffer, endStream: boolean): boolean {
     if (stream.localClosed || this.closed) return false;
     if (data.length > 0) {
+      // A queue that starts now has made no progress yet: its clock starts now.
+      if (stream.queuedBytes === 0) stream.progressAt = this.now();
       stream.queue.push(data);
       stream.queuedBytes += data.length;
+      this.queued(data.length);
     }
     if (endStream) stream.endAfterQueue = true;
     this.pump(stream);
@@ -790,6 +818,7 @@ export class Http2Connection implements FrameSink {
   }
 
   private dropQueue(stream: Http2Stream): void {
+    if (stream.queuedBytes > 0) this.queued(-stream.queuedBytes);
     stream.queue.length = 0;
     stream.queuedBytes = 0;
     stream.queueOffset = 0;
@@ -859,6 +888,20 @@ export class Http2Connection implements FrameSink {
       }
     }
     stream.queuedBytes -= count;
+    stream.progressAt = this.now();
+    this.queued(-count);
+  }
+
+  /** Bytes queued on every stream of this connection. */
+  get queuedBytes(): number {
+    return this.queuedTotal;
+  }
+
+  private queuedTotal = 0;
+
+  private queued(delta: number): void {
+    this.queuedTotal += delta;
+    this.hooks.onQueued?.(delta);
   }
 
   private pumpBlocked(): void {
@@ -967,7 +1010,9 @@ export class Http2Connection implements FrameSink {
 
   /** Hands everything produced so far to the socket, in one write when it is small. */
   flush(): void {
-    if (this.output.bytes === 0 || this.socket.destroyed) return;
+    // Once the socket is ended (after GOAWAY), nothing more may be written: a write after
+    // end() errors, and the error destroys the socket before the GOAWAY has left.
+    if (this.output.bytes === 0 || this.socket.destroyed || this.socket.writableEnded) return;
     const segments = this.output.take();
     if (segments.length === 1) this.socket.write(segments[0] as Buffer);
     else {

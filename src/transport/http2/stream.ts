@@ -66,6 +66,8 @@ export class Http2Stream {
   pendingTrailers: Buffer | undefined;
   /** sendData said "wait": the handler hears onDrain once the queue is short again. */
   drainWanted = false;
+  /** Monotonic ms when queued data last left (or the queue last started): a stream whose queue makes no progress is a peer not reading. */
+  progressAt = 0;
   /** DATA sent since the peer's last WINDOW_UPDATE for this stream (flood accounting). */
   sentSinceUpdate = 0;
   /** Set by the stream's owner: anything it wants to find again from the stream. */
