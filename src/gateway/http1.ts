@@ -113,6 +113,29 @@ class Http1Exchange implements Exchange {
   }
 }
 
+/** Node's parser error codes that are not a plain 400. */
+const PARSE_ERROR_STATUS: Readonly<Record<string, number>> = {
+  HPE_HEADER_OVERFLOW: 431,
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: 413,
+  ERR_HTTP_REQUEST_TIMEOUT: 408,
+};
+
+/**
+ * A request Node's parser refused (smuggling attempt, oversized head, bad chunk): answered
+ * with its status and `Connection: close`, then the socket is closed. Node's default
+ * handler answers only on a socket that has written nothing yet, which a TLS socket handed
+ * over after its handshake may not count as; the answer is written here in every case.
+ */
+function answerParseError(error: NodeJS.ErrnoException, socket: import('node:stream').Duplex): void {
+  if (error.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const status = PARSE_ERROR_STATUS[error.code ?? ''] ?? 400;
+  const reason = http.STATUS_CODES[status] ?? 'Bad Request';
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => socket.destroy());
+}
+
 /** The HTTP/1.1 side of the gateway. */
 export class Http1Gateway {
   private readonly server: http.Server;
@@ -153,6 +176,7 @@ export class Http1Gateway {
       }
       void previous.then(() => serve(new Http1Exchange(client, request, response)));
     });
+    this.server.on('clientError', answerParseError);
     // See the file comment: starts Node's header and request timeout checks.
     this.server.emit('listening');
   }
