@@ -45,7 +45,7 @@ describe('backup audit records', () => {
       },
       file: { name: 'etcd-snapshot-20260318T030000.000Z.db.age' },
       etcdgate: {
-        schema_version: 1,
+        schema_version: 2,
         version: '0.1.0',
         policy_version: 'abcdef012345',
         event_kind: 'backup.run',

@@ -38,7 +38,7 @@ describe('explain', () => {
 
   it('says when no binding matches', () => {
     const result = explain(policy, who({ cn: 'nobody' }), [key('read', '/config/a')]);
-    expect(result.decision).toEqual({ allowed: false, reason: 'no binding' });
+    expect(result.decision).toMatchObject({ allowed: false, reason: 'no binding' });
     expect(result.roles).toEqual([]);
     expect(result.lines).toContain('bindings: none match, so every access is denied');
   });

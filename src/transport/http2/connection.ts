@@ -125,6 +125,8 @@ export interface ConnectionHooks {
   onClose?(error: ConnectionError | undefined): void;
   /** Bytes queued for sending (waiting for the peer's windows or the socket) grew or shrank by `delta`. */
   onQueued?(delta: number): void;
+  /** The first stream opened (true) or the last one ended (false). */
+  onBusy?(busy: boolean): void;
 }
 
 /** Why a connection ended in error: the code sent or received in GOAWAY, or a socket failure. */
@@ -505,6 +507,7 @@ export class Http2Connection implements FrameSink {
       return;
     }
     this.streams.set(streamId, stream);
+    if (this.streams.size === 1) this.hooks.onBusy?.(true);
     stream.headersReceived = true;
     if (endStream) stream.remoteClosed = true;
     if (tooLarge) {
@@ -706,6 +709,7 @@ export class Http2Connection implements FrameSink {
     this.nextStreamId += 2;
     const stream = new Http2Stream(id, this, this.remoteInitialWindow, this.options.streamWindow);
     this.streams.set(id, stream);
+    if (this.streams.size === 1) this.hooks.onBusy?.(true);
     this.sendHeaders(stream, block, endStream);
     return stream;
   }
@@ -790,6 +794,7 @@ export class Http2Connection implements FrameSink {
     stream.remoteClosed = true;
     this.dropQueue(stream);
     this.streams.delete(stream.id);
+    if (this.streams.size === 0) this.hooks.onBusy?.(false);
     this.remember(stream.id, closing);
     stream.handler.onReset(stream, code, reason);
     this.closeWhenIdle();
@@ -805,6 +810,7 @@ export class Http2Connection implements FrameSink {
     if (this.streams.get(stream.id) !== stream) return;
     this.dropQueue(stream);
     this.streams.delete(stream.id);
+    if (this.streams.size === 0) this.hooks.onBusy?.(false);
     this.remember(stream.id, 'ended');
     this.closeWhenIdle();
   }
