@@ -35,7 +35,7 @@ const REASONS: ReadonlyMap<string, DenialReason> = new Map([
   ['denied by rule', 'denied_by_rule'],
   ['capability not granted', 'capability_not_granted'],
 ]);
-const LEASE_REASON = /^lease -?\d+ holds keys outside the grant$/u;
+const LEASE_REASON = /^lease -?[0-9a-f]+ holds keys outside the grant$/u;
 
 /** The label for a denial's reason. */
 export function denialReason(decision: Decision): DenialReason {
