@@ -341,12 +341,14 @@ export type Outcome = 'success' | 'failure' | 'unknown';
 /**
  * The outcome of a call, as far as etcd's state goes. Denied: failure. Answered OK to the
  * client: success. etcd answered OK but the client did not get it (it left): success, the
- * request was carried out. Handed to etcd without an answer: unknown, etcd may have
+ * request was carried out, unless etcdgate withheld the answer itself (a value it cannot
+ * decrypt: nothing was read). Handed to etcd without an answer: unknown, etcd may have
  * applied it. Anything else (etcd refused it, or it never reached etcd): failure.
  */
 export function callOutcome(denied: boolean, code: number, upstream: UpstreamProgress | undefined): Outcome {
   if (denied) return 'failure';
-  if (code === 0 || upstream?.code === 0) return 'success';
+  if (code === 0) return 'success';
+  if (upstream?.code === 0) return upstream.withheld === true ? 'failure' : 'success';
   if (upstream?.sent === true && upstream.code === undefined) return 'unknown';
   return 'failure';
 }
@@ -405,7 +407,8 @@ function callFacts(event: CallEvent): CallFacts {
 function progress(value: unknown): UpstreamProgress | undefined {
   if (typeof value !== 'object' || value === null || !('sent' in value) || typeof value.sent !== 'boolean') return undefined;
   const code = 'code' in value ? finiteNumber(value.code) : undefined;
-  return code === undefined ? { sent: value.sent } : { sent: value.sent, code };
+  if (code === undefined) return { sent: value.sent };
+  return 'withheld' in value && value.withheld === true ? { sent: value.sent, code, withheld: true } : { sent: value.sent, code };
 }
 
 /** "success[1].failure[0]": where a Txn operation sits, outermost first. */

@@ -41,6 +41,8 @@ export interface Peer {
 export interface UpstreamProgress {
   readonly sent: boolean;
   readonly code?: number;
+  /** etcd answered, and etcdgate refused to pass the answer on (a value it cannot decrypt). */
+  readonly withheld?: true;
 }
 
 export type CallEventKind =

@@ -69,6 +69,8 @@ export class UnaryFlow implements RpcHandler, ForwardSink {
   private framed: Buffer | undefined;
   private messages = 0;
   private phase: Phase = 'reading';
+  /** etcd answered OK and the answer was not passed on (a value that cannot be decrypted). */
+  private withheld = false;
   private decoded: DecodedRequest | undefined;
   private decision: Decision = NOT_DECIDED;
   private forwarding: Forwarding | undefined;
@@ -241,6 +243,7 @@ export class UnaryFlow implements RpcHandler, ForwardSink {
       if (this.plan.kind === 'transform') {
         const opened = this.plan.response(response);
         if (!opened.ok) {
+          this.withheld = true;
           this.complete(this.call.end(undecryptableStatus(opened.failure)));
           return;
         }
@@ -286,7 +289,11 @@ export class UnaryFlow implements RpcHandler, ForwardSink {
     // have applied it: the record's outcome is then unknown), or never sent.
     const forwarding = this.forwarding;
     const upstream: UpstreamProgress | undefined =
-      !forwarded || forwarding === undefined ? undefined : forwarding.answeredCode !== undefined ? { sent: true, code: forwarding.answeredCode } : { sent: forwarding.sent };
+      !forwarded || forwarding === undefined
+        ? undefined
+        : forwarding.answeredCode !== undefined
+          ? { sent: true, code: forwarding.answeredCode, ...(this.withheld ? { withheld: true } : {}) }
+          : { sent: forwarding.sent };
     gate.audit(
       this.spec,
       this.caller,
