@@ -51,6 +51,10 @@ fi
 if [ "$purpose" = test ] && ! /usr/bin/python3 -c 'import hpack' >/dev/null 2>&1; then
   missing+=(python3-hpack)
 fi
+# The attack tests' hostile HTTP/2 client (test/support/h2-attack.py) writes frames with python3-hyperframe.
+if [ "$purpose" = test ] && ! /usr/bin/python3 -c 'import hyperframe' >/dev/null 2>&1; then
+  missing+=(python3-hyperframe)
+fi
 
 if [ "${#missing[@]}" -gt 0 ]; then
   mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)
