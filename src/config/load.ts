@@ -6,7 +6,7 @@
  * wrong throws a ConfigError listing all problems at once; nothing is read at import time.
  *
  * Unlimited message sizes (`server.maxSendBytes`, `upstream.maxRecvBytes` by default)
- * are stored as UNLIMITED_BYTES (-1), the value grpc-js itself uses for "no limit".
+ * are stored as UNLIMITED_BYTES (-1), gRPC's usual spelling of "no limit".
  */
 import fs from 'node:fs';
 import path from 'node:path';

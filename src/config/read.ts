@@ -11,10 +11,7 @@ import type { ConfigIssue } from './errors.js';
 /** Largest delay Node timers honour; larger values silently fire after 1 ms. */
 export const MAX_TIMER_MS = 2_147_483_647;
 
-/**
- * Stored in Config for a message-size limit that is unlimited; grpc-js takes -1 to mean
- * "no limit" for its max message length options, so the value passes straight through.
- */
+/** Stored in Config for a message-size limit that is unlimited (gRPC's usual -1). */
 export const UNLIMITED_BYTES = -1;
 
 /** The gRPC length prefix is 32 bits, so no single message can be larger. */

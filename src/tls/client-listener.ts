@@ -1,10 +1,10 @@
 /**
- * The client-facing TLS listener. etcdgate terminates mTLS itself (node:tls) rather than
- * letting grpc-js do it, for three reasons: the identity is derived once per connection
- * instead of once per call; refused handshakes can be audited and counted; and the
- * certificate material can be swapped in place (setSecureContext) without dropping
- * open connections. Verified sockets are handed to the gRPC server through grpc-js's
- * connection injector.
+ * The client-facing TLS listener. etcdgate terminates mTLS itself (node:tls): the identity
+ * is derived once per connection instead of once per call; refused handshakes can be
+ * audited and counted; and the certificate material can be swapped in place
+ * (setSecureContext) without dropping open connections. Verified sockets are handed to
+ * etcdgate's HTTP/2 server (src/transport/http2/server.ts), or to the JSON gateway's
+ * HTTP/1.1 side when the client did not negotiate h2.
  *
  * A plain TCP server accepts the connections (paused) and runs the network checks of
  * src/tls/front-door.ts (peer address taken at accept, PROXY protocol, allowedSources,
@@ -50,7 +50,7 @@ export interface Connection {
   readonly port: number;
   /**
    * "address:port" of the TCP peer as the socket reports it (the balancer, behind PROXY
-   * protocol): what grpc-js's getPeer() prints, so the key of the proxy's connection table.
+   * protocol), in gRPC's peer form: the key of the proxy's connection table.
    */
   readonly peerKey: string;
   readonly tlsVersion: string;

@@ -67,8 +67,8 @@ export class ClientSession {
         hooks.onReady(this);
       },
       onGoaway: () => hooks.onGoaway(this),
-      // The socket keeps the process alive only while a call is open on it (as grpc-js
-      // does): a command that awaits a call is not ended by an empty event loop.
+      // The socket keeps the process alive only while a call is open on it: a command
+      // that awaits a call is not ended by an empty event loop.
       onBusy: (busy) => (busy ? socket.ref() : socket.unref()),
       onClose: (error) => {
         clearTimeout(this.dialTimer);
