@@ -76,7 +76,8 @@ beforeAll(async () => {
 /** Stops Patroni (SIGTERM: it stops PostgreSQL itself), SIGKILL after 20 s, then any postmaster left by its pid file. */
 async function stopNode(child: ChildProcess, home: string): Promise<void> {
   if (child.exitCode === null && child.signalCode === null) {
-    const gone = new Promise<void>((resolve) => child.once('close', () => resolve()));
+    // 'exit', not 'close': PostgreSQL's processes inherit Patroni's stdout and may hold it open.
+    const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
     await gone;
