@@ -14,7 +14,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import { legitimateClient, runAttack, sampleRss, type AttackReport } from '../test/support/attack.js';
 import { decode, encode } from '../test/support/etcd-messages.js';
 import { startEtcd, type EtcdCluster } from '../test/support/etcd.js';

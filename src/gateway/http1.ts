@@ -19,6 +19,7 @@
  * default, as in Go.
  */
 import * as http from 'node:http';
+import type { Duplex } from 'node:stream';
 import type * as tls from 'node:tls';
 import type { Client } from '../proxy/gate.js';
 import type { GatewayConfig } from '../config/types.js';
@@ -126,7 +127,7 @@ const PARSE_ERROR_STATUS: Readonly<Record<string, number>> = {
  * handler answers only on a socket that has written nothing yet, which a TLS socket handed
  * over after its handshake may not count as; the answer is written here in every case.
  */
-function answerParseError(error: NodeJS.ErrnoException, socket: import('node:stream').Duplex): void {
+function answerParseError(error: NodeJS.ErrnoException, socket: Duplex): void {
   if (error.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
     return;

@@ -60,6 +60,7 @@ export class ClientSession {
     const connectionHooks: ConnectionHooks = {
       onRemoteSettings: () => {
         clearTimeout(this.dialTimer);
+        if (this.connection.streamCount === 0) socket.unref();
         if (options.keepaliveTimeMs > 0) {
           this.keepalive = setInterval(() => this.ping(), options.keepaliveTimeMs);
           this.keepalive.unref();
@@ -67,8 +68,8 @@ export class ClientSession {
         hooks.onReady(this);
       },
       onGoaway: () => hooks.onGoaway(this),
-      // The socket keeps the process alive only while a call is open on it: a command
-      // that awaits a call is not ended by an empty event loop.
+      // The socket keeps the process alive while it is being set up and while a call is
+      // open on it, not when idle: whoever awaits it is not ended by an empty event loop.
       onBusy: (busy) => (busy ? socket.ref() : socket.unref()),
       onClose: (error) => {
         clearTimeout(this.dialTimer);
@@ -85,8 +86,6 @@ export class ClientSession {
     });
     this.dialTimer = setTimeout(() => this.close('dial timeout'), options.dialTimeoutMs);
     this.dialTimer.unref();
-    // An idle connection to etcd must not keep the process alive on its own.
-    socket.unref();
   }
 
   /** Whether calls may be sent (SETTINGS received, no GOAWAY, not closed). */
