@@ -468,6 +468,8 @@ describe('lock and election', () => {
     expect(summaryText(p.summary)).not.toContain('proclaimed-value');
     const r = decode('/v3electionpb.Election/Resign', encode('v3electionpb.ResignRequest', { leader }));
     expect(show(r.accesses)).toEqual(['read leader/abc|', 'write leader/abc|']);
+    // etcd opens a session on the lease a Resign names: its keys are checked like Proclaim's.
+    expect(r.leaseChecks).toEqual([{ leaseId: lease, kind: 'write' }]);
     for (const path of ['/v3electionpb.Election/Leader', '/v3electionpb.Election/Observe']) {
       const d = decode(path, encode('v3electionpb.LeaderRequest', { name: b('leader') }));
       expect(show(d.accesses)).toEqual(['read leader/|leader0']);

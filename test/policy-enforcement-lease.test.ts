@@ -7,10 +7,10 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decode, encode } from './support/etcd-messages.js';
-import { b, DENIED_TEXT, expectDenied, PERMISSION_DENIED_CODE, valueInEtcd } from './support/enforcement.js';
+import { b, DENIED_TEXT, expectDenied, expectNotDenied, PERMISSION_DENIED_CODE, valueInEtcd } from './support/enforcement.js';
 import { DEV_POLICY_FILE } from './support/policy-file.js';
 import { useGatewayStack } from './support/stack.js';
-import { callEtcd, rawClient } from './support/raw-client.js';
+import { callEtcd, rawClient, rawUnary } from './support/raw-client.js';
 
 const passThrough = (buffer: Buffer): Buffer => buffer;
 
@@ -101,6 +101,17 @@ describe('lease enforcement', () => {
     await callEtcd(tenantB, 'Lease', 'LeaseRevoke', ['LeaseRevokeRequest', { ID: foreign }], 'LeaseRevokeResponse');
     expect(await leaseExists(foreign)).toBe(false);
     expect(await valueInEtcd(direct, '/tenants/tenant-b/revoke-target')).toBeUndefined();
+  });
+
+  it("refuses an Election.Resign by tenant-a naming tenant-b's lease (etcd opens a session on it), and allows tenant-a's own", async () => {
+    const foreign = await tenantBLease('resign-target');
+    const resign = (lease: string): Promise<Buffer> =>
+      rawUnary(tenantA, '/v3electionpb.Election/Resign', encode('v3electionpb.ResignRequest', { leader: { name: b('/tenants/tenant-a/election'), key: b('/tenants/tenant-a/election/x'), rev: '1', lease } }));
+    await expectDenied(resign(foreign));
+    expect(await leaseExists(foreign)).toBe(true);
+    const own = await grant(tenantA);
+    await callEtcd(tenantA, 'KV', 'Put', ['PutRequest', { key: b('/tenants/tenant-a/resign-own'), value: b('a'), lease: own }], 'PutResponse');
+    await expectNotDenied(resign(own));
   });
 
   it("ends tenant-a's keep-alive of tenant-b's lease with PERMISSION_DENIED, and renews tenant-b's own", async () => {

@@ -65,12 +65,16 @@ export function decodeProclaimRequest(message: Buffer): DecodedRequest {
   );
 }
 
-/** Election.Resign: read and write on the leader key (a guarded delete). */
+/**
+ * Election.Resign: read and write on the leader key (a guarded delete), and, like
+ * Proclaim, write on the keys of the lease it names: etcd opens a session on that lease.
+ */
 export function decodeResignRequest(message: Buffer): DecodedRequest {
   const leader = leaderOf(message, 1);
   return decoded(
     [keyAccess('read', leader.key, EMPTY), keyAccess('write', leader.key, EMPTY)],
     keySummary('resign', leader.key, EMPTY, leaderDetails(leader)),
+    leader.lease !== '0' ? [{ leaseId: leader.lease, kind: 'write' }] : [],
   );
 }
 
