@@ -6,9 +6,10 @@
  * not-accepting (the proxy then refuses new calls) until it has drained to half,
  * "allow" keeps accepting; in both cases records beyond the bound are dropped and counted.
  * Records wait as strings and are encoded to UTF-8 a batch at a time, one buffer per
- * write rather than one per record. With `lingerMs`, the writer waits that long before a
- * batch so that more records share a write (a write costs far more than a record); it
- * stops waiting at once for flush(), close() or a full batch, and never delays a retry.
+ * write rather than one per record. Before a batch the writer waits for the end of the
+ * event-loop turn, or `lingerMs` when set, so that more records share a write (a write
+ * costs far more than a record); it stops waiting at once for flush(), close() or a full
+ * batch, and never delays a retry.
  */
 import type { Metrics } from '../observability/metrics-types.js';
 
@@ -337,16 +338,22 @@ export class DeliveryQueue {
     this.#waiters = [];
   }
 
-  /** Before a new batch: waits up to lingerMs for more records, unless someone waits for them. */
+  /**
+   * Before a new batch: waits up to lingerMs for more records, unless someone waits for
+   * them; with no linger, until the end of the current event-loop turn, so the records of
+   * all the calls that one turn finished share one write.
+   */
   #linger(): Promise<void> | undefined {
-    if (this.#lingerMs <= 0 || this.#closed || this.#waiters.length > 0 || this.#chars >= this.#maxBatchBytes) return undefined;
+    if (this.#closed || this.#waiters.length > 0 || this.#chars >= this.#maxBatchBytes) return undefined;
     return new Promise<void>((resolve) => {
       const end = (): void => {
-        clearTimeout(timer);
+        if (timer !== undefined) clearTimeout(timer);
+        if (immediate !== undefined) clearImmediate(immediate);
         this.#endLinger = null;
         resolve();
       };
-      const timer = setTimeout(end, this.#lingerMs);
+      const timer = this.#lingerMs > 0 ? setTimeout(end, this.#lingerMs) : undefined;
+      const immediate = this.#lingerMs > 0 ? undefined : setImmediate(end);
       this.#endLinger = end;
     });
   }
