@@ -19,6 +19,7 @@
  * and no etcd: the floor of a Node server's cost), --baseline=PATH/dist/src/main.js (adds "etcdgate-baseline": another build,
  * for A/B comparisons of an optimization in the same run).
  */
+import { randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, hostname, tmpdir } from 'node:os';
@@ -27,7 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import * as grpc from '@grpc/grpc-js';
-import { PATHS, putRequest, rangeRequest } from './lib/messages.js';
+import { firstValue, PATHS, putRequest, rangeRequest } from './lib/messages.js';
 import { benchPolicy, benchPolicyRules } from './lib/policy.js';
 import { cpuSeconds, grpcProxyAvailable, makePki, rssBytes, startEtcd, startGateway, startGrpcProxy, type BenchPki, type Measured } from './lib/processes.js';
 import type { LoadJob, UnaryResult, UnaryWorkload, WatchResult } from './lib/protocol.js';
@@ -36,7 +37,6 @@ import { checkGoals, markdown, quantile, summarize, svgChart, type MemoryPoint, 
 const UNARY: readonly UnaryWorkload[] = ['range-linearizable', 'range-serializable', 'put', 'txn', 'range-hot'];
 const ALL = [...UNARY, 'watch', 'watch-memory'];
 const KEY_COUNT = 1000;
-const VALUE_BYTES = 512;
 // Issue 12: no higher than the 154 MiB measured before the transport was replaced.
 const MEMORY_BOUND_MIB = 154;
 
@@ -69,10 +69,16 @@ const { values: flags } = parseArgs({
     passthrough: { type: 'boolean' },
     'http2-passthrough': { type: 'boolean' },
     'http2-canned': { type: 'boolean' },
+    encryption: { type: 'boolean' },
+    'value-bytes': { type: 'string' },
   },
 });
 
 const quick = flags.quick === true;
+const VALUE_BYTES = Number(flags['value-bytes'] ?? 512);
+/** Keys of the encrypted target (--encryption): its own keyspace, encrypted by etcdgate-encrypted. */
+const ENCRYPTED_BASE = '/registry/secrets/';
+const ENCRYPTED_WORKLOADS: ReadonlySet<string> = new Set(['range-linearizable', 'range-serializable', 'put']);
 const rounds = Number(flags.rounds ?? (quick ? 1 : 3));
 const durationMs = Number(flags['duration-seconds'] ?? (quick ? 1 : 4)) * 1000;
 const warmupMs = quick ? 300 : 1000;
@@ -95,6 +101,8 @@ interface Target {
   readonly address: string;
   /** The proxy process whose CPU is measured; undefined for direct etcd. */
   readonly proxy: Measured | undefined;
+  /** Where its workloads' keys live (default /registry/). */
+  readonly keyBase?: string;
 }
 
 function spawnWorkers(jobs: readonly LoadJob[]): Worker[] {
@@ -131,8 +139,8 @@ function split(total: number, parts: number): number[] {
   return out.filter((n) => n > 0);
 }
 
-function baseJob(target: Target, pki: BenchPki): Pick<LoadJob, 'address' | 'tls' | 'keyCount' | 'valueBytes' | 'warmupMs'> {
-  return { address: target.address, tls: { ca: pki.ca, cert: pki.client.cert, key: pki.client.key }, keyCount: KEY_COUNT, valueBytes: VALUE_BYTES, warmupMs };
+function baseJob(target: Target, pki: BenchPki): Pick<LoadJob, 'address' | 'tls' | 'keyCount' | 'valueBytes' | 'warmupMs' | 'keyBase'> {
+  return { address: target.address, tls: { ca: pki.ca, cert: pki.client.cert, key: pki.client.key }, keyCount: KEY_COUNT, valueBytes: VALUE_BYTES, warmupMs, ...(target.keyBase === undefined ? {} : { keyBase: target.keyBase }) };
 }
 
 const cpuOf = (measured: Measured | undefined): number => (measured === undefined ? 0 : cpuSeconds(measured.pid));
@@ -276,17 +284,44 @@ function unaryCall(client: grpc.Client, path: string, request: Buffer): Promise<
   });
 }
 
-/** Writes the keys the read and Txn workloads expect to exist. */
-async function populate(etcd: Measured, pki: BenchPki): Promise<void> {
+/**
+ * Writes the keys the read and Txn workloads expect to exist, through `address` (etcd
+ * itself, or the encrypted etcdgate for its own keyspace, so etcd holds ciphertext there).
+ * Resolves with the value of the first key as read back.
+ */
+async function populate(address: string, pki: BenchPki, base = '/registry/'): Promise<Buffer> {
   const credentials = grpc.credentials.createSsl(readFileSync(pki.ca), readFileSync(pki.client.key), readFileSync(pki.client.cert));
-  const client = new grpc.Client(etcd.address, credentials, { 'grpc.ssl_target_name_override': 'localhost' });
+  const client = new grpc.Client(address, credentials, { 'grpc.ssl_target_name_override': 'localhost' });
   const value = Buffer.alloc(VALUE_BYTES, 0x62);
+  for (let from = 0; from < KEY_COUNT; from += 100) {
+    const writes: Promise<Buffer>[] = [];
+    for (let k = from; k < Math.min(KEY_COUNT, from + 100); k++) writes.push(unaryCall(client, PATHS.put, putRequest(`${base}pods/bench/pod-${k}`, value)));
+    await Promise.all(writes);
+  }
   const writes: Promise<Buffer>[] = [];
-  for (let k = 0; k < KEY_COUNT; k++) writes.push(unaryCall(client, PATHS.put, putRequest(`/registry/pods/bench/pod-${k}`, value)));
-  for (let c = 0; c < Math.max(...clientCounts, 64); c++) writes.push(unaryCall(client, PATHS.put, putRequest(`/registry/bench-txn/${c}`, value)));
+  for (let c = 0; c < Math.max(...clientCounts, 64); c++) writes.push(unaryCall(client, PATHS.put, putRequest(`${base}bench-txn/${c}`, value)));
   await Promise.all(writes);
-  await unaryCall(client, PATHS.range, rangeRequest('/registry/pods/bench/pod-0', false));
+  const first = firstValue(await unaryCall(client, PATHS.range, rangeRequest(`${base}pods/bench/pod-0`, false)));
   client.close();
+  return first;
+}
+
+/** The value of `key`, read through `address`. */
+async function readValue(address: string, pki: BenchPki, key: string): Promise<Buffer> {
+  const credentials = grpc.credentials.createSsl(readFileSync(pki.ca), readFileSync(pki.client.key), readFileSync(pki.client.cert));
+  const client = new grpc.Client(address, credentials, { 'grpc.ssl_target_name_override': 'localhost' });
+  try {
+    return firstValue(await unaryCall(client, PATHS.range, rangeRequest(key, false)));
+  } finally {
+    client.close();
+  }
+}
+
+/** An encrypted target's config section and key file: aesgcm over ENCRYPTED_BASE. */
+async function encryptionSection(dir: string): Promise<Record<string, unknown>> {
+  const keyFile = path.join(dir, 'bench-key');
+  await writeFile(keyFile, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
+  return { resources: [{ name: 'bench', prefixes: [ENCRYPTED_BASE], providers: [{ aesgcm: { keys: [{ name: 'bench1', file: keyFile }] } }] }] };
 }
 
 async function main(): Promise<void> {
@@ -308,7 +343,7 @@ async function main(): Promise<void> {
     const pki = await makePki(root, path.join(dir, 'pki'));
     const etcd = await startEtcd(dir, pki);
     stops.push(() => etcd.stop());
-    await populate(etcd, pki);
+    await populate(etcd.address, pki);
     const policyFile = path.join(dir, 'policy.yaml');
     await writeFile(policyFile, benchPolicy());
 
@@ -337,11 +372,20 @@ async function main(): Promise<void> {
       ...(flags['http2-passthrough'] === true ? [{ name: 'http2-passthrough', audit: false, cache: false, main: path.join(root, 'dist-bench/bench/lib/http2-passthrough-main.js') }] : []),
       // No proxy at all: a canned answer, for the floor of a Node server's cost (reads only).
       ...(flags['http2-canned'] === true ? [{ name: 'http2-canned', audit: false, cache: false, main: path.join(root, 'dist-bench/bench/lib/http2-canned-main.js') }] : []),
+      // Encryption at rest on its own keyspace, audit on: compared with "etcdgate" (Put and Range).
+      ...(flags.encryption === true ? [{ name: 'etcdgate-encrypted', audit: true, cache: false, extra: { encryption: await encryptionSection(dir) } }] : []),
     ]) {
       if (!want(variant.name)) continue;
       const gateway = await startGateway(root, dir, pki, etcd, policyFile, variant, logDir);
       stops.push(() => gateway.stop());
-      targets.push({ name: variant.name, address: gateway.address, proxy: gateway });
+      const encrypted = variant.name === 'etcdgate-encrypted';
+      targets.push({ name: variant.name, address: gateway.address, proxy: gateway, ...(encrypted ? { keyBase: ENCRYPTED_BASE } : {}) });
+      if (encrypted) {
+        // Its keyspace is written through it, so what etcd holds is ciphertext; checked both ways.
+        const plain = await populate(gateway.address, pki, ENCRYPTED_BASE);
+        const stored = await readValue(etcd.address, pki, `${ENCRYPTED_BASE}pods/bench/pod-0`);
+        if (!plain.equals(Buffer.alloc(VALUE_BYTES, 0x62)) || stored.includes(plain)) throw new Error('etcdgate-encrypted: values are not encrypted in etcd as expected');
+      }
     }
 
     const points: Point[] = [];
@@ -357,7 +401,8 @@ async function main(): Promise<void> {
         (t) =>
           (t.name !== 'etcdgate-cache' || workload === 'range-serializable' || workload === 'range-hot') &&
           // Its canned answer is a RangeResponse: it stands in for reads only.
-          (t.name !== 'http2-canned' || workload.startsWith('range-')),
+          (t.name !== 'http2-canned' || workload.startsWith('range-')) &&
+          (t.name !== 'etcdgate-encrypted' || ENCRYPTED_WORKLOADS.has(workload)),
       );
       for (const clients of clientCounts) {
         for (let round = 1; round <= rounds; round++) {
@@ -372,7 +417,7 @@ async function main(): Promise<void> {
       }
     }
     if (workloads.includes('watch')) {
-      const eligible = targets.filter((t) => t.name !== 'etcdgate-cache' && !PASSTHROUGHS.has(t.name));
+      const eligible = targets.filter((t) => t.name !== 'etcdgate-cache' && t.name !== 'etcdgate-encrypted' && !PASSTHROUGHS.has(t.name));
       for (let round = 1; round <= rounds; round++) {
         for (const target of eligible) {
           const point = await measureWatch(target, direct, pki, round);

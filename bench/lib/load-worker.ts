@@ -50,11 +50,12 @@ async function runUnary(job: LoadJob): Promise<void> {
   const clients = await connect(job, job.connections);
   const value = Buffer.alloc(job.valueBytes, 0x61);
   const keys = job.keyCount;
+  const base = job.keyBase ?? '/registry/';
   const ranges: Buffer[] = [];
   if (job.workload === 'range-linearizable' || job.workload === 'range-serializable') {
-    for (let k = 0; k < keys; k++) ranges.push(rangeRequest(`/registry/pods/bench/pod-${k}`, job.workload === 'range-serializable'));
+    for (let k = 0; k < keys; k++) ranges.push(rangeRequest(`${base}pods/bench/pod-${k}`, job.workload === 'range-serializable'));
   }
-  const hot = rangeRequest('/registry/pods/bench/pod-0', true);
+  const hot = rangeRequest(`${base}pods/bench/pod-0`, true);
 
   let measuring = false;
   let stopping = false;
@@ -66,9 +67,9 @@ async function runUnary(job: LoadJob): Promise<void> {
   const loop = async (index: number): Promise<void> => {
     const client = clients[index % clients.length] as BenchConnection;
     const global = job.clientOffset + index;
-    const putKey = `/registry/bench-put/${global}`;
+    const putKey = `${base}bench-put/${global}`;
     const put = putRequest(putKey, value);
-    const txnKey = `/registry/bench-txn/${global}`;
+    const txnKey = `${base}bench-txn/${global}`;
     let modRevision = '0';
     if (job.workload === 'txn') modRevision = firstModRevision(await unary(client, PATHS.range, rangeRequest(txnKey, false)));
     let n = 0;

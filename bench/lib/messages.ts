@@ -86,6 +86,17 @@ export function firstModRevision(response: Buffer): string {
   return '0';
 }
 
+/** value of the first kv in a RangeResponse, or an empty buffer when the key is absent. */
+export function firstValue(response: Buffer): Buffer {
+  const r = new WireReader(response);
+  while (r.next()) {
+    if (r.field !== 2) continue;
+    const kv = new WireReader(r.bytes());
+    while (kv.next()) if (kv.field === 5) return Buffer.from(kv.bytes());
+  }
+  return Buffer.alloc(0);
+}
+
 /** What the generator reads from one WatchResponse. */
 export interface WatchMessage {
   readonly watchId: string;

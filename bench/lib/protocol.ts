@@ -18,6 +18,8 @@ export interface LoadJob {
   readonly connections: number;
   readonly keyCount: number;
   readonly valueBytes: number;
+  /** Where the unary workloads' keys live (default /registry/; the encrypted target uses /registry/secrets/). */
+  readonly keyBase?: string;
   readonly warmupMs: number;
   readonly watchers?: number;
   readonly streamsPerConnection?: number;

@@ -192,6 +192,14 @@ export function checkGoals(summaries: readonly Summary[], watch: readonly WatchP
     const worst = audited.reduce((a, b) => (b.share < a.share ? b : a));
     goals.push({ goal: 'audit on ≥ 0.95 of audit off (throughput, every workload)', measured: `worst ${fmt(worst.share)} (${worst.workload})`, met: worst.share >= 0.95 });
   }
+  for (const workload of ['put', 'range-linearizable', 'range-serializable']) {
+    const plain = find(workload, 64, 'etcdgate');
+    const sealed = find(workload, 64, 'etcdgate-encrypted');
+    if (plain === undefined || sealed === undefined) continue;
+    const share = sealed.throughput / plain.throughput;
+    const added = sealed.proxyCpuUs !== undefined && plain.proxyCpuUs !== undefined ? sealed.proxyCpuUs - plain.proxyCpuUs : undefined;
+    goals.push({ goal: `${workload}: encrypted ≥ 0.90 of unencrypted throughput`, measured: `${fmt(share)} (CPU ${added === undefined ? '–' : `${added >= 0 ? '+' : ''}${fmt(added, 0)}`} µs/req)`, met: share >= 0.9 });
+  }
   return goals;
 }
 
@@ -228,6 +236,7 @@ const COLORS: Readonly<Record<string, string>> = {
   'etcdgate-audit-off': '#93c5fd',
   'etcdgate-cache': '#16a34a',
   'etcdgate-baseline': '#f59e0b',
+  'etcdgate-encrypted': '#9333ea',
 };
 
 function escapeXml(text: string): string {
