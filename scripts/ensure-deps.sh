@@ -51,6 +51,10 @@ fi
 if [ "$purpose" = test ] && ! /usr/bin/python3 -c 'import hpack' >/dev/null 2>&1; then
   missing+=(python3-hpack)
 fi
+# Debian's python3-etcd3 (on grpcio) drives etcdgate as an independent etcd client.
+if [ "$purpose" = test ] && ! /usr/bin/python3 -c 'import etcd3' >/dev/null 2>&1; then
+  missing+=(python3-etcd3)
+fi
 # The attack tests' hostile HTTP/2 client (test/support/h2-attack.py) writes frames with python3-hyperframe.
 if [ "$purpose" = test ] && ! /usr/bin/python3 -c 'import hyperframe' >/dev/null 2>&1; then
   missing+=(python3-hyperframe)
