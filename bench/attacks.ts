@@ -7,7 +7,10 @@
  * statuses), so the figures in docs/attacks.md can be quoted. The tests assert the
  * outcomes and bounded memory; latency goals (p99 under 250 ms) are only measured here.
  *
- *   node --import ./scripts/ts-loader.mjs bench/attacks.ts [--only NAME[,NAME...]] [--json FILE]
+ *   node --import ./scripts/ts-loader.mjs bench/attacks.ts [--only NAME[,NAME...]] [--json FILE] [--direct]
+ *
+ * --direct aims the attack and the legitimate client at etcd itself instead (etcdgate's
+ * columns then describe an idle etcdgate): what etcd alone does under the same attack.
  *
  * Not part of `npm test` or `npm run bench`. Attacks come from test/support/h2-attack.py
  * (Debian's python3-hpack and python3-hyperframe under /usr/bin/python3).
@@ -185,14 +188,16 @@ interface Row {
 async function runOne(context: Context, attack: Attack): Promise<Row> {
   const pid = context.gate.child.pid as number;
   const params = await attack.params(context);
-  const legit = await legitimateClient(context.gate.endpoint, context.pki, 'root');
+  // --direct: the same attack and the same legitimate client against etcd itself (for comparison).
+  const endpoint = direct ? (context.etcd.endpoints[0] ?? '') : context.gate.endpoint;
+  const legit = await legitimateClient(endpoint, context.pki, 'root');
   const rss = sampleRss(pid, 50);
   const cpuBefore = rss.cpuSeconds();
   let writing = attack.name === 'zero-window-watches';
   const writer = writing ? writeEvents(context, () => writing) : Promise.resolve(0);
   let report: AttackReport;
   try {
-    report = await runAttack(context.gate.endpoint, context.pki, attack.client, attack.attack, params, 300_000);
+    report = await runAttack(endpoint, context.pki, attack.client, attack.attack, params, 300_000);
   } finally {
     writing = false;
     await writer;
@@ -216,10 +221,14 @@ async function runOne(context: Context, attack: Attack): Promise<Row> {
   };
 }
 
+/** Set by --direct. */
+let direct = false;
+
 const fixed = (value: number, digits = 1): string => (Number.isFinite(value) ? value.toFixed(digits) : '-');
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { only: { type: 'string' }, json: { type: 'string' } } });
+  const { values } = parseArgs({ options: { only: { type: 'string' }, json: { type: 'string' }, direct: { type: 'boolean' } } });
+  direct = values.direct === true;
   const only = values.only === undefined ? undefined : new Set(values.only.split(','));
   const chosen = ATTACKS.filter((attack) => only === undefined || only.has(attack.name));
   if (chosen.length === 0) throw new Error(`no attack named ${values.only ?? ''}; known: ${ATTACKS.map((a) => a.name).join(', ')}`);
