@@ -373,7 +373,7 @@ async function main(): Promise<void> {
       // No proxy at all: a canned answer, for the floor of a Node server's cost (reads only).
       ...(flags['http2-canned'] === true ? [{ name: 'http2-canned', audit: false, cache: false, main: path.join(root, 'dist-bench/bench/lib/http2-canned-main.js') }] : []),
       // Encryption at rest on its own keyspace, audit on: compared with "etcdgate" (Put and Range).
-      ...(flags.encryption === true ? [{ name: 'etcdgate-encrypted', audit: true, cache: false, extra: { encryption: await encryptionSection(dir) } }] : []),
+      ...(flags.encryption === true ? [{ name: 'etcdgate-encrypted', audit: true, cache: false, nodeArgs, extra: { encryption: await encryptionSection(dir) } }] : []),
     ]) {
       if (!want(variant.name)) continue;
       const gateway = await startGateway(root, dir, pki, etcd, policyFile, variant, logDir);
