@@ -18,7 +18,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type * as grpc from '@grpc/grpc-js';
-import { legitimateClient, runAttack, sampleRss, type AttackReport } from '../test/support/attack.js';
+import { ATTACK_POLICY, legitimateClient, runAttack, sampleRss, type AttackReport } from '../test/support/attack.js';
 import { decode, encode } from '../test/support/etcd-messages.js';
 import { startEtcd, type EtcdCluster } from '../test/support/etcd.js';
 import { gatewayDir, startGatewayProcess, type GatewayProcess } from '../test/support/gateway-process.js';
@@ -27,17 +27,6 @@ import { rawClient, rawUnary } from '../test/support/raw-client.js';
 
 const MIB = 1024 * 1024;
 
-/** root reads and writes everything (the legitimate client); tenants their own prefix; nobody is bound to nothing. */
-const POLICY = {
-  roles: {
-    all: { keys: [{ all: true, access: 'readwrite' }], capabilities: ['lease'] },
-    tenant: { keys: [{ prefix: '/tenants/{cn}/', access: 'readwrite' }], capabilities: ['lease'] },
-  },
-  bindings: [
-    { match: { cn: 'root' }, roles: ['all'] },
-    { match: { cn: 'tenant-*' }, roles: ['tenant'] },
-  ],
-};
 
 interface Context {
   readonly pki: Pki;
@@ -128,7 +117,7 @@ async function startGate(pki: Pki, etcd: EtcdCluster): Promise<GatewayProcess> {
     upstream: etcd.endpoints,
     dir,
     audit: { sink: `file:${dir}/audit.jsonl` },
-    policy: POLICY,
+    policy: ATTACK_POLICY,
     overrides: { limits: { idleTimeoutMs: 3000, handshakeTimeoutMs: 3000, sendStallTimeoutMs: 5000, ...(process.env.TOTAL === undefined ? {} : { totalBufferBytes: Number(process.env.TOTAL) }) }, server: { requestReadTimeoutMs: 3000 } },
   });
 }
