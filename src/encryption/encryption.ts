@@ -29,10 +29,15 @@ export type CallPlan =
   /** The call cannot work on encrypted values: answer with the refusal, forward nothing. */
   | { readonly kind: 'refused'; readonly refusal: ValueRefusal }
   /**
-   * Forward `request` (the original when undefined) and pass etcd's answer through
-   * `response`, with the same keyring the request was sealed with.
+   * Forward `request` (the original when undefined; `framed` is it behind its gRPC
+   * prefix, ready to send) and pass etcd's answer through `response`, with the same
+   * keyring the request was sealed with.
    */
-  | { readonly kind: 'transform'; readonly request: Buffer | undefined; readonly response: (message: Buffer) => ResponseOutcome };
+  | {
+      readonly kind: 'transform';
+      readonly request: { readonly message: Buffer; readonly framed: Buffer } | undefined;
+      readonly response: (message: Buffer) => ResponseOutcome;
+    };
 
 const UNTOUCHED: CallPlan = { kind: 'untouched' };
 
@@ -79,7 +84,7 @@ export class Encryption {
     if (carrier === 'delete-range') return { kind: 'transform', request: undefined, response };
     const outcome = encryptRequest(ring, carrier, request);
     if (outcome.kind === 'refused') return outcome;
-    return { kind: 'transform', request: outcome.kind === 'rewritten' ? outcome.message : undefined, response };
+    return { kind: 'transform', request: outcome.kind === 'rewritten' ? outcome : undefined, response };
   }
 
   /** Opens the values in one WatchResponse from etcd. */

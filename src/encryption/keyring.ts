@@ -79,8 +79,14 @@ export class EncryptedResource {
 
   /** The stored form of `value` for `etcdKey`: sealed with the write key, or the value itself under identity. */
   encrypt(etcdKey: Buffer, value: Buffer): Buffer {
+    const parts = this.encryptParts(etcdKey, value);
+    return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+  }
+
+  /** The stored form of `value` as parts to be written one after another (see SealingKey.seal). */
+  encryptParts(etcdKey: Buffer, value: Buffer): readonly Buffer[] {
     const writer = this.#writer;
-    if (writer === undefined) return value;
+    if (writer === undefined) return [value];
     this.#metrics.valueEncrypted(this.name, writer.provider, writer.keyName);
     return writer.key.seal(writer.header, etcdKey, value);
   }

@@ -13,7 +13,8 @@
  *
  * Sealed layout after the header: aesgcm `nonce(12) ciphertext tag(16)`, secretbox
  * `nonce(24) tag(16) ciphertext` (NaCl's order). Keys are imported once, when the
- * keyring is built; a call allocates only its output.
+ * keyring is built; a call allocates only the cipher's output and a small buffer for the
+ * header and nonce.
  */
 import { createCipheriv, createDecipheriv, createHash, createSecretKey, randomFillSync, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { xsalsa20poly1305 } from '@noble/ciphers/salsa.js';
@@ -24,8 +25,12 @@ export type SealingProviderKind = 'aesgcm' | 'secretbox';
 /** One key of one provider, ready to seal and open values. */
 export interface SealingKey {
   readonly provider: SealingProviderKind;
-  /** Seals `value` for `etcdKey`: returns `header` followed by the sealed payload. */
-  seal(header: Buffer, etcdKey: Buffer, value: Buffer): Buffer;
+  /**
+   * Seals `value` for `etcdKey`: `header` followed by the sealed payload, as the parts
+   * to be written one after another (so a caller that copies them into a larger message
+   * allocates the sealed value once, there).
+   */
+  seal(header: Buffer, etcdKey: Buffer, value: Buffer): readonly Buffer[];
   /** Opens a payload sealed for `etcdKey` under `header`; undefined when it does not authenticate. */
   open(header: Buffer, etcdKey: Buffer, payload: Buffer): Buffer | undefined;
 }
@@ -77,7 +82,8 @@ function aesGcmKey(key: KeyObject): SealingKey {
       cipher.setAAD(aad(header, etcdKey));
       const body = cipher.update(value);
       const last = cipher.final();
-      return Buffer.concat([header, nonce, body, last, cipher.getAuthTag()]);
+      // The nonce is copied now (with the header, one small buffer): the pool refills.
+      return [Buffer.concat([header, nonce]), body, last, cipher.getAuthTag()];
     },
     open(header, etcdKey, payload) {
       if (payload.length < GCM_NONCE + GCM_TAG) return undefined;
@@ -103,7 +109,7 @@ function secretboxKey(key: Uint8Array): SealingKey {
     seal(header, etcdKey, value) {
       const nonce = nonces.take(BOX_NONCE);
       const sealed = xsalsa20poly1305(key, nonce).encrypt(Buffer.concat([binding(header, etcdKey), value]));
-      return Buffer.concat([header, nonce, sealed]);
+      return [Buffer.concat([header, nonce]), Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength)];
     },
     open(header, etcdKey, payload) {
       if (payload.length < BOX_NONCE + BOX_TAG + DIGEST) return undefined;

@@ -9,7 +9,8 @@
  *   and the length prefixes of the messages that hold them. Every other byte, unknown
  *   fields included, is copied as it was (spans between fields are copied whole), and a
  *   message with nothing to change comes back as `undefined`: the caller forwards the
- *   original buffer.
+ *   original buffer. A rewritten message is written once, in one buffer, however deep
+ *   the value sits (src/etcd/wire-splice.ts).
  * - A value that cannot be opened never comes back as a value: the transform fails
  *   naming the key (never the value), and the caller fails the call.
  * - An empty or absent value passes as it is: a keys_only answer, a delete event and a
@@ -22,10 +23,12 @@ import type { DecryptionFailure } from '../observability/metrics-types.js';
 import { DecodeError } from '../etcd/types.js';
 import { MAX_TXN_DEPTH } from '../etcd/kv.js';
 import { WireReader } from '../etcd/wire.js';
-import { WireWriter } from '../etcd/wire-writer.js';
+import { Splice } from '../etcd/wire-splice.js';
 import type { EncryptedResource, Keyring } from './keyring.js';
 
 const EMPTY: Buffer = Buffer.alloc(0);
+/** A gRPC message prefix: compressed flag and length (the transport's framing, reserved here). */
+const GRPC_PREFIX = 5;
 
 /** Compare.target VALUE and RangeRequest.sort_target VALUE (rpc.proto enums). */
 const COMPARE_VALUE = 3;
@@ -52,7 +55,8 @@ export interface Undecryptable {
 /** What becomes of a request: forwarded as sent, forwarded rewritten, or refused. */
 export type RequestOutcome =
   | { readonly kind: 'unchanged' }
-  | { readonly kind: 'rewritten'; readonly message: Buffer }
+  /** `framed` is `message` behind the 5-byte gRPC prefix of an uncompressed message, in one buffer. */
+  | { readonly kind: 'rewritten'; readonly message: Buffer; readonly framed: Buffer }
   | { readonly kind: 'refused'; readonly refusal: ValueRefusal };
 
 /** What becomes of a response: `message` is the original buffer when nothing changed. */
@@ -77,39 +81,6 @@ class Failed extends Error {
   }
 }
 
-/**
- * Rewrites some length-delimited fields of one message, copying everything else as it
- * was: `replace` gives a field (by its byte span) new bytes, or drops it with null;
- * fields never named are copied. Spans must be given in message order.
- */
-class Splice {
-  #writer: WireWriter | undefined;
-  #copied = 0;
-
-  constructor(private readonly source: Buffer) {}
-
-  replace(fieldStart: number, fieldEnd: number, field: number, bytes: Buffer | null): void {
-    const writer = (this.#writer ??= new WireWriter());
-    writer.raw(this.source.subarray(this.#copied, fieldStart));
-    if (bytes !== null) writer.bytes(field, bytes, true);
-    this.#copied = fieldEnd;
-  }
-
-  /** Adds a field after everything else. */
-  append(field: number, bytes: Buffer): void {
-    const writer = (this.#writer ??= new WireWriter());
-    writer.raw(this.source.subarray(this.#copied)).bytes(field, bytes, true);
-    this.#copied = this.source.length;
-  }
-
-  /** The rewritten message, or undefined when nothing was replaced. */
-  finish(): Buffer | undefined {
-    const writer = this.#writer;
-    if (writer === undefined) return undefined;
-    return writer.raw(this.source.subarray(this.#copied)).finish();
-  }
-}
-
 // ---- requests ---------------------------------------------------------------------
 
 /**
@@ -118,11 +89,15 @@ class Splice {
  */
 export function encryptRequest(ring: Keyring, kind: RequestKind, message: Buffer): RequestOutcome {
   try {
-    let rewritten: Buffer | undefined;
+    let rewritten: Splice | undefined;
     if (kind === 'put') rewritten = putRequest(ring, message);
     else if (kind === 'txn') rewritten = txnRequest(ring, message, 0);
     else rangeRequest(ring, message);
-    return rewritten === undefined ? { kind: 'unchanged' } : { kind: 'rewritten', message: rewritten };
+    if (rewritten === undefined) return { kind: 'unchanged' };
+    const framed = rewritten.finish(GRPC_PREFIX);
+    framed[0] = 0;
+    framed.writeUInt32BE(framed.length - GRPC_PREFIX, 1);
+    return { kind: 'rewritten', message: framed.subarray(GRPC_PREFIX), framed };
   } catch (error: unknown) {
     if (error instanceof Refused) return { kind: 'refused', refusal: error.refusal };
     throw error;
@@ -130,7 +105,7 @@ export function encryptRequest(ring: Keyring, kind: RequestKind, message: Buffer
 }
 
 /** PutRequest { key = 1, value = 2, lease = 3, prev_kv = 4, ignore_value = 5, ignore_lease = 6 }. */
-function putRequest(ring: Keyring, message: Buffer): Buffer | undefined {
+function putRequest(ring: Keyring, message: Buffer): Splice | undefined {
   let key = EMPTY;
   let ignoreValue = false;
   const values: { start: number; end: number; bytes: Buffer }[] = [];
@@ -149,12 +124,12 @@ function putRequest(ring: Keyring, message: Buffer): Buffer | undefined {
   if (resource === undefined || !resource.encrypts) return undefined;
   // The last occurrence is the value (protobuf: last one wins); earlier ones are dropped.
   const last = values.at(-1);
-  const sealed = resource.encrypt(key, last?.bytes ?? EMPTY);
+  const sealed = resource.encryptParts(key, last?.bytes ?? EMPTY);
   const splice = new Splice(message);
   for (const occurrence of values) splice.replace(occurrence.start, occurrence.end, 2, occurrence === last ? sealed : null);
   // proto3 leaves an empty value out: the sealed one is added at the end.
   if (last === undefined) splice.append(2, sealed);
-  return splice.finish();
+  return splice;
 }
 
 /** RangeRequest { key = 1, range_end = 2, sort_target = 6 }: sorting by value is refused over encrypted ranges. */
@@ -190,7 +165,7 @@ function compare(ring: Keyring, message: Buffer): void {
 }
 
 /** TxnRequest { compare = 1, success = 2, failure = 3 }: both branches, nested Txns included. */
-function txnRequest(ring: Keyring, message: Buffer, depth: number): Buffer | undefined {
+function txnRequest(ring: Keyring, message: Buffer, depth: number): Splice | undefined {
   if (depth > MAX_TXN_DEPTH) throw new DecodeError(`txn: nested deeper than ${MAX_TXN_DEPTH}`);
   const splice = new Splice(message);
   const r = new WireReader(message);
@@ -202,11 +177,11 @@ function txnRequest(ring: Keyring, message: Buffer, depth: number): Buffer | und
       if (op !== undefined) splice.replace(start, r.offset, r.field, op);
     }
   }
-  return splice.finish();
+  return splice.changed ? splice : undefined;
 }
 
 /** RequestOp { request_range = 1, request_put = 2, request_delete_range = 3, request_txn = 4 }. */
-function requestOp(ring: Keyring, message: Buffer, depth: number): Buffer | undefined {
+function requestOp(ring: Keyring, message: Buffer, depth: number): Splice | undefined {
   const splice = new Splice(message);
   const r = new WireReader(message);
   while (r.next()) {
@@ -219,7 +194,7 @@ function requestOp(ring: Keyring, message: Buffer, depth: number): Buffer | unde
       if (rewritten !== undefined) splice.replace(start, r.offset, field, rewritten);
     }
   }
-  return splice.finish();
+  return splice.changed ? splice : undefined;
 }
 
 // ---- responses --------------------------------------------------------------------
@@ -254,7 +229,7 @@ const MAX_RESPONSE_DEPTH = 2 * MAX_TXN_DEPTH + 4;
 /** Opens every value under an encrypted range in a response. Never throws. */
 export function decryptResponse(ring: Keyring, kind: ResponseKind, message: Buffer): ResponseOutcome {
   try {
-    return { ok: true, message: walk(ring, message, RESPONSE_SHAPES[kind], 0) ?? message };
+    return { ok: true, message: walk(ring, message, RESPONSE_SHAPES[kind], 0)?.finish() ?? message };
   } catch (error: unknown) {
     if (error instanceof Failed) return { ok: false, failure: error.failure };
     if (error instanceof DecodeError) {
@@ -264,7 +239,7 @@ export function decryptResponse(ring: Keyring, kind: ResponseKind, message: Buff
   }
 }
 
-function walk(ring: Keyring, message: Buffer, shape: Shape, depth: number): Buffer | undefined {
+function walk(ring: Keyring, message: Buffer, shape: Shape, depth: number): Splice | undefined {
   if (depth > MAX_RESPONSE_DEPTH) throw new DecodeError('response nested too deep');
   let splice: Splice | undefined;
   const r = new WireReader(message);
@@ -278,11 +253,11 @@ function walk(ring: Keyring, message: Buffer, shape: Shape, depth: number): Buff
     splice ??= new Splice(message);
     splice.replace(start, r.offset, r.field, rewritten);
   }
-  return splice?.finish();
+  return splice;
 }
 
 /** KeyValue { key = 1, create_revision = 2, mod_revision = 3, version = 4, value = 5, lease = 6 }. */
-function keyValue(ring: Keyring, message: Buffer): Buffer | undefined {
+function keyValue(ring: Keyring, message: Buffer): Splice | undefined {
   let key = EMPTY;
   let value: { start: number; end: number; bytes: Buffer } | undefined;
   let values = 0;
@@ -307,5 +282,5 @@ function keyValue(ring: Keyring, message: Buffer): Buffer | undefined {
   const splice = new Splice(message);
   // An empty value is left out, as etcd (proto3) writes it.
   splice.replace(value.start, value.end, 5, outcome.value.length === 0 ? null : outcome.value);
-  return splice.finish();
+  return splice;
 }

@@ -159,7 +159,7 @@ export class UnaryFlow implements RpcHandler, ForwardSink {
     const message = this.message as Buffer;
     // Encryption at rest: the values the request writes are sealed, and what cannot work
     // on sealed values is refused; the plan then opens etcd's answer.
-    let forwarded = message;
+    let framed = this.framed;
     const encryption = this.deps.encryption;
     if (encryption !== undefined && this.decoded !== undefined) {
       try {
@@ -174,7 +174,8 @@ export class UnaryFlow implements RpcHandler, ForwardSink {
         this.refuse(preconditionRefusal(status.details.replace(/^etcdgate: /u, '')), status);
         return;
       }
-      if (this.plan.kind === 'transform' && this.plan.request !== undefined) forwarded = this.plan.request;
+      // A sealed request is framed anew; the client's frame holds the plaintext.
+      if (this.plan.kind === 'transform' && this.plan.request !== undefined) framed = this.plan.request.framed;
     }
     const cached = this.spec.cacheable ? services.cacheLookup(this.spec, message) : undefined;
     if (cached?.hit !== undefined) {
@@ -192,8 +193,7 @@ export class UnaryFlow implements RpcHandler, ForwardSink {
       {
         path: this.spec.path,
         method: this.spec.method,
-        // A rewritten request is framed anew; the client's frame holds the plaintext.
-        framed: forwarded === message && this.framed !== undefined ? this.framed : frameMessage(forwarded),
+        framed: framed ?? frameMessage(message),
         deadline: this.call.deadline,
         metadata: forwardedMetadata(this.call),
         idempotent: this.spec.idempotent,
