@@ -145,7 +145,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const pool = new UpstreamPool(config.upstream, metrics, upstreamMaterial);
   const upstream = upstreamCalls(pool, config.upstream.dialTimeoutMs);
   const leaseKeys = new LeaseKeyLookups(upstream);
-  const gate = new Gate({ policy, limits: new AbuseLimits(config.limits), auditor, metrics, clock, logger, leaseKeys: (id) => leaseKeys.keys(id) });
+  const gate = new Gate({ policy, limits: new AbuseLimits(config.limits, () => clock.monotonic(), metrics), auditor, metrics, clock, logger, leaseKeys: (id) => leaseKeys.keys(id) });
   policy.onChange(() => {
     for (const stream of gate.streams) stream.revalidate?.();
   });

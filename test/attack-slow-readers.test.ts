@@ -8,7 +8,11 @@
  *   whole, stays small on a shared CI machine). Flow control keeps etcd's streams paused,
  *   so etcdgate holds at most a stream window and a queue per call; and since nothing
  *   moves, each stream is reset (RST_STREAM ENHANCE_YOUR_CALM) after
- *   limits.sendStallTimeoutMs and its call to etcd cancelled, audited RESOURCE_EXHAUSTED;
+ *   limits.sendStallTimeoutMs and its call to etcd cancelled, audited RESOURCE_EXHAUSTED.
+ *   etcd builds every answer whole whatever the flow control, so only
+ *   limits.maxRangeReadsPerIdentity of them are at etcd at once (counted by etcd's own
+ *   grpc_server_started_total and grpc_server_handled_total); the others wait in
+ *   etcdgate, and those still waiting when the attacker leaves are audited CANCELLED;
  * - a client that stops reading its socket at all (the TCP window closes): the same;
  * - zero-window watchers on a prefix receiving events, with the stall timeout off: once
  *   the response bytes queued on all connections pass limits.totalBufferBytes, the
@@ -20,6 +24,7 @@ import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it, vi } from 'vitest';
 import { RSS_BOUND_MIB, recordsOf, responseOf, runAttack, summaryOf, underAttack, useAttackTarget, type AttackTarget } from './support/attack.js';
 import { decode, encode } from './support/etcd-messages.js';
+import { findSamples, parseExposition } from './support/prometheus-text.js';
 import { rawClient, rawUnary, rawWatch } from './support/raw-client.js';
 
 const KIB = 1024;
@@ -43,27 +48,90 @@ function notReadingRanges(target: AttackTarget): number {
   }).length;
 }
 
+/** Range records of tenant-a's big range that ended because the client left (CANCELLED: waiting for a slot, or at etcd). */
+function cancelledRanges(target: AttackTarget): number {
+  return recordsOf(target.auditRecords(), 'etcd.kv.range').filter((record) => responseOf(record).code === grpc.status.CANCELLED && JSON.stringify(record).includes('/tenants/tenant-a/big/')).length;
+}
+
+/** etcdgate's gauge of range reads by state, from its own /metrics. */
+async function rangeReads(target: AttackTarget): Promise<{ atEtcd: number; waiting: number }> {
+  const response = await fetch(`${target.gate.adminUrl}/metrics`);
+  expect(response.status).toBe(200);
+  const samples = parseExposition(await response.text());
+  const value = (state: string): number => findSamples(samples, 'etcdgate_range_reads', { state }).reduce((total, sample) => total + sample.value, 0);
+  return { atEtcd: value('at_etcd'), waiting: value('waiting') };
+}
+
+/** Samples rangeReads every 100 ms until stopped; resolves to the largest counts seen. */
+function sampleRangeReads(target: AttackTarget): { stop(): Promise<{ atEtcd: number; waiting: number }> } {
+  const most = { atEtcd: 0, waiting: 0 };
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const now = await rangeReads(target);
+      most.atEtcd = Math.max(most.atEtcd, now.atEtcd);
+      most.waiting = Math.max(most.waiting, now.waiting);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return most;
+    },
+  };
+}
+
 describe('readers that do not read: reset after limits.sendStallTimeoutMs', () => {
   const target = useAttackTarget({ overrides: { limits: { sendStallTimeoutMs: 2000 } } });
 
-  it('300 Ranges of the caller\'s own 1 MiB range, never read (window 0): nothing reaches the client, every stream is reset ENHANCE_YOUR_CALM and audited', async () => {
+  it('300 Ranges of the caller\'s own 1 MiB range, never read (window 0): at most limits.maxRangeReadsPerIdentity reach etcd at once, those are reset ENHANCE_YOUR_CALM, and every stream is audited', async () => {
     for (let i = 0; i < 8; i += 1) await put(target, `/tenants/tenant-a/big/${i}`, Buffer.alloc(128 * KIB, 0x61));
-    const before = notReadingRanges(target);
+    const records = target.auditRecords().length;
+    const before = { notReading: notReadingRanges(target), cancelled: cancelledRanges(target) };
+    const sampler = sampleRangeReads(target);
     const { result, legit, peakRssMiB } = await underAttack(target, () =>
       runAttack(target.gate.endpoint, target.pki, 'tenant-a', 'zero-window', { kind: 'range', key: '/tenants/tenant-a/big/', streams: 300, holdMs: 9000 }),
     );
+    const most = await sampler.stop();
     expect(result['dataBytes']).toBe(0);
-    expect(summaryOf(result)).toMatchObject({ streams: 300, rst: { ENHANCE_YOUR_CALM: 300 } });
+    const summary = summaryOf(result);
+    expect(summary.streams).toBe(300);
     expect(result['goawayCodes']).toEqual({});
-    await vi.waitFor(() => expect(notReadingRanges(target) - before).toBe(300), { timeout: 10_000, interval: 200 });
+    // 16 slots, reset every 2 s (sendStallTimeoutMs) and passed on: about 4 rounds in 9 s.
+    const reset = summary.rst['ENHANCE_YOUR_CALM'] ?? 0;
+    expect(reset).toBeGreaterThanOrEqual(16);
+    expect(reset).toBeLessThan(300);
+    // At most 16 at etcd at once (the legitimate client reads single keys); the rest waited.
+    expect(most.atEtcd).toBe(16);
+    expect(most.waiting).toBeGreaterThanOrEqual(200);
+    expect(await rangeReads(target)).toEqual({ atEtcd: 0, waiting: 0 });
+    // Every stream has its record: reset for not reading, or cancelled when the attacker left.
+    await vi.waitFor(
+      () => {
+        const notReading = notReadingRanges(target) - before.notReading;
+        expect(notReading).toBe(reset);
+        expect(notReading + cancelledRanges(target) - before.cancelled).toBe(300);
+      },
+      { timeout: 10_000, interval: 200 },
+    );
+    expect(target.auditRecords().length).toBeGreaterThanOrEqual(records + 300);
     expect(legit.failures).toEqual([]);
     expect(peakRssMiB).toBeLessThan(RSS_BOUND_MIB);
   });
 
   it('a client that stops reading its socket: its Ranges are reset and audited the same way', async () => {
-    const before = notReadingRanges(target);
+    const before = { notReading: notReadingRanges(target), cancelled: cancelledRanges(target) };
     const { legit, peakRssMiB } = await underAttack(target, () => runAttack(target.gate.endpoint, target.pki, 'tenant-a', 'no-read', { key: '/tenants/tenant-a/big/', streams: 50, holdMs: 6000 }));
-    await vi.waitFor(() => expect(notReadingRanges(target) - before).toBeGreaterThanOrEqual(40), { timeout: 10_000, interval: 200 });
+    await vi.waitFor(
+      () => {
+        const notReading = notReadingRanges(target) - before.notReading;
+        expect(notReading).toBeGreaterThanOrEqual(16);
+        expect(notReading + cancelledRanges(target) - before.cancelled).toBe(50);
+      },
+      { timeout: 10_000, interval: 200 },
+    );
     expect(legit.failures).toEqual([]);
     expect(peakRssMiB).toBeLessThan(RSS_BOUND_MIB);
   });

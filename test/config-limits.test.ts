@@ -65,6 +65,7 @@ describe('limits', () => {
       refusalRecordsBurst: 2,
       refusalRecordsTotalPerMinute: 10,
       sendStallTimeoutMs: 0,
+      maxRangeReadsPerIdentity: 4,
     };
     expect(parseConfig(doc(given), { source: '', baseDir: dir }).limits).toEqual(given);
   });

@@ -138,6 +138,7 @@ describe('a minimal valid config', () => {
         refusalRecordsBurst: 20,
         refusalRecordsTotalPerMinute: 600,
         sendStallTimeoutMs: 30_000,
+        maxRangeReadsPerIdentity: 16,
       },
       cache: { serializableRange: { enabled: false, maxEntries: 10_000, maxStalenessMs: 1_000 } },
       gateway: { enabled: true, headersTimeoutMs: 10_000, bodyTimeoutMs: 30_000, idleTimeoutMs: 120_000, maxHeaderBytes: 16_384 },

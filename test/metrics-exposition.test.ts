@@ -27,6 +27,7 @@ const FAMILIES: Record<string, { type: string; labels: string[] }> = {
   etcdgate_client_connections: { type: 'gauge', labels: [] },
   etcdgate_streams: { type: 'gauge', labels: ['kind'] },
   etcdgate_watchers: { type: 'gauge', labels: [] },
+  etcdgate_range_reads: { type: 'gauge', labels: ['state'] },
   etcdgate_upstream_up: { type: 'gauge', labels: ['endpoint'] },
   etcdgate_upstream_request_duration_seconds: { type: 'histogram', labels: ['method'] },
   etcdgate_upstream_failovers_total: { type: 'counter', labels: [] },

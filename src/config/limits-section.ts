@@ -22,6 +22,7 @@ const LIMITS_KEYS = [
   'refusalRecordsBurst',
   'refusalRecordsTotalPerMinute',
   'sendStallTimeoutMs',
+  'maxRangeReadsPerIdentity',
 ];
 
 /** The defaults, also what an absent section means. */
@@ -41,6 +42,8 @@ export const DEFAULT_LIMITS: LimitsConfig = {
   refusalRecordsBurst: 20,
   refusalRecordsTotalPerMinute: 600,
   sendStallTimeoutMs: 30_000,
+  // etcd builds each answer whole: 16 reads of a large range at once per caller, the rest wait.
+  maxRangeReadsPerIdentity: 16,
 };
 
 /** HTTP/2 carries the stream limit in a 31-bit setting. */
@@ -72,5 +75,6 @@ export function readLimits(reader: Reader, value: unknown): LimitsConfig {
     refusalRecordsBurst: count('refusalRecordsBurst', 1),
     refusalRecordsTotalPerMinute: count('refusalRecordsTotalPerMinute', 1),
     sendStallTimeoutMs: count('sendStallTimeoutMs', 0, MAX_TIMER_MS),
+    maxRangeReadsPerIdentity: count('maxRangeReadsPerIdentity', 0),
   };
 }

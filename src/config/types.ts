@@ -172,6 +172,12 @@ export interface LimitsConfig {
   readonly refusalRecordsTotalPerMinute: number;
   /** A stream whose queued response makes no progress for this long (its client is not reading) is reset, ms (default 30000; 0 = never). */
   readonly sendStallTimeoutMs: number;
+  /**
+   * Unary calls reading a key range (a range_end: Range, or Txn and DeleteRange with
+   * such a read) that one identity may have at etcd at once; more wait in arrival
+   * order (default 16; 0 = unlimited).
+   */
+  readonly maxRangeReadsPerIdentity: number;
 }
 
 /** Optional response caches; all off by default. */

@@ -76,6 +76,8 @@ export interface Metrics {
   streamClosed(kind: StreamKind): void;
   /** Active watchers changed by `delta`. */
   watchers(delta: number): void;
+  /** Calls reading a key range at etcd (`at_etcd`) or waiting for a slot of their identity (`waiting`) changed by `delta`. */
+  rangeReads(state: 'at_etcd' | 'waiting', delta: number): void;
   upstreamUp(endpoint: string, up: boolean): void;
   upstreamCall(method: string, seconds: number): void;
   upstreamFailover(): void;
@@ -142,6 +144,7 @@ export const NOOP_METRICS: Metrics = Object.freeze({
   streamOpened: noop,
   streamClosed: noop,
   watchers: noop,
+  rangeReads: noop,
   upstreamUp: noop,
   upstreamCall: noop,
   upstreamFailover: noop,

@@ -119,6 +119,14 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
     help: 'Watchers currently active across all watch streams.',
     registers,
   });
+  const rangeReads = new Gauge({
+    name: 'etcdgate_range_reads',
+    help: 'Calls reading a key range: at etcd, or waiting for one of their identity\'s limits.maxRangeReadsPerIdentity slots.',
+    labelNames: ['state'] as const,
+    registers,
+  });
+  const rangeReadsAtEtcd = rangeReads.labels('at_etcd');
+  const rangeReadsWaiting = rangeReads.labels('waiting');
   const upstreamUp = new Gauge({
     name: 'etcdgate_upstream_up',
     help: 'Whether an etcd endpoint is reachable (1) or not (0).',
@@ -437,6 +445,9 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
     },
     watchers(delta: number): void {
       if (Number.isFinite(delta)) watchers.inc(delta);
+    },
+    rangeReads(state, delta): void {
+      (state === 'at_etcd' ? rangeReadsAtEtcd : rangeReadsWaiting).inc(delta);
     },
     upstreamUp(endpoint: string, up: boolean): void {
       cached(upstreamUpChildren, endpoint, upstreamUpChild).set(up ? 1 : 0);

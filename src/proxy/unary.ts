@@ -25,6 +25,7 @@ import type { UpstreamPool } from '../upstream/pool.js';
 import type { CancelReason, RpcCall, RpcHandler } from './call.js';
 import { forwardUnary, type ForwardSink, type Forwarding } from './forward.js';
 import type { Caller, CallStart, Gate } from './gate.js';
+import type { RangeReadTicket } from './limits.js';
 import { forwardedMetadata, traceIdOf } from './metadata.js';
 import { INTERNAL_ERROR, MALFORMED_DECISION, UNREADABLE_DECISION, encryptedValueRefusal, preconditionRefusal, statusOf, undecryptableStatus, type Status } from './status.js';
 
@@ -61,7 +62,8 @@ const ENDED_WHILE_READING: Readonly<Record<CancelReason, Decision>> = {
 const ONE_MESSAGE: Status = { code: Code.UNIMPLEMENTED, details: 'etcdgate: a unary call takes exactly one request message' };
 const NO_MESSAGE: Status = { code: Code.UNIMPLEMENTED, details: 'etcdgate: the call ended without a complete request message' };
 
-type Phase = 'reading' | 'deciding' | 'forwarding' | 'done';
+/** `waiting`: allowed, waiting for one of its identity's range-read slots (src/proxy/limits.ts). */
+type Phase = 'reading' | 'deciding' | 'waiting' | 'forwarding' | 'done';
 
 /** One admitted unary call; it attaches itself to the call and runs to its end. */
 export class UnaryFlow implements RpcHandler, ForwardSink {
@@ -79,6 +81,7 @@ export class UnaryFlow implements RpcHandler, ForwardSink {
   private store: ((response: Buffer) => void) | undefined;
   private assembled: Buffer | undefined;
   private plan: CallPlan = UNTOUCHED;
+  private rangeRead: RangeReadTicket | undefined;
 
   constructor(
     private readonly deps: UnaryDeps,
@@ -183,6 +186,20 @@ export class UnaryFlow implements RpcHandler, ForwardSink {
       return;
     }
     this.store = cached?.store;
+    // etcd builds a range's whole answer before any of it is sent: one identity has only
+    // so many of those at etcd at once (limits.maxRangeReadsPerIdentity); the rest wait.
+    if (this.decoded !== undefined && readsKeyRange(this.decoded)) {
+      this.phase = 'waiting';
+      const sending = framed ?? frameMessage(message);
+      this.rangeRead = this.deps.gate.deps.limits.acquireRangeRead(this.caller.connection.identity.fingerprint, () => this.forward(sending));
+      return;
+    }
+    this.forward(framed ?? frameMessage(message));
+  }
+
+  /** Sends the request (`framed`, as etcd gets it) to etcd, its answer to come back through this sink. */
+  private forward(framed: Buffer): void {
+    if (this.phase === 'done') return;
     this.phase = 'forwarding';
     const assemble = this.spec.rewrite !== 'none' || this.store !== undefined || this.plan.kind === 'transform';
     if (!assemble) this.scanner = new ResponseScanner(this.spec.path);
@@ -193,7 +210,7 @@ export class UnaryFlow implements RpcHandler, ForwardSink {
       {
         path: this.spec.path,
         method: this.spec.method,
-        framed: framed ?? frameMessage(message),
+        framed,
         deadline: this.call.deadline,
         metadata: forwardedMetadata(this.call),
         idempotent: this.spec.idempotent,
@@ -282,6 +299,7 @@ export class UnaryFlow implements RpcHandler, ForwardSink {
     if (this.phase === 'done') return;
     const forwarded = this.phase === 'forwarding';
     this.phase = 'done';
+    if (this.rangeRead !== undefined) this.deps.gate.deps.limits.releaseRangeRead(this.rangeRead);
     const { gate, services } = this.deps;
     if (forwarded && this.decoded !== undefined && this.spec.invalidates !== 'none') services.invalidate(this.spec, this.decoded);
     gate.finished(this.spec, this.decision, sent.code, this.started, this.call.http);
@@ -311,6 +329,12 @@ const OK: Status = Object.freeze({ code: 0, details: '' });
 
 function withMetadata(status: Status, metadata: readonly string[] | undefined): Status {
   return metadata === undefined || metadata.length === 0 ? status : { ...status, metadata };
+}
+
+/** Whether the request reads a key range (an access with a range end), whose answer etcd builds whole. */
+function readsKeyRange(decoded: DecodedRequest): boolean {
+  for (const access of decoded.accesses) if (access.kind === 'read' && access.rangeEnd.length > 0) return true;
+  return false;
 }
 
 function requestOnly(spec: MethodSpec): KeySummary {

@@ -16,6 +16,7 @@ const CALLS: { readonly [K in keyof Metrics]: (metrics: Metrics) => void } = {
   streamOpened: (m) => m.streamOpened('watch'),
   streamClosed: (m) => m.streamClosed('watch'),
   watchers: (m) => m.watchers(1),
+  rangeReads: (m) => m.rangeReads('waiting', 1),
   upstreamUp: (m) => m.upstreamUp('https://127.0.0.1:2379', true),
   upstreamCall: (m) => m.upstreamCall('Range', 0.001),
   upstreamFailover: (m) => m.upstreamFailover(),
