@@ -1,11 +1,9 @@
 /**
  * A minimal protobuf encoder for the few messages etcdgate writes itself: its lookups
- * (LeaseTimeToLive), in-band watch answers, the MemberList it rewrites, and messages
- * whose values encryption at rest replaces (which copy every other field's bytes as
- * they were with `raw`). Everything else is forwarded as the bytes the peer sent.
  * (LeaseTimeToLive), in-band watch answers, the MemberList it rewrites, and the calls
- * of its backups (Status, leases, the Txn that claims a backup slot). Everything
- * else is forwarded as the bytes the peer sent.
+ * of its backups and re-encryption (Status, leases, guarded Txns). Everything else is
+ * forwarded as the bytes the peer sent; encryption at rest changes values in place with
+ * src/etcd/wire-splice.ts.
  */
 import { WIRE_LEN, WIRE_VARINT } from './wire.js';
 
