@@ -42,8 +42,8 @@ const BODY_TOO_SLOW: Status = { code: 4, details: 'etcdgate: request body not re
 
 type BodyResult = { readonly ok: true; readonly body: Buffer } | { readonly ok: false; readonly status: Status; readonly httpStatus: number } | { readonly ok: false; readonly status: undefined };
 
-/** Reads the whole body, bounded in size and time. Never rejects. */
-function readBody(exchange: Exchange, maxBytes: number, timeoutMs: number): Promise<BodyResult> {
+/** Reads the whole body, bounded in size and time (`keep` false: read to its end and dropped). Never rejects. */
+function readBody(exchange: Exchange, maxBytes: number, timeoutMs: number, keep = true): Promise<BodyResult> {
   return new Promise((resolve) => {
     const declared = Number(exchange.headers['content-length'] ?? '0');
     if (maxBytes >= 0 && declared > maxBytes) {
@@ -63,11 +63,11 @@ function readBody(exchange: Exchange, maxBytes: number, timeoutMs: number): Prom
     const onData = (chunk: Buffer): void => {
       received += chunk.length;
       if (maxBytes >= 0 && received > maxBytes) settle({ ok: false, status: BODY_TOO_LARGE(maxBytes), httpStatus: 413 });
-      else chunks.push(chunk);
+      else if (keep) chunks.push(chunk);
     };
     const timer = setTimeout(() => settle({ ok: false, status: BODY_TOO_SLOW, httpStatus: 408 }), timeoutMs);
     exchange.body.on('data', onData);
-    exchange.body.once('end', () => settle({ ok: true, body: Buffer.concat(chunks, received) }));
+    exchange.body.once('end', () => settle({ ok: true, body: Buffer.concat(chunks) }));
     exchange.body.once('error', () => settle({ ok: false, status: undefined }));
     exchange.onGone(() => settle({ ok: false, status: undefined }));
   });
@@ -83,6 +83,17 @@ export function serveExchange(deps: HandlerDeps, exchange: Exchange): void {
 
 async function route(deps: HandlerDeps, exchange: Exchange): Promise<void> {
   const resolved = resolveRoute(exchange.method, exchange.target);
+  if (resolved.kind !== 'rpc') {
+    // Answered once the request has ended, its body (if any) read and dropped within the
+    // same limits as an RPC's: answering first would leave the client's further frames
+    // of the stream (a malformed trailer, a wrong content-length) to a closed stream,
+    // where the protocol errors they carry would go unanswered.
+    const body = await readBody(exchange, deps.maxRecvBytes, deps.config.bodyTimeoutMs, false);
+    if (!body.ok) {
+      if (body.status !== undefined && !exchange.gone) sendText(exchange, body.httpStatus, `${body.status.details}\n`, {}, true);
+      return;
+    }
+  }
   switch (resolved.kind) {
     case 'rpc':
       return serveRpc(deps, exchange, resolved.spec, resolved.path);

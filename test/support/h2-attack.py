@@ -1179,7 +1179,26 @@ def protocol_cases():
         _case(':method twice', ['rst:PROTOCOL_ERROR'], header_case(base + [(':method', 'POST')])),
         _case('a response pseudo-header in a request', ['rst:PROTOCOL_ERROR'], header_case(base[:4] + [(':status', '200')])),
         _case('trailers without END_STREAM', ['rst:PROTOCOL_ERROR'], steps(trailers_without_end)),
+        _case('content-length above the DATA sent', ['rst:PROTOCOL_ERROR'], steps(content_length_mismatch(len(req) + 10))),
+        _case('content-length below the DATA sent', ['rst:PROTOCOL_ERROR'], steps(content_length_mismatch(len(req) - 1))),
+        _case('content-length on HEADERS that end the stream', ['rst:PROTOCOL_ERROR'], header_case(base + [('content-length', '5')])),
+        _case('a pseudo-header in the trailers of a gateway (not gRPC) request', ['rst:PROTOCOL_ERROR'], steps(gateway_pseudo_trailer)),
     ]
+
+
+def content_length_mismatch(declared):
+    """A Range whose content-length is `declared` while its DATA carries the whole framed request."""
+    async def run(c):
+        req = grpc_frame(range_request(b'/attack/proto'))
+        c.headers(1, c.request_block(RANGE, extra=[('content-length', str(declared))], never_index=True))
+        c.write(frame(T_DATA, END_STREAM, 1, req))
+    return run
+
+
+async def gateway_pseudo_trailer(c):
+    # A request the JSON gateway would answer 404 at once, had it not waited for its end.
+    c.headers(1, hpack.Encoder().encode([(':method', 'GET'), (':scheme', 'https'), (':path', '/'), (':authority', 'localhost')]))
+    c.headers(1, c.enc.encode([(':method', 'GET')]), end_stream=True)
 
 
 async def trailers_without_end(c):

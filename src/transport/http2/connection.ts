@@ -68,7 +68,7 @@ import {
   errorName,
 } from './constants.js';
 import { FrameReader, type FrameSink } from './frame-reader.js';
-import { checkFields, type FieldKind } from './fields.js';
+import { checkFields, declaredContentLength, type FieldKind } from './fields.js';
 import { Output } from './output.js';
 import { Http2Stream, type ResetReason } from './stream.js';
 
@@ -388,6 +388,13 @@ export class Http2Connection implements FrameSink {
     this.releaseConnectionWindow(frameBytes);
     // Padding is never handed over, so it is the stream's to give back at once.
     if (frameBytes > data.length) this.consume(stream, frameBytes - data.length);
+    if (stream.declaredLength >= 0) {
+      // RFC 9113 8.1.1: content that does not add up to its content-length is malformed.
+      stream.receivedLength += data.length;
+      if (stream.receivedLength > stream.declaredLength || (endStream && stream.receivedLength !== stream.declaredLength)) {
+        return this.streamError(stream, PROTOCOL_ERROR);
+      }
+    }
     if (endStream) stream.remoteClosed = true;
     stream.handler.onData(stream, data, endStream);
     if (endStream) this.maybeForget(stream);
@@ -496,10 +503,13 @@ export class Http2Connection implements FrameSink {
     this.lastPeerStreamId = streamId;
     if (this.goawaySent) return; // beyond the GOAWAY's last stream: ignored (RFC 9113 6.8)
     const stream = new Http2Stream(streamId, this, this.remoteInitialWindow, this.options.streamWindow);
-    if (selfDependent || !checkFields(fields, 'request')) {
+    const declared = declaredContentLength(fields);
+    // A content-length that is not a number, or announces content a request ending here lacks, is malformed (8.1.1).
+    if (selfDependent || !checkFields(fields, 'request') || Number.isNaN(declared) || (endStream && declared > 0)) {
       this.refuseNewStream(stream, PROTOCOL_ERROR);
       return;
     }
+    stream.declaredLength = declared;
     if (this.streams.size >= this.options.maxConcurrentStreams) {
       // Over the advertised limit: refused, and it costs the peer like a reset would.
       this.refuseNewStream(stream, REFUSED_STREAM);

@@ -87,3 +87,20 @@ export function fieldValue(fields: readonly string[], name: string): string | un
   for (let i = 0; i < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
   return undefined;
 }
+
+/**
+ * The content-length a request declares (RFC 9113 8.1.1): -1 when it has none, NaN when
+ * the field is not one decimal number (several equal values count as one).
+ */
+export function declaredContentLength(fields: readonly string[]): number {
+  let declared = -1;
+  for (let i = 0; i < fields.length; i += 2) {
+    if (fields[i] !== 'content-length') continue;
+    const value = fields[i + 1] as string;
+    if (!/^\d{1,15}$/u.test(value)) return Number.NaN;
+    const length = Number(value);
+    if (declared >= 0 && declared !== length) return Number.NaN;
+    declared = length;
+  }
+  return declared;
+}

@@ -56,6 +56,9 @@ export class Http2Stream {
   wasReset = false;
   /** Whether a header block has arrived (the next one is trailers). */
   headersReceived = false;
+  /** Server role: the request's content-length (-1: none), and the DATA bytes received against it. */
+  declaredLength = -1;
+  receivedLength = 0;
   /** Data waiting for window; `queueOffset` bytes of the first buffer are already sent. */
   readonly queue: Buffer[] = [];
   queueOffset = 0;
