@@ -10,9 +10,11 @@
  *   moves, each stream is reset (RST_STREAM ENHANCE_YOUR_CALM) after
  *   limits.sendStallTimeoutMs and its call to etcd cancelled, audited RESOURCE_EXHAUSTED.
  *   etcd builds every answer whole whatever the flow control, so only
- *   limits.maxRangeReadsPerIdentity of them are at etcd at once (counted by etcd's own
- *   grpc_server_started_total and grpc_server_handled_total); the others wait in
- *   etcdgate, and those still waiting when the attacker leaves are audited CANCELLED;
+ *   limits.maxRangeReadsPerIdentity of them are at etcd at once (counted by etcdgate's
+ *   gauge etcdgate_range_reads: etcd's own grpc_server_handled_total counts a unary call
+ *   handled once its answer is built, before it is sent, so it cannot show them); the
+ *   others wait in etcdgate, and those still waiting when the attacker leaves are
+ *   audited CANCELLED;
  * - a client that stops reading its socket at all (the TCP window closes): the same;
  * - zero-window watchers on a prefix receiving events, with the stall timeout off: once
  *   the response bytes queued on all connections pass limits.totalBufferBytes, the

@@ -10,8 +10,10 @@
  * etcdgate's backpressure cannot help once etcd has built them. So an identity has at
  * most `maxRangeReadsPerIdentity` such calls at etcd; further ones wait, in arrival
  * order, until one of its own ends. A caller that does not read holds only its own
- * slots, and only until limits.sendStallTimeoutMs resets its streams. Connection-level limits (connections, streams per connection,
- * handshake time) are enforced by the TLS listener and the gRPC server instead.
+ * slots, and only until limits.sendStallTimeoutMs resets its streams.
+ *
+ * Connection-level limits (connections, streams per connection, handshake time) are
+ * enforced by the TLS listener and the gRPC server instead.
  */
 import type { LimitsConfig } from '../config/types.js';
 import { NOOP_METRICS, type Metrics } from '../observability/metrics-types.js';

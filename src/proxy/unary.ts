@@ -186,15 +186,15 @@ export class UnaryFlow implements RpcHandler, ForwardSink {
       return;
     }
     this.store = cached?.store;
+    const sending = framed ?? frameMessage(message);
     // etcd builds a range's whole answer before any of it is sent: one identity has only
     // so many of those at etcd at once (limits.maxRangeReadsPerIdentity); the rest wait.
     if (this.decoded !== undefined && readsKeyRange(this.decoded)) {
       this.phase = 'waiting';
-      const sending = framed ?? frameMessage(message);
       this.rangeRead = this.deps.gate.deps.limits.acquireRangeRead(this.caller.connection.identity.fingerprint, () => this.forward(sending));
       return;
     }
-    this.forward(framed ?? frameMessage(message));
+    this.forward(sending);
   }
 
   /** Sends the request (`framed`, as etcd gets it) to etcd, its answer to come back through this sink. */
