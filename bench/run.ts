@@ -7,17 +7,26 @@
  * they used. Outputs go to bench-results/ and the Markdown table and SVG chart are also
  * copied to docs/bench/.
  *
- * Flags: --rounds N, --duration-seconds S (per point), --quick (a short smoke run),
- * --only=WORKLOAD[,WORKLOAD] (range-linearizable, range-serializable, range-hot, put,
- * txn, watch, watch-memory), --clients=1,64, --workers N, --cpu-prof (etcdgate writes
- * a V8 CPU profile to bench-results/profiles/ on exit), --no-docs, --targets=a,b (a
- * subset of grpc-proxy, etcdgate, etcdgate-audit-off, etcdgate-cache; direct always
- * runs), --passthrough (adds "grpc-js-passthrough", a bare grpc-js pass-through with no
- * policy and no audit, unary workloads only), --http2-passthrough (adds
- * "http2-passthrough", the same on bare node:http2 at both ends), --http2-canned (adds
- * "http2-canned", a node:http2 server answering every call with a canned Range answer
- * and no etcd: the floor of a Node server's cost), --baseline=PATH/dist/src/main.js (adds "etcdgate-baseline": another build,
- * for A/B comparisons of an optimization in the same run).
+ * Flags:
+ *   --rounds N, --duration-seconds S (per point), --quick (a short smoke run)
+ *   --only=WORKLOAD[,WORKLOAD] (range-linearizable, range-serializable, range-hot, put,
+ *     txn, watch, watch-memory), --clients=1,64, --workers N
+ *   --targets=a,b: a subset of grpc-proxy, etcdgate, etcdgate-audit-off, etcdgate-cache
+ *     (direct always runs)
+ *   --cpu-prof: etcdgate writes a V8 CPU profile to bench-results/profiles/ on exit
+ *   --no-docs: docs/bench/ is left alone. A partial run (--only, --targets, --quick, a
+ *     baseline) leaves it alone anyway unless --docs is given: it holds the full run
+ *     the README quotes.
+ *   --passthrough: adds "grpc-js-passthrough", a bare grpc-js pass-through with no
+ *     policy and no audit (unary workloads only)
+ *   --http2-passthrough: adds "http2-passthrough", the same on bare node:http2 at both ends
+ *   --http2-canned: adds "http2-canned", a node:http2 server answering every call with a
+ *     canned Range answer and no etcd: the floor of a Node server's cost
+ *   --baseline=PATH/dist/src/main.js: adds "etcdgate-baseline", another build, for A/B
+ *     comparisons of an optimization in the same run
+ *   --baseline-node-args="ARGS": the baseline (this build unless --baseline) runs with
+ *     these Node/V8 flags, for A/B of a runtime setting
+ *   --encryption, --value-bytes=N: adds "etcdgate-encrypted" (see docs/performance.md)
  */
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -64,8 +73,10 @@ const { values: flags } = parseArgs({
     'puts': { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
     'no-docs': { type: 'boolean', default: false },
+    docs: { type: 'boolean', default: false },
     targets: { type: 'string' },
     baseline: { type: 'string' },
+    'baseline-node-args': { type: 'string' },
     passthrough: { type: 'boolean' },
     'http2-passthrough': { type: 'boolean' },
     'http2-canned': { type: 'boolean' },
@@ -365,7 +376,9 @@ async function main(): Promise<void> {
       { name: 'etcdgate-audit-off', audit: false, cache: false },
       // The default rate limit (10000/s per identity) would cap what the cache can show.
       { name: 'etcdgate-cache', audit: true, cache: true, extra: { limits: { requestsPerSecond: 0 } } },
-      ...(flags.baseline === undefined ? [] : [{ name: 'etcdgate-baseline', audit: true, cache: false, main: path.resolve(flags.baseline) }]),
+      ...(flags.baseline === undefined && flags['baseline-node-args'] === undefined
+        ? []
+        : [{ name: 'etcdgate-baseline', audit: true, cache: false, main: path.resolve(flags.baseline ?? path.join(root, 'dist/src/main.js')), nodeArgs: (flags['baseline-node-args'] ?? '').split(' ').filter((arg) => arg !== '') }]),
       // The reference point: bare grpc-js, identity codecs, no policy, no audit (unary only).
       ...(flags.passthrough === true ? [{ name: 'grpc-js-passthrough', audit: false, cache: false, main: path.join(root, 'dist-bench/bench/lib/passthrough-main.js') }] : []),
       // The least a Node proxy can cost: bare node:http2 on both legs (unary only).
@@ -453,7 +466,10 @@ async function main(): Promise<void> {
     writeFileSync(path.join(resultsDir, 'latest.json'), json);
     writeFileSync(path.join(resultsDir, 'latest.md'), report);
     writeFileSync(path.join(resultsDir, 'latest.svg'), chart);
-    if (flags['no-docs'] !== true) {
+    // docs/bench holds the full run the README quotes: a partial run (--only, --targets,
+    // --quick, a baseline) stays in bench-results/ unless --docs asks otherwise.
+    const partial = flags.only !== undefined || flags.targets !== undefined || flags.quick === true || flags.baseline !== undefined || flags['baseline-node-args'] !== undefined;
+    if (flags['no-docs'] !== true && (!partial || flags.docs === true)) {
       const docs = path.join(root, 'docs/bench');
       mkdirSync(docs, { recursive: true });
       copyFileSync(path.join(resultsDir, 'latest.md'), path.join(docs, 'latest.md'));
