@@ -440,7 +440,7 @@ async function main(): Promise<void> {
       }
     }
     if (workloads.includes('watch-memory')) {
-      for (const target of targets.filter((t) => t.name === 'direct' || t.name === 'grpc-proxy' || t.name === 'etcdgate')) {
+      for (const target of targets.filter((t) => ['direct', 'grpc-proxy', 'etcdgate', 'etcdgate-baseline'].includes(t.name))) {
         const point = await measureMemory(target, etcd, pki);
         memoryPoints.push(point);
         log(`watch-memory ${target.name}: ${point.created}/${point.watchers} watchers, RSS ${(point.rssBeforeBytes / 2 ** 20).toFixed(0)} -> ${(point.rssWithWatchersBytes / 2 ** 20).toFixed(0)} MiB`);
