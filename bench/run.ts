@@ -378,7 +378,15 @@ async function main(): Promise<void> {
       { name: 'etcdgate-cache', audit: true, cache: true, extra: { limits: { requestsPerSecond: 0 } } },
       ...(flags.baseline === undefined && flags['baseline-node-args'] === undefined
         ? []
-        : [{ name: 'etcdgate-baseline', audit: true, cache: false, main: path.resolve(flags.baseline ?? path.join(root, 'dist/src/main.js')), nodeArgs: (flags['baseline-node-args'] ?? '').split(' ').filter((arg) => arg !== '') }]),
+        : [
+            {
+              name: 'etcdgate-baseline',
+              audit: true,
+              cache: false,
+              main: path.resolve(flags.baseline ?? path.join(root, 'dist/src/main.js')),
+              nodeArgs: (flags['baseline-node-args'] ?? '').split(' ').filter((arg) => arg !== ''),
+            },
+          ]),
       // The reference point: bare grpc-js, identity codecs, no policy, no audit (unary only).
       ...(flags.passthrough === true ? [{ name: 'grpc-js-passthrough', audit: false, cache: false, main: path.join(root, 'dist-bench/bench/lib/passthrough-main.js') }] : []),
       // The least a Node proxy can cost: bare node:http2 on both legs (unary only).

@@ -289,9 +289,9 @@ export class DeliveryQueue {
   }
 
   #onWritten(count: number): void {
-    // Let go of written records at once. Held until the next compaction, up to a thousand
-    // of them outlived every young-generation collection: each was copied and promoted,
-    // and those collections took ~10 ms each under load (docs/performance.md).
+    // Let go of written records at once. Held until the next compaction (a thousand or
+    // more of them), they outlived young-generation collections and were copied and
+    // promoted (docs/performance.md, "Garbage collection").
     const records = this.#records;
     for (let i = this.#head, end = this.#head + count; i < end; i += 1) records[i] = '';
     this.#head += count;
