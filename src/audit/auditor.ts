@@ -74,10 +74,17 @@ export function auditGroup(event: Pick<CallEvent, 'category' | 'eventType'>): Au
   return 'admin';
 }
 
-/** How a record becomes what the sink receives (the queue encodes it to UTF-8 per batch). */
-type Encoder = (json: string, severity: number, msgId: string) => string;
+/**
+ * How a record becomes what the sink receives (the queue encodes it to UTF-8 per batch):
+ * `end` is written right after the record (a line sink's newline, so the record is one
+ * string from the start), then `frame` wraps it (a syslog frame).
+ */
+interface Encoder {
+  readonly end: string;
+  frame(record: string, severity: number, msgId: string): string;
+}
 
-const lineEncoder: Encoder = (json) => `${json}\n`;
+const lineEncoder: Encoder = { end: '\n', frame: (record) => record };
 
 /**
  * A process-unique prefix plus a counter: ids that are unique and sortable per process,
@@ -121,7 +128,7 @@ async function makeTransport(config: AuditConfig, deps: AuditorDeps): Promise<{ 
       ]);
       const transport = new SyslogTransport({ host: sink.host, port: sink.port, ca, cert, key });
       const header = syslogHeader(deps.hostname ?? osHostname(), tls.appName, process.pid);
-      const encode: Encoder = (json, severity, msgId) => syslogFrameText(header, severity, msgId, new Date(), json);
+      const encode: Encoder = { end: '', frame: (json, severity, msgId) => syslogFrameText(header, severity, msgId, new Date(), json) };
       return { transport, encode };
     }
   }
@@ -185,8 +192,8 @@ export async function createAuditor(config: AuditConfig, deps: AuditorDeps): Pro
           metrics.auditSkipped();
           return;
         }
-        const json = serializeCallRecord(event, context());
-        queue.push(encode(json, denied ? SEVERITY.notice : SEVERITY.info, event.kind));
+        const record = serializeCallRecord(event, context(), encode.end);
+        queue.push(encode.frame(record, denied ? SEVERITY.notice : SEVERITY.info, event.kind));
       } catch (err: unknown) {
         failed(err);
       }
@@ -194,8 +201,8 @@ export async function createAuditor(config: AuditConfig, deps: AuditorDeps): Pro
     handshakeRefused(event: HandshakeEvent): void {
       try {
         // A refused handshake is a denial: written whatever the levels and rules say.
-        const json = serializeHandshakeRecord(event, context());
-        queue.push(encode(json, SEVERITY.warning, event.kind ?? 'handshake.refused'));
+        const record = serializeHandshakeRecord(event, context(), encode.end);
+        queue.push(encode.frame(record, SEVERITY.warning, event.kind ?? 'handshake.refused'));
       } catch (err: unknown) {
         failed(err);
       }
@@ -205,7 +212,7 @@ export async function createAuditor(config: AuditConfig, deps: AuditorDeps): Pro
         // etcdgate's own maintenance of etcd: in the admin group, like Snapshot itself.
         if (!enabled.admin) return;
         const json = serializeBackupRecord(event, context());
-        queue.push(encode(json, event.outcome === 'success' ? SEVERITY.info : SEVERITY.warning, event.kind));
+        queue.push(encode.frame(json + encode.end, event.outcome === 'success' ? SEVERITY.info : SEVERITY.warning, event.kind));
       } catch (err: unknown) {
         failed(err);
       }
@@ -217,7 +224,7 @@ export async function createAuditor(config: AuditConfig, deps: AuditorDeps): Pro
           metrics.auditSkipped();
           return;
         }
-        queue.push(encode(serializeConnectionRecord(event, context()), SEVERITY.info, event.kind));
+        queue.push(encode.frame(serializeConnectionRecord(event, context(), encode.end), SEVERITY.info, event.kind));
       } catch (err: unknown) {
         failed(err);
       }

@@ -5,6 +5,7 @@
  * letting a caller smuggle terminal escapes, fake line breaks or reordered text in.
  */
 import { isUtf8 } from 'node:buffer';
+import type { JsonWriter } from './json-writer.js';
 
 /**
  * Whether a UTF-16 code unit makes a key unsafe to show as text: C0 and C1 controls, DEL,
@@ -58,22 +59,21 @@ function isPrintableAscii(bytes: Buffer): boolean {
 }
 
 /**
- * The JSON member `"field":"text"` or `"field_base64":"..."` that putKey would add for the
- * same bytes, for records written directly as text; undefined for non-Buffer input.
- * `field` is written as given, so callers pass a constant field name. Printable text holds
- * no control, DEL, C1, separator or lone surrogate, so only `"` and `\` can need escaping.
+ * Writes the member `"field":"text"` or `"field_base64":"..."` that putKey would add for
+ * the same bytes, for records written directly; nothing for non-Buffer input. `field` is
+ * written as given, so callers pass a constant field name. Printable text holds no
+ * control, DEL, C1, separator or lone surrogate, so only `"` and `\` can need escaping.
  */
-export function keyMember(field: string, bytes: unknown): string | undefined {
-  if (!Buffer.isBuffer(bytes)) return undefined;
+export function writeKeyMember(writer: JsonWriter, field: string, bytes: unknown): void {
+  if (!Buffer.isBuffer(bytes)) return;
   if (isPrintableAscii(bytes)) {
-    const text = bytes.toString('latin1');
-    const quoted = text.includes('"') || text.includes('\\') ? JSON.stringify(text) : `"${text}"`;
-    return `"${field}":${quoted}`;
+    writer.key(field).asciiBytesString(bytes);
+    return;
   }
   const rendered = renderKey(bytes);
-  if ('text' in rendered) return `"${field}":${JSON.stringify(rendered.text)}`;
+  if ('text' in rendered) writer.key(field).json(JSON.stringify(rendered.text));
   // Base64 digits need no escaping.
-  return `"${field}_base64":"${rendered.base64}"`;
+  else writer.key(`${field}_base64`).raw('"').raw(rendered.base64).raw('"');
 }
 
 /**

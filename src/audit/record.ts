@@ -12,16 +12,17 @@
  *
  * Each record exists in two forms. buildCallRecord and the other build* functions make
  * the object (tests and scripts read it; serializeRecord turns it into a line). The
- * auditor calls the serialize* functions, which write the same line directly as text,
- * byte for byte: same fields, same order, same escaping, without an object tree, and
- * with the per-connection parts serialized once per identity.
- * test/audit-record-fast-path.test.ts holds the two forms to that.
+ * auditor calls the serialize* functions, which write the same line directly into a
+ * JsonWriter's bytes, byte for byte: same fields, same order, same escaping, without an
+ * object tree or intermediate strings, and with the per-connection parts serialized once
+ * per identity. test/audit-record-fast-path.test.ts holds the two forms to that.
  */
 import { displayName } from '../tls/identity.js';
 import type { Identity } from '../tls/identity.js';
 import type { Access, AccessOrigin, Decision } from '../policy/types.js';
 import type { CallEvent, CallEventKind, ConnectionEvent, HandshakeEvent, KeySummary, UpstreamProgress } from './types.js';
-import { keyMember, putKey } from './key-render.js';
+import { putKey, writeKeyMember } from './key-render.js';
+import { escapeRawUnsafe, JsonWriter } from './json-writer.js';
 import { codeName as grpcCodeName } from '../transport/grpc/status.js';
 
 /** ECS version the field names follow. */
@@ -310,19 +311,6 @@ function sourceFields(address: unknown, port: unknown): JsonObject {
   return source;
 }
 
-/**
- * Characters JSON.stringify leaves raw but that log tooling may rewrite or treat as line
- * breaks (DEL, C1 controls, U+2028/U+2029); serialized records escape them.
- */
-const RAW_UNSAFE = /[\u007f-\u009f\u2028\u2029]/gu;
-
-/** JSON text with the RAW_UNSAFE characters escaped as \\uXXXX. */
-function escapeRawUnsafe(json: string): string {
-  RAW_UNSAFE.lastIndex = 0;
-  if (!RAW_UNSAFE.test(json)) return json;
-  return json.replace(RAW_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
 /** A record as one line of JSON: no raw control, line or paragraph separator characters. */
 export function serializeRecord(record: JsonObject): string {
   return escapeRawUnsafe(JSON.stringify(record));
@@ -570,85 +558,72 @@ export function buildConnectionRecord(event: ConnectionEvent, context: RecordCon
   return record;
 }
 
+// The same records written directly, into a JsonWriter. Every function below mirrors one
+// step of the object builders above and writes exactly the characters serializeRecord
+// would write for it; JSON members are written in the order the object builders insert
+// them.
 // ---------------------------------------------------------------------------------------
-// The same records written directly as text. Every function below mirrors one step of
-// the object builders above and yields exactly the characters serializeRecord would
-// write for it; JSON members are written in the order the object builders insert them.
-// ---------------------------------------------------------------------------------------
 
-/**
- * Characters after which a string needs more than two quotes to be the JSON that
- * serializeRecord writes: the ones JSON.stringify escapes (`"`, `\`, C0 controls, lone
- * surrogates; any surrogate is sent the slow way, to keep this test simple) and the
- * RAW_UNSAFE ones. Most strings in a record have none of them.
- */
-// eslint-disable-next-line no-control-regex -- control characters are exactly what this looks for
-const NEEDS_ESCAPING = /["\\\u0000-\u001f\u007f-\u009f\u2028\u2029\ud800-\udfff]/;
+/** One writer serves every record: records are written synchronously, one at a time. */
+const writer = new JsonWriter();
 
-/** A string as serializeRecord writes it. */
-function jsonString(value: string): string {
-  return NEEDS_ESCAPING.test(value) ? escapeRawUnsafe(JSON.stringify(value)) : `"${value}"`;
-}
-
-/** A string from the event through text(), as JSON; undefined when the field is left out. */
-function jsonText(value: unknown): string | undefined {
+/** A string from the event through text(), as a member; left out when text() drops it. */
+function textMember(w: JsonWriter, name: string, value: unknown): void {
   const t = text(value);
-  return t === undefined ? undefined : jsonString(t);
+  if (t !== undefined) w.key(name).string(t);
 }
 
-/** A number as JSON.stringify writes it (non-finite numbers become null). */
-function jsonNumber(value: number): string {
-  return Number.isFinite(value) ? String(value) : 'null';
+/** A finite number as a member; left out otherwise. */
+function numberMember(w: JsonWriter, name: string, value: unknown): void {
+  const n = finiteNumber(value);
+  if (n !== undefined) w.key(name).number(n);
 }
 
-/**
- * A value the object builders copy without narrowing (context fields, event.kind, the
- * display name), as JSON.stringify writes it as an object member; undefined when it
- * would be left out (undefined, functions, symbols).
- */
-function jsonAny(value: unknown): string | undefined {
-  if (typeof value === 'string') return jsonString(value);
+/** JSON.stringify's text of a value the object builders copy without narrowing; undefined when it would be left out. */
+function anyJson(value: unknown): string | undefined {
   const json = JSON.stringify(value) as string | undefined;
   return json === undefined ? undefined : escapeRawUnsafe(json);
 }
 
+/** A value copied without narrowing (context fields, event.kind), as a member; left out as JSON.stringify leaves it out. */
+function anyMember(w: JsonWriter, name: string, value: unknown): void {
+  if (typeof value === 'string') {
+    w.key(name).string(value);
+    return;
+  }
+  const json = anyJson(value);
+  if (json !== undefined) w.key(name).json(json);
+}
+
 /** The same, as an array element: JSON.stringify writes null where a member would be left out. */
-function jsonItem(value: unknown): string {
-  return jsonAny(value) ?? 'null';
+function anyItem(w: JsonWriter, value: unknown): void {
+  w.item();
+  if (typeof value === 'string') w.string(value);
+  else w.json(anyJson(value) ?? 'null');
 }
 
-/** `body` (an object's members so far) with `"name":json` appended; unchanged for undefined. */
-function member(body: string, name: string, json: string | undefined): string {
-  if (json === undefined) return body;
-  return body === '' ? `"${name}":${json}` : `${body},"${name}":${json}`;
-}
-
-/** Two runs of members joined, either of which may be empty. */
-function members(body: string, more: string | undefined): string {
-  if (more === undefined || more === '') return body;
-  return body === '' ? more : `${body},${more}`;
-}
-
-/** texts() as a JSON array's elements. */
-function jsonTexts(values: unknown): string {
-  if (!Array.isArray(values)) return '';
-  let items = '';
+/** texts() as the elements of the open array. */
+function textItems(w: JsonWriter, values: unknown): void {
+  if (!Array.isArray(values)) return;
   for (const value of values) {
     const t = text(value);
-    if (t !== undefined) items = items === '' ? jsonString(t) : `${items},${jsonString(t)}`;
+    if (t !== undefined) w.item().string(t);
   }
-  return items;
 }
 
 /**
- * isoDate(value) ?? now, formatting each whole second once: records of one second share
- * everything up to the milliseconds, and toISOString is a noticeable part of a record.
+ * isoDate(value) ?? now, as a JSON string, formatting each whole second once: records of
+ * one second share everything up to the milliseconds, and toISOString is a noticeable
+ * part of a record.
  */
 let isoSecond = Number.NaN;
 let isoSecondPrefix = '';
-function isoTimestamp(value: unknown): string {
+function writeTimestamp(w: JsonWriter, value: unknown): void {
   const ms = value instanceof Date ? value.getTime() : Number.NaN;
-  if (Number.isNaN(ms)) return new Date().toISOString();
+  if (Number.isNaN(ms)) {
+    w.raw('"').raw(new Date().toISOString()).raw('"');
+    return;
+  }
   const second = Math.floor(ms / 1000) * 1000;
   if (second !== isoSecond) {
     // "2024-01-15T10:00:00.000Z" -> "2024-01-15T10:00:00." (also right for 6-digit years).
@@ -656,15 +631,16 @@ function isoTimestamp(value: unknown): string {
     isoSecond = second;
   }
   const milli = ms - second;
-  return `${isoSecondPrefix}${milli < 10 ? '00' : milli < 100 ? '0' : ''}${String(milli)}Z`;
+  w.raw('"').raw(isoSecondPrefix).raw(milli < 10 ? '00' : milli < 100 ? '0' : '').number(milli).raw('Z"');
 }
 
 /** What a connection contributes to its records, serialized once per identity. */
 interface IdentityText {
   /** user.name as JSON, undefined when the object builder would leave it out. */
   readonly name: string | undefined;
-  /** The lean tls.client of call records, as JSON. */
-  readonly leanClient: string;
+  /** The lean tls.client of call records, as UTF-8 JSON. */
+  readonly leanClient: Buffer;
+  readonly leanClientAscii: boolean;
   /** tls.client in full (connection.open, refused handshakes), as JSON; made on first use. */
   fullClient?: string;
 }
@@ -674,7 +650,9 @@ const identityTextCache = new WeakMap<Identity, IdentityText>();
 function identityText(identity: Identity): IdentityText {
   let cached = identityTextCache.get(identity);
   if (cached === undefined) {
-    cached = { name: jsonAny(displayName(identity)), leanClient: escapeRawUnsafe(JSON.stringify(leanTlsClient(identity))) };
+    const lean = escapeRawUnsafe(JSON.stringify(leanTlsClient(identity)));
+    const leanClient = Buffer.from(lean, 'utf8');
+    cached = { name: anyJson(displayName(identity)), leanClient, leanClientAscii: leanClient.length === lean.length };
     identityTextCache.set(identity, cached);
   }
   return cached;
@@ -684,6 +662,19 @@ function fullClientText(identity: Identity): string {
   const cached = identityText(identity);
   cached.fullClient ??= escapeRawUnsafe(JSON.stringify(tlsClient(identity)));
   return cached.fullClient;
+}
+
+/** The `user` object: name (when known), and roles unless `roles` is NO_ROLES (refused handshakes have none). */
+const NO_ROLES = Symbol('no roles');
+function writeUser(w: JsonWriter, who: IdentityText, roles: unknown): void {
+  w.key('user').open('{');
+  if (who.name !== undefined) w.key('name').json(who.name);
+  if (roles !== NO_ROLES) {
+    w.key('roles').open('[');
+    textItems(w, roles);
+    w.close(']');
+  }
+  w.close('}');
 }
 
 /** tls.version/version_protocol members per printed version ("TLSv1.3"); a handful exist. */
@@ -714,20 +705,31 @@ function cachedDetailField(name: string): string | undefined {
   return field ?? undefined;
 }
 
+/** A detail value as JSON; undefined when the object builder would leave it out. */
+function detailJson(value: unknown): string | undefined {
+  if (typeof value === 'boolean') return value ? 'true' : 'false';
+  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : undefined;
+  const t = text(value);
+  return t === undefined ? undefined : escapeRawUnsafe(JSON.stringify(t));
+}
+
 /**
  * The detail members of a summary. Two names can map to one field ("prevKv", "prev_kv"):
  * as in the object, the field keeps its first position and takes the last value.
  */
-function detailMembers(details: object): string {
-  const fields: string[] = [];
-  const values: string[] = [];
-  for (const [name, value] of Object.entries(details)) {
+const detailFields: string[] = [];
+const detailValues: string[] = [];
+function writeDetails(w: JsonWriter, details: object): void {
+  // Reused between records (writing is synchronous and this never recurses).
+  const fields = detailFields;
+  const values = detailValues;
+  fields.length = 0;
+  values.length = 0;
+  for (const name in details) {
+    if (!Object.hasOwn(details, name)) continue;
     const field = cachedDetailField(name);
     if (field === undefined || RESERVED_REQUEST_FIELDS.has(field)) continue;
-    let json: string | undefined;
-    if (typeof value === 'boolean') json = value ? 'true' : 'false';
-    else if (typeof value === 'number') json = Number.isFinite(value) ? String(value) : undefined;
-    else json = jsonText(value);
+    const json = detailJson((details as Record<string, unknown>)[name]);
     if (json === undefined) continue;
     const at = fields.indexOf(field);
     if (at >= 0) values[at] = json;
@@ -736,178 +738,210 @@ function detailMembers(details: object): string {
       values.push(json);
     }
   }
-  let body = '';
-  for (let i = 0; i < fields.length; i += 1) body = member(body, fields[i] as string, values[i]);
-  return body;
+  for (let i = 0; i < fields.length; i += 1) w.key(fields[i] as string).json(values[i] as string);
 }
 
-/** renderSummary's members as text, with the same budget and bounds. */
-function summaryMembers(summary: KeySummary, depth: number, budget: SummaryBudget): string {
+/** renderSummary's members, with the same budget and bounds. */
+function writeSummary(w: JsonWriter, summary: KeySummary, depth: number, budget: SummaryBudget): void {
   budget.nodes += 1;
-  let body = member('', 'op', jsonText(summary.op));
-  body = members(body, keyMember('key', summary.key));
-  body = members(body, keyMember('range_end', summary.rangeEnd));
+  textMember(w, 'op', summary.op);
+  writeKeyMember(w, 'key', summary.key);
+  writeKeyMember(w, 'range_end', summary.rangeEnd);
   const details = summary.details;
-  if (details !== undefined && details !== null && typeof details === 'object') body = members(body, detailMembers(details));
+  if (details !== undefined && details !== null && typeof details === 'object') writeDetails(w, details);
   for (const branch of ['compare', 'success', 'failure'] as const) {
     const children = summary[branch];
     if (!Array.isArray(children)) continue;
-    let items = '';
+    w.key(branch).open('[');
     for (const child of children as readonly KeySummary[]) {
       if (depth + 1 > MAX_SUMMARY_DEPTH || budget.nodes >= MAX_SUMMARY_NODES) {
         budget.truncated = true;
         break;
       }
-      const node = `{${summaryMembers(child, depth + 1, budget)}}`;
-      items = items === '' ? node : `${items},${node}`;
+      w.item().open('{');
+      writeSummary(w, child, depth + 1, budget);
+      w.close('}');
     }
-    body = member(body, branch, `[${items}]`);
+    w.close(']');
   }
-  return body;
 }
 
-/** renderRequest as text. */
-function requestJson(event: CallEvent): string {
-  let body = member('', 'service', jsonText(event.service));
-  body = member(body, 'method', jsonText(event.method));
+/** renderRequest, as the `request` member. */
+function writeRequest(w: JsonWriter, event: CallEvent): void {
+  w.key('request').open('{');
+  textMember(w, 'service', event.service);
+  textMember(w, 'method', event.method);
   const budget: SummaryBudget = { nodes: 0, truncated: false };
-  body = members(body, summaryMembers(event.request, 0, budget));
-  body = member(body, 'watch_id', jsonText(event.watchId));
-  if (budget.truncated) body = member(body, 'truncated', 'true');
-  return `{${body}}`;
+  writeSummary(w, event.request, 0, budget);
+  textMember(w, 'watch_id', event.watchId);
+  if (budget.truncated) w.key('truncated').raw('true');
+  w.close('}');
 }
 
-/** sourceFields as text. */
-function sourceJson(address: unknown, port: unknown): string {
+/** sourceFields, as the `source` member. */
+function writeSource(w: JsonWriter, address: unknown, port: unknown): void {
+  w.key('source').open('{');
   const ip = text(address);
-  const body = ip !== undefined && ip !== '' ? `"ip":${jsonString(ip)}` : '';
-  const p = finiteNumber(port);
-  return `{${member(body, 'port', p === undefined ? undefined : String(p))}}`;
+  if (ip !== undefined && ip !== '') w.key('ip').string(ip);
+  numberMember(w, 'port', port);
+  w.close('}');
 }
 
-/** The head of every record: `{"@timestamp":...,"ecs":{...},"event":{` up to event.kind. */
-function recordHead(start: unknown, context: RecordContext): string {
-  const id = jsonAny(context.eventId);
-  return `{"@timestamp":"${isoTimestamp(start)}","ecs":{"version":"${ECS_VERSION}"},"event":{${id === undefined ? '' : `"id":${id},`}"kind":"event","module":"etcdgate","dataset":"etcdgate.audit"`;
+const ECS_MEMBER = `{"version":"${ECS_VERSION}"}`;
+
+/** The head of every record: `{"@timestamp":...,"ecs":{...},"event":{` up to event.dataset, the event object left open. */
+function writeHead(w: JsonWriter, start: unknown, context: RecordContext): void {
+  w.reset();
+  w.open('{').key('@timestamp');
+  writeTimestamp(w, start);
+  w.key('ecs').raw(ECS_MEMBER);
+  w.key('event').open('{');
+  anyMember(w, 'id', context.eventId);
+  w.members('"kind":"event","module":"etcdgate","dataset":"etcdgate.audit"');
 }
 
-/** The `etcdgate` object (with `more` members after event_kind) and the record's closing brace. */
-function recordTail(context: RecordContext, kind: unknown, more = ''): string {
-  let body = `"schema_version":${String(AUDIT_SCHEMA_VERSION)}`;
-  body = member(body, 'version', jsonAny(context.version));
-  body = member(body, 'policy_version', jsonAny(context.policyVersion));
-  body = member(body, 'event_kind', jsonAny(kind));
-  return `,"etcdgate":{${members(body, more)}}}`;
+/** Opens the `etcdgate` object and writes its common members; the caller adds its own and calls writeEnd. */
+function writeOwnStart(w: JsonWriter, context: RecordContext, kind: unknown): void {
+  w.key('etcdgate').open('{').key('schema_version').number(AUDIT_SCHEMA_VERSION);
+  anyMember(w, 'version', context.version);
+  anyMember(w, 'policy_version', context.policyVersion);
+  anyMember(w, 'event_kind', kind);
 }
 
-/** refusedAccess as text. */
-function refusedJson(decision: Decision): string | undefined {
+/** Closes the `etcdgate` object and the record, appends `end` and returns the text. */
+function writeEnd(w: JsonWriter, end: string): string {
+  w.close('}').close('}').raw(end);
+  return w.text();
+}
+
+/** refusedAccess, as the `refused` member; nothing when the decision names no access. */
+function writeRefused(w: JsonWriter, decision: Decision): void {
   const access: unknown = decision.refused;
-  if (typeof access !== 'object' || access === null || !('kind' in access)) return undefined;
+  if (typeof access !== 'object' || access === null || !('kind' in access)) return;
   const typed = access as Access;
-  let body = member('', 'access', jsonText(typed.kind));
+  w.key('refused').open('{');
+  textMember(w, 'access', typed.kind);
   if (typed.kind === 'read' || typed.kind === 'write') {
     const origin = typed.origin;
     if (origin !== undefined) {
-      body = member(body, 'op', jsonText(origin.op));
-      body = member(body, 'branch', jsonText(origin.branch));
-      const index = finiteNumber(origin.index);
-      body = member(body, 'index', index === undefined ? undefined : String(index));
-      body = member(body, 'path', jsonText(originPath(origin)));
+      textMember(w, 'op', origin.op);
+      textMember(w, 'branch', origin.branch);
+      numberMember(w, 'index', origin.index);
+      textMember(w, 'path', originPath(origin));
     }
-    body = members(body, keyMember('key', typed.key));
-    if (Buffer.isBuffer(typed.rangeEnd) && typed.rangeEnd.length > 0) body = members(body, keyMember('range_end', typed.rangeEnd));
+    writeKeyMember(w, 'key', typed.key);
+    if (Buffer.isBuffer(typed.rangeEnd) && typed.rangeEnd.length > 0) writeKeyMember(w, 'range_end', typed.rangeEnd);
   } else if (typed.kind === 'capability') {
-    body = member(body, 'capability', jsonText(typed.capability));
+    textMember(w, 'capability', typed.capability);
   }
-  return `{${body}}`;
+  w.close('}');
 }
 
-/** serializeRecord(buildCallRecord(event, context)), written directly. */
-export function serializeCallRecord(event: CallEvent, context: RecordContext): string {
+/**
+ * serializeRecord(buildCallRecord(event, context)), written directly, with `end` (the
+ * line sinks' "\n") appended.
+ */
+export function serializeCallRecord(event: CallEvent, context: RecordContext, end = ''): string {
   const { decision, result } = event;
   const facts = callFacts(event);
+  const w = writer;
 
-  let types = jsonItem(event.eventType);
-  for (const type of facts.extraTypes) types += `,"${type}"`;
-
-  let line = recordHead(event.start, context);
-  line += `,"category":[${jsonItem(event.category)}],"type":[${types}],"action":${jsonText(event.action) ?? '"etcd.unknown"'}`;
-  line += `,"outcome":"${facts.outcome}","duration":${jsonNumber(durationNs(event.durationNs))}`;
-  if (facts.reason !== undefined) line += `,"reason":${jsonString(facts.reason)}`;
+  writeHead(w, event.start, context);
+  w.key('category').open('[');
+  anyItem(w, event.category);
+  w.close(']').key('type').open('[');
+  anyItem(w, event.eventType);
+  for (const type of facts.extraTypes) w.item().string(type);
+  w.close(']').key('action');
+  const action = text(event.action);
+  if (action === undefined) w.raw('"etcd.unknown"');
+  else w.string(action);
+  w.key('outcome').string(facts.outcome).key('duration').number(durationNs(event.durationNs));
+  if (facts.reason !== undefined) w.key('reason').string(facts.reason);
+  w.close('}');
 
   const identity = event.peer.identity;
   const who = identityText(identity);
-  line += `},"user":{${who.name === undefined ? '' : `"name":${who.name},`}"roles":[${jsonTexts(event.roles)}]}`;
-  line += `,"source":${sourceJson(event.peer.address, event.peer.port)}`;
-  line += `,"tls":{"client":${who.leanClient}}`;
+  writeUser(w, who, event.roles);
+  writeSource(w, event.peer.address, event.peer.port);
+  w.key('tls').open('{').key('client').bytes(who.leanClient, who.leanClientAscii).close('}');
 
-  line += `,"etcd":{"request":${requestJson(event)}`;
-  let decisionBody = `"allowed":${facts.allowed ? 'true' : 'false'}`;
-  decisionBody = member(decisionBody, 'role', jsonText(decision.role));
-  decisionBody = member(decisionBody, 'rule', jsonText(decision.rule));
-  decisionBody = member(decisionBody, 'reason', jsonText(decision.reason));
-  if (!facts.allowed) decisionBody = member(decisionBody, 'refused', refusedJson(decision));
-  line += `,"decision":{${decisionBody}}`;
-  let response = `"code":${String(facts.code)},"code_name":${jsonString(facts.codeName)}`;
-  if (facts.message !== undefined && facts.message !== '') response += `,"message":${jsonString(facts.message)}`;
-  response = member(response, 'upstream_code', facts.upstreamCode === undefined ? undefined : String(facts.upstreamCode));
-  response = member(response, 'revision', jsonText(result.revision));
-  const count = finiteNumber(result.count);
-  response = member(response, 'count', count === undefined ? undefined : String(count));
-  const bytes = finiteNumber(result.bytes);
-  response = member(response, 'bytes', bytes === undefined ? undefined : String(bytes));
-  line += `,"response":{${response}}}`;
+  w.key('etcd').open('{');
+  writeRequest(w, event);
+  w.key('decision').open('{').key('allowed').boolean(facts.allowed);
+  textMember(w, 'role', decision.role);
+  textMember(w, 'rule', decision.rule);
+  textMember(w, 'reason', decision.reason);
+  if (!facts.allowed) writeRefused(w, decision);
+  w.close('}');
+  w.key('response').open('{').key('code').number(facts.code).key('code_name').string(facts.codeName);
+  if (facts.message !== undefined && facts.message !== '') w.key('message').string(facts.message);
+  if (facts.upstreamCode !== undefined) w.key('upstream_code').number(facts.upstreamCode);
+  textMember(w, 'revision', result.revision);
+  numberMember(w, 'count', result.count);
+  numberMember(w, 'bytes', result.bytes);
+  w.close('}').close('}');
 
   const traceId = text(event.traceId);
-  if (traceId !== undefined && traceId !== '') line += `,"trace":{"id":${jsonString(traceId)}}`;
+  if (traceId !== undefined && traceId !== '') w.key('trace').open('{').key('id').string(traceId).close('}');
   const http = httpFields(event);
-  if (http !== undefined) line += `,"network":{"protocol":"http"},"http":{"version":${jsonString(http.version)}},"url":{"path":${jsonString(http.path)}}`;
-  let own = member('', 'connection_id', jsonText(event.peer.connectionId));
-  if (facts.requestSent !== undefined) own = member(own, 'request_sent', facts.requestSent ? 'true' : 'false');
-  return line + recordTail(context, event.kind, own);
-}
-
-/** serializeRecord(buildHandshakeRecord(event, context)), written directly. */
-export function serializeHandshakeRecord(event: HandshakeEvent, context: RecordContext): string {
-  const shape = handshakeKind(event);
-  let line = recordHead(event.start, context);
-  line += `,"category":["authentication"],"type":["${shape.type}","denied"],"action":"${shape.action}","outcome":"failure"`;
-  const reason = jsonText(event.reason);
-  if (reason !== undefined) line += `,"reason":${reason}`;
-  line += '}';
-  const errorMessage = text(event.error);
-  if (errorMessage !== undefined && errorMessage !== '') line += `,"error":{"message":${jsonString(errorMessage)}}`;
-  line += `,"source":${sourceJson(event.address, event.port)}`;
-  let own = '';
-  if (event.identity !== undefined) {
-    const who = identityText(event.identity);
-    if (shape.verified) line += `,"user":{${who.name === undefined ? '' : `"name":${who.name}`}}`;
-    line += `,"tls":{"client":${fullClientText(event.identity)}}`;
+  if (http !== undefined) {
+    w.key('network').raw('{"protocol":"http"}');
+    w.key('http').open('{').key('version').string(http.version).close('}');
+    w.key('url').open('{').key('path').string(http.path).close('}');
   }
-  const suppressed = finiteNumber(event.suppressed);
-  if (suppressed !== undefined) own = member(own, 'suppressed_records', jsonNumber(suppressed));
-  own = member(own, 'connection_id', jsonText(event.connectionId));
-  if (event.identity !== undefined && !shape.verified) own = member(own, 'identity_verified', 'false');
-  return line + recordTail(context, shape.kind, own);
+  writeOwnStart(w, context, event.kind);
+  textMember(w, 'connection_id', event.peer.connectionId);
+  if (facts.requestSent !== undefined) w.key('request_sent').boolean(facts.requestSent);
+  return writeEnd(w, end);
 }
 
-/** serializeRecord(buildConnectionRecord(event, context)), written directly. */
-export function serializeConnectionRecord(event: ConnectionEvent, context: RecordContext): string {
+/** serializeRecord(buildHandshakeRecord(event, context)), written directly, with `end` appended. */
+export function serializeHandshakeRecord(event: HandshakeEvent, context: RecordContext, end = ''): string {
+  const shape = handshakeKind(event);
+  const w = writer;
+  writeHead(w, event.start, context);
+  w.key('category').raw('["authentication"]').key('type').open('[').item().string(shape.type).item().raw('"denied"').close(']');
+  w.key('action').string(shape.action).key('outcome').raw('"failure"');
+  textMember(w, 'reason', event.reason);
+  w.close('}');
+  const errorMessage = text(event.error);
+  if (errorMessage !== undefined && errorMessage !== '') w.key('error').open('{').key('message').string(errorMessage).close('}');
+  writeSource(w, event.address, event.port);
+  if (event.identity !== undefined) {
+    if (shape.verified) writeUser(w, identityText(event.identity), NO_ROLES);
+    w.key('tls').open('{').key('client').json(fullClientText(event.identity)).close('}');
+  }
+  writeOwnStart(w, context, shape.kind);
+  numberMember(w, 'suppressed_records', event.suppressed);
+  textMember(w, 'connection_id', event.connectionId);
+  if (event.identity !== undefined && !shape.verified) w.key('identity_verified').raw('false');
+  return writeEnd(w, end);
+}
+
+/** serializeRecord(buildConnectionRecord(event, context)), written directly, with `end` appended. */
+export function serializeConnectionRecord(event: ConnectionEvent, context: RecordContext, end = ''): string {
   const open = event.kind === 'connection.open';
-  let line = recordHead(event.start, context);
-  line += `,"category":["network"],"type":["connection","${open ? 'start' : 'end'}"],"action":"etcdgate.tls.connection","outcome":"success"`;
-  if (!open) line += `,"duration":${jsonNumber(durationNs(event.durationNs))}`;
-  const reason = jsonText(event.reason);
-  if (reason !== undefined) line += `,"reason":${reason}`;
+  const w = writer;
+  writeHead(w, event.start, context);
+  w.key('category').raw('["network"]').key('type').raw(open ? '["connection","start"]' : '["connection","end"]');
+  w.key('action').raw('"etcdgate.tls.connection"').key('outcome').raw('"success"');
+  if (!open) w.key('duration').number(durationNs(event.durationNs));
+  textMember(w, 'reason', event.reason);
+  w.close('}');
   const who = identityText(event.identity);
-  line += `},"user":{${who.name === undefined ? '' : `"name":${who.name},`}"roles":[${jsonTexts(event.roles)}]}`;
-  line += `,"source":${sourceJson(event.address, event.port)}`;
+  writeUser(w, who, event.roles);
+  writeSource(w, event.address, event.port);
+  w.key('tls').open('{');
   if (open) {
     const version = tlsVersionMembers(event.tlsVersion);
-    line += `,"tls":{${version === '' ? '' : `${version},`}"client":${fullClientText(event.identity)}}`;
+    if (version !== '') w.members(version);
+    w.key('client').json(fullClientText(event.identity));
   } else {
-    line += `,"tls":{"client":${who.leanClient}}`;
+    w.key('client').bytes(who.leanClient, who.leanClientAscii);
   }
-  return line + recordTail(context, event.kind, member('', 'connection_id', jsonText(event.connectionId)));
+  w.close('}');
+  writeOwnStart(w, context, event.kind);
+  textMember(w, 'connection_id', event.connectionId);
+  return writeEnd(w, end);
 }

@@ -4,7 +4,7 @@
  * keeping the message: only the top-level fields are walked, the large ones (kvs) are
  * skipped as they stream past, and only the small header is gathered.
  */
-import { summarizeResponse, type ResponseSummary } from './responses.js';
+import { headerRevision, type ResponseSummary } from './responses.js';
 
 const RANGE = '/etcdserverpb.KV/Range';
 const DELETE_RANGE = '/etcdserverpb.KV/DeleteRange';
@@ -129,16 +129,14 @@ export class ResponseScanner {
   private readHeader(): void {
     const parts = this.header ?? [];
     this.header = undefined;
-    // A message holding only the header field: summarizeResponse reads its revision.
-    const header = Buffer.concat(parts);
-    const lengthBytes: number[] = [];
-    let n = header.length;
-    do {
-      lengthBytes.push((n & 0x7f) | (n >= 0x80 ? 0x80 : 0));
-      n = Math.floor(n / 128);
-    } while (n > 0);
-    const revision = summarizeResponse('', Buffer.concat([Buffer.from([0x0a, ...lengthBytes]), header])).revision;
-    if (revision !== undefined) this.revision = revision;
+    // Usually the header arrives in one piece: read it where it lies.
+    const header = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+    try {
+      const revision = headerRevision(header);
+      if (revision !== undefined) this.revision = revision;
+    } catch {
+      // A header that is not a message: the record goes without a revision, as before.
+    }
   }
 
   /** What was read; empty when the bytes could not be walked. */

@@ -12,7 +12,8 @@ export interface ResponseSummary {
   count?: number;
 }
 
-function headerRevision(header: Buffer): string | undefined {
+/** ResponseHeader.revision from the header message's bytes. Throws on bytes that are not a message. */
+export function headerRevision(header: Buffer): string | undefined {
   const reader = new WireReader(header);
   let revision: string | undefined;
   while (reader.next()) {
