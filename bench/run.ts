@@ -26,6 +26,8 @@
  *     comparisons of an optimization in the same run
  *   --baseline-node-args="ARGS": the baseline (this build unless --baseline) runs with
  *     these Node/V8 flags, for A/B of a runtime setting
+ *   --paired: etcdgate and etcdgate-baseline take their unary load at the same time,
+ *     `clients` each, instead of in turn: the A/B then sees one machine, not two moments
  *   --encryption, --value-bytes=N: adds "etcdgate-encrypted" (see docs/performance.md)
  */
 import { randomBytes } from 'node:crypto';
@@ -82,8 +84,11 @@ const { values: flags } = parseArgs({
     'http2-canned': { type: 'boolean' },
     encryption: { type: 'boolean' },
     'value-bytes': { type: 'string' },
+    paired: { type: 'boolean', default: false },
   },
 });
+/** --paired: etcdgate and etcdgate-baseline are measured at the same time rather than in turn. */
+const paired = flags.paired === true;
 
 const quick = flags.quick === true;
 const VALUE_BYTES = Number(flags['value-bytes'] ?? 512);
@@ -160,53 +165,66 @@ const selfCpu = (): number => {
   return (usage.user + usage.system) / 1e6;
 };
 
-async function measureUnary(target: Target, etcd: Measured, pki: BenchPki, workload: UnaryWorkload, clients: number, round: number): Promise<Point> {
+/**
+ * The workload through each target at the same time, `clients` clients each (one target
+ * for the usual rotation; two for --paired, so both see the same machine: on a shared
+ * 2-core VM, the drift between rounds is larger than the differences an A/B looks for).
+ */
+async function measureUnaryTogether(targets: readonly Target[], etcd: Measured, pki: BenchPki, workload: UnaryWorkload, clients: number, round: number): Promise<Point[]> {
   const perWorker = split(clients, Math.min(workerCount, clients));
-  let offset = 0;
-  const jobs: LoadJob[] = perWorker.map((n) => {
-    const job: LoadJob = { ...baseJob(target, pki), kind: 'unary', workload, clients: n, clientOffset: offset, totalClients: clients, connections: Math.max(1, Math.ceil(n / clientsPerConnection)) };
-    offset += n;
-    return job;
+  const groups = targets.map((target) => {
+    let offset = 0;
+    const jobs: LoadJob[] = perWorker.map((n) => {
+      const job: LoadJob = { ...baseJob(target, pki), kind: 'unary', workload, clients: n, clientOffset: offset, totalClients: clients, connections: Math.max(1, Math.ceil(n / clientsPerConnection)) };
+      offset += n;
+      return job;
+    });
+    return { target, workers: spawnWorkers(jobs) };
   });
-  const workers = spawnWorkers(jobs);
+  const workers = groups.flatMap((g) => g.workers);
   await Promise.all(workers.map((w) => nextMessage(w, 'warm')));
-  const proxyBefore = cpuOf(target.proxy);
+  const proxyBefore = groups.map((g) => cpuOf(g.target.proxy));
   const etcdBefore = cpuOf(etcd);
   const selfBefore = selfCpu();
   const wallBefore = performance.now();
-  const resultsPromise = Promise.all(workers.map((w) => nextMessage<UnaryResult>(w, 'result')));
+  const resultsPromise = Promise.all(groups.map((g) => Promise.all(g.workers.map((w) => nextMessage<UnaryResult>(w, 'result')))));
   for (const w of workers) w.postMessage({ type: 'measure', durationMs });
-  const results = await resultsPromise;
+  const byGroup = await resultsPromise;
   const wall = (performance.now() - wallBefore) / 1000;
-  const proxyCpu = cpuOf(target.proxy) - proxyBefore;
+  const proxyCpu = groups.map((g, i) => cpuOf(g.target.proxy) - (proxyBefore[i] as number));
   const etcdCpu = cpuOf(etcd) - etcdBefore;
   const loadgenCpu = selfCpu() - selfBefore;
   await Promise.all(workers.map((w) => w.terminate()));
-  const requests = results.reduce((sum, r) => sum + r.count, 0);
-  const seconds = Math.max(...results.map((r) => r.elapsedMs)) / 1000;
-  const all = new Float64Array(requests);
-  let at = 0;
-  for (const r of results) {
-    all.set(r.latencies, at);
-    at += r.latencies.length;
-  }
-  const firstError = results.find((r) => r.firstError !== undefined)?.firstError;
-  return {
-    workload,
-    clients,
-    target: target.name,
-    round,
-    requests,
-    errors: results.reduce((sum, r) => sum + r.errors, 0),
-    seconds,
-    throughput: requests / seconds,
-    p50Ms: quantile(all, 0.5),
-    p99Ms: quantile(all, 0.99),
-    proxyCpuUs: target.proxy === undefined ? undefined : (proxyCpu * 1e6) / requests,
-    etcdCpuUs: (etcdCpu * 1e6) / requests,
-    loadgenCores: loadgenCpu / wall,
-    ...(firstError === undefined ? {} : { firstError }),
-  };
+  const totalRequests = byGroup.flat().reduce((sum, r) => sum + r.count, 0);
+  return groups.map((g, i) => {
+    const results = byGroup[i] as UnaryResult[];
+    const requests = results.reduce((sum, r) => sum + r.count, 0);
+    const seconds = Math.max(...results.map((r) => r.elapsedMs)) / 1000;
+    const all = new Float64Array(requests);
+    let at = 0;
+    for (const r of results) {
+      all.set(r.latencies, at);
+      at += r.latencies.length;
+    }
+    const firstError = results.find((r) => r.firstError !== undefined)?.firstError;
+    return {
+      workload,
+      clients,
+      target: g.target.name,
+      round,
+      requests,
+      errors: results.reduce((sum, r) => sum + r.errors, 0),
+      seconds,
+      throughput: requests / seconds,
+      p50Ms: quantile(all, 0.5),
+      p99Ms: quantile(all, 0.99),
+      proxyCpuUs: g.target.proxy === undefined ? undefined : ((proxyCpu[i] as number) * 1e6) / requests,
+      // Shared when paired: etcd and the load generator served both targets.
+      etcdCpuUs: (etcdCpu * 1e6) / totalRequests,
+      loadgenCores: loadgenCpu / wall,
+      ...(firstError === undefined ? {} : { firstError }),
+    };
+  });
 }
 
 async function measureWatch(target: Target, direct: Target, pki: BenchPki, round: number): Promise<WatchPoint> {
@@ -430,9 +448,12 @@ async function main(): Promise<void> {
           // Rotate the order each round so no target always runs first (warm caches, drift).
           const order = eligible.map((_, i) => eligible[(i + round - 1) % eligible.length] as Target);
           for (const target of order) {
-            const point = await measureUnary(target, etcd, pki, workload, clients, round);
-            points.push(point);
-            log(`${workload} x${clients} r${round} ${target.name}: ${point.throughput.toFixed(0)} req/s p50 ${point.p50Ms.toFixed(3)} ms p99 ${point.p99Ms.toFixed(3)} ms proxy ${point.proxyCpuUs?.toFixed(0) ?? '-'} µs/req etcd ${point.etcdCpuUs.toFixed(0)} µs/req loadgen ${point.loadgenCores.toFixed(2)} cores${point.errors > 0 ? ` errors ${point.errors} (${point.firstError ?? ''})` : ''}`);
+            if (paired && target.name === 'etcdgate-baseline') continue;
+            const together = paired && target.name === 'etcdgate' ? [target, ...eligible.filter((t) => t.name === 'etcdgate-baseline')] : [target];
+            for (const point of await measureUnaryTogether(together, etcd, pki, workload, clients, round)) {
+              points.push(point);
+              log(`${workload} x${clients} r${round} ${point.target}: ${point.throughput.toFixed(0)} req/s p50 ${point.p50Ms.toFixed(3)} ms p99 ${point.p99Ms.toFixed(3)} ms proxy ${point.proxyCpuUs?.toFixed(0) ?? '-'} µs/req etcd ${point.etcdCpuUs.toFixed(0)} µs/req loadgen ${point.loadgenCores.toFixed(2)} cores${point.errors > 0 ? ` errors ${point.errors} (${point.firstError ?? ''})` : ''}`);
+            }
           }
         }
       }
