@@ -26,8 +26,9 @@
  *     comparisons of an optimization in the same run
  *   --baseline-node-args="ARGS": the baseline (this build unless --baseline) runs with
  *     these Node/V8 flags, for A/B of a runtime setting
- *   --paired: etcdgate and etcdgate-baseline take their unary load at the same time,
- *     `clients` each, instead of in turn: the A/B then sees one machine, not two moments
+ *   --together=a,b: these targets take their unary load at the same time, `clients`
+ *     each, instead of in turn: an A/B (etcdgate,etcdgate-baseline or
+ *     etcdgate,grpc-proxy) then sees one machine, not two moments
  *   --encryption, --value-bytes=N: adds "etcdgate-encrypted" (see docs/performance.md)
  */
 import { randomBytes } from 'node:crypto';
@@ -84,11 +85,11 @@ const { values: flags } = parseArgs({
     'http2-canned': { type: 'boolean' },
     encryption: { type: 'boolean' },
     'value-bytes': { type: 'string' },
-    paired: { type: 'boolean', default: false },
+    together: { type: 'string' },
   },
 });
-/** --paired: etcdgate and etcdgate-baseline are measured at the same time rather than in turn. */
-const paired = flags.paired === true;
+/** --together: targets measured at the same time rather than in turn. */
+const together = new Set(flags.together?.split(',').filter((name) => name !== '') ?? []);
 
 const quick = flags.quick === true;
 const VALUE_BYTES = Number(flags['value-bytes'] ?? 512);
@@ -167,7 +168,7 @@ const selfCpu = (): number => {
 
 /**
  * The workload through each target at the same time, `clients` clients each (one target
- * for the usual rotation; two for --paired, so both see the same machine: on a shared
+ * for the usual rotation; several for --together, so they see the same machine: on a shared
  * 2-core VM, the drift between rounds is larger than the differences an A/B looks for).
  */
 async function measureUnaryTogether(targets: readonly Target[], etcd: Measured, pki: BenchPki, workload: UnaryWorkload, clients: number, round: number): Promise<Point[]> {
@@ -219,7 +220,7 @@ async function measureUnaryTogether(targets: readonly Target[], etcd: Measured, 
       p50Ms: quantile(all, 0.5),
       p99Ms: quantile(all, 0.99),
       proxyCpuUs: g.target.proxy === undefined ? undefined : ((proxyCpu[i] as number) * 1e6) / requests,
-      // Shared when paired: etcd and the load generator served both targets.
+      // Shared when measured together: etcd and the load generator served every target.
       etcdCpuUs: (etcdCpu * 1e6) / totalRequests,
       loadgenCores: loadgenCpu / wall,
       ...(firstError === undefined ? {} : { firstError }),
@@ -448,9 +449,10 @@ async function main(): Promise<void> {
           // Rotate the order each round so no target always runs first (warm caches, drift).
           const order = eligible.map((_, i) => eligible[(i + round - 1) % eligible.length] as Target);
           for (const target of order) {
-            if (paired && target.name === 'etcdgate-baseline') continue;
-            const together = paired && target.name === 'etcdgate' ? [target, ...eligible.filter((t) => t.name === 'etcdgate-baseline')] : [target];
-            for (const point of await measureUnaryTogether(together, etcd, pki, workload, clients, round)) {
+            // The first of the --together targets in this round's order brings the others along.
+            const group = together.has(target.name) ? order.filter((t) => together.has(t.name)) : [target];
+            if (group[0] !== target) continue;
+            for (const point of await measureUnaryTogether(group, etcd, pki, workload, clients, round)) {
               points.push(point);
               log(`${workload} x${clients} r${round} ${point.target}: ${point.throughput.toFixed(0)} req/s p50 ${point.p50Ms.toFixed(3)} ms p99 ${point.p99Ms.toFixed(3)} ms proxy ${point.proxyCpuUs?.toFixed(0) ?? '-'} µs/req etcd ${point.etcdCpuUs.toFixed(0)} µs/req loadgen ${point.loadgenCores.toFixed(2)} cores${point.errors > 0 ? ` errors ${point.errors} (${point.firstError ?? ''})` : ''}`);
             }
@@ -497,7 +499,7 @@ async function main(): Promise<void> {
     writeFileSync(path.join(resultsDir, 'latest.svg'), chart);
     // docs/bench holds the full run the README quotes: a partial run (--only, --targets,
     // --quick, a baseline) stays in bench-results/ unless --docs asks otherwise.
-    const partial = flags.only !== undefined || flags.targets !== undefined || flags.quick === true || flags.baseline !== undefined || flags['baseline-node-args'] !== undefined;
+    const partial = flags.together !== undefined || flags.only !== undefined || flags.targets !== undefined || flags.quick === true || flags.baseline !== undefined || flags['baseline-node-args'] !== undefined;
     if (flags['no-docs'] !== true && (!partial || flags.docs === true)) {
       const docs = path.join(root, 'docs/bench');
       mkdirSync(docs, { recursive: true });
