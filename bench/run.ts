@@ -13,7 +13,7 @@
  *     txn, watch, watch-memory), --clients=1,64, --workers N
  *   --targets=a,b: a subset of grpc-proxy, etcdgate, etcdgate-audit-off, etcdgate-cache
  *     (direct always runs)
- *   --cpu-prof: etcdgate writes a V8 CPU profile to bench-results/profiles/ on exit
+ *   --cpu-prof: etcdgate (and etcdgate-audit-off) write V8 CPU profiles to bench-results/profiles/ on exit
  *   --no-docs: docs/bench/ is left alone. A partial run (--only, --targets, --quick, a
  *     baseline) leaves it alone anyway unless --docs is given: it holds the full run
  *     the README quotes.
@@ -392,7 +392,7 @@ async function main(): Promise<void> {
     const nodeArgs = flags['cpu-prof'] === true ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
     for (const variant of [
       { name: 'etcdgate', audit: true, cache: false, nodeArgs },
-      { name: 'etcdgate-audit-off', audit: false, cache: false },
+      { name: 'etcdgate-audit-off', audit: false, cache: false, nodeArgs },
       // The default rate limit (10000/s per identity) would cap what the cache can show.
       { name: 'etcdgate-cache', audit: true, cache: true, extra: { limits: { requestsPerSecond: 0 } } },
       ...(flags.baseline === undefined && flags['baseline-node-args'] === undefined
