@@ -1,7 +1,7 @@
 /**
  * Cost of one audit record on the hot path: serializing a linearizable Range's call
  * record and encoding it into the bytes a batch write carries. Run:
- * `npx vitest bench --run bench/audit-record.bench.ts`.
+ * `npm run bench:audit`.
  */
 import { bench, describe } from 'vitest';
 import { serializeCallRecord } from '../src/audit/record.js';
