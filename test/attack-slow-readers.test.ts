@@ -119,6 +119,15 @@ describe('readers that do not read: reset after limits.sendStallTimeoutMs', () =
       { timeout: 10_000, interval: 200 },
     );
     expect(target.auditRecords().length).toBeGreaterThanOrEqual(records + 300);
+    // The records of those that waited for a slot say how long: all but the first 16,
+    // granted at once; the ones that got a slot freed by the first resets waited 2 s.
+    const attack = recordsOf(target.auditRecords().slice(records), 'etcd.kv.range').filter((record) => JSON.stringify(record).includes('/tenants/tenant-a/big/'));
+    expect(attack).toHaveLength(300);
+    const waits = attack.map((record) => (record['etcdgate'] as { range_read_wait_ms?: number }).range_read_wait_ms);
+    expect(waits.filter((wait) => wait === undefined)).toHaveLength(16);
+    const waited = waits.filter((wait): wait is number => wait !== undefined);
+    expect(waited.every((wait) => wait > 0)).toBe(true);
+    expect(Math.max(...waited)).toBeGreaterThan(1500);
     expect(legit.failures).toEqual([]);
     expect(peakRssMiB).toBeLessThan(RSS_BOUND_MIB);
   });

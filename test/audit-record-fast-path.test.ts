@@ -367,6 +367,7 @@ const event: fc.Arbitrary<CallEvent> = fc
     connectionId: fc.option(anyText, { nil: undefined }),
     upstream: fc.option(fc.record({ sent: fc.boolean(), code: fc.integer({ min: -1, max: 20 }) }, { requiredKeys: ['sent'] }), { nil: undefined }),
     refused: fc.option(access, { nil: undefined }),
+    rangeReadWaitMs: optionalNumber,
   })
   .map((f) => {
     const decision = {
@@ -401,6 +402,7 @@ const event: fc.Arbitrary<CallEvent> = fc
       ...(f.traceId !== undefined ? { traceId: f.traceId } : {}),
       ...(f.http !== undefined ? { http: f.http } : {}),
       ...(f.upstream !== undefined ? { upstream: f.upstream } : {}),
+      ...(f.rangeReadWaitMs !== undefined ? { rangeReadWaitMs: f.rangeReadWaitMs } : {}),
     };
   });
 

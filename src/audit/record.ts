@@ -483,6 +483,7 @@ export function buildCallRecord(event: CallEvent, context: RecordContext): JsonO
   const own = etcdgateFields(context, event.kind);
   put(own, 'connection_id', text(event.peer.connectionId));
   put(own, 'request_sent', facts.requestSent);
+  put(own, 'range_read_wait_ms', finiteNumber(event.rangeReadWaitMs));
   record['etcdgate'] = own;
   return record;
 }
@@ -893,6 +894,7 @@ export function serializeCallRecord(event: CallEvent, context: RecordContext, en
   writeOwnStart(w, context, event.kind);
   textMember(w, 'connection_id', event.peer.connectionId);
   if (facts.requestSent !== undefined) w.key('request_sent').boolean(facts.requestSent);
+  numberMember(w, 'range_read_wait_ms', event.rangeReadWaitMs);
   return writeEnd(w, end);
 }
 

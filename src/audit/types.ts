@@ -97,6 +97,8 @@ export interface CallEvent {
   readonly http?: HttpTransport;
   /** Unary calls that were forwarded (or tried to be): how far the request got. */
   readonly upstream?: UpstreamProgress;
+  /** Unary range reads that waited for one of the identity's range-read slots (limits.maxRangeReadsPerIdentity): ms waited. */
+  readonly rangeReadWaitMs?: number;
 }
 
 /**

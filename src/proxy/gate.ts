@@ -78,6 +78,8 @@ export interface CallExtra {
   readonly http?: HttpTransport | undefined;
   /** Unary calls that were forwarded (or tried to be): how far the request got. */
   readonly upstream?: UpstreamProgress | undefined;
+  /** Range reads that waited for a range-read slot: ms waited (until granted, or until the call ended). */
+  readonly rangeReadWaitMs?: number | undefined;
 }
 
 /** What a call's audit record says about its result. */
@@ -254,6 +256,7 @@ export class Gate {
       ...(extra?.traceId === undefined ? {} : { traceId: extra.traceId }),
       ...(extra?.http === undefined ? {} : { http: extra.http }),
       ...(extra?.upstream === undefined ? {} : { upstream: extra.upstream }),
+      ...(extra?.rangeReadWaitMs === undefined ? {} : { rangeReadWaitMs: extra.rangeReadWaitMs }),
     };
   }
 }

@@ -82,6 +82,9 @@ export class UnaryFlow implements RpcHandler, ForwardSink {
   private assembled: Buffer | undefined;
   private plan: CallPlan = UNTOUCHED;
   private rangeRead: RangeReadTicket | undefined;
+  /** Monotonic ms when the call began waiting for a range-read slot, and when it got one. */
+  private waitingSince: number | undefined;
+  private grantedAt: number | undefined;
 
   constructor(
     private readonly deps: UnaryDeps,
@@ -191,7 +194,13 @@ export class UnaryFlow implements RpcHandler, ForwardSink {
     // so many of those at etcd at once (limits.maxRangeReadsPerIdentity); the rest wait.
     if (this.decoded !== undefined && readsKeyRange(this.decoded)) {
       this.phase = 'waiting';
-      this.rangeRead = this.deps.gate.deps.limits.acquireRangeRead(this.caller.connection.identity.fingerprint, () => this.forward(sending));
+      const ticket = this.deps.gate.deps.limits.acquireRangeRead(this.caller.connection.identity.fingerprint, () => {
+        if (this.waitingSince !== undefined) this.grantedAt = this.deps.gate.clock.monotonic();
+        this.forward(sending);
+      });
+      this.rangeRead = ticket;
+      // Not granted at once: the record will say how long it waited.
+      if (ticket.state === 'waiting') this.waitingSince = this.deps.gate.clock.monotonic();
       return;
     }
     this.forward(sending);
@@ -320,8 +329,15 @@ export class UnaryFlow implements RpcHandler, ForwardSink {
       this.decoded?.summary ?? requestOnly(this.spec),
       this.decision,
       { code: sent.code, message: sent.code === 0 ? '' : sent.details, ...(sent.code === 0 ? this.summary : {}) },
-      { traceId: traceIdOf(this.call.header('traceparent')), http: this.call.http, upstream },
+      { traceId: traceIdOf(this.call.header('traceparent')), http: this.call.http, upstream, rangeReadWaitMs: this.waitedMs() },
     );
+  }
+
+  /** How long the call waited for a range-read slot (until granted, or until it ended waiting), ms; undefined if it did not wait. */
+  private waitedMs(): number | undefined {
+    if (this.waitingSince === undefined) return undefined;
+    const until = this.grantedAt ?? this.deps.gate.clock.monotonic();
+    return Math.round((until - this.waitingSince) * 1000) / 1000;
   }
 }
 
