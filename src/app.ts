@@ -138,7 +138,11 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const policy = new PolicyState(loadConfiguredPolicy(config.policy));
   metrics.policyInfo(policy.current.version, policy.current.ruleCount);
   // Encryption at rest: every key is loaded now; one that cannot be used stops the start.
-  const encryption = config.encryption === undefined ? undefined : startEncryption(config.encryption, { metrics, logger });
+  const encryption = config.encryption === undefined ? undefined : startEncryption(config.encryption, {
+        metrics,
+        logger,
+        keyring: { openedCacheBytes: config.cache.decryptedValues.maxBytes },
+      });
   const auditor = await createAuditor(config.audit, { metrics, logger, version: VERSION, policyVersion: () => policy.current.version });
 
   let upstreamMaterial = readUpstreamMaterial(config.upstream);

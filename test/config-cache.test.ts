@@ -41,10 +41,18 @@ function issuesOf(cache: unknown): string[] {
 }
 
 describe('cache', () => {
-  it('is off by default', () => {
+  it('is off by default; the decrypted-value cache is on, 16 MiB', () => {
     const config = parseConfig(doc(), { source: '', baseDir: dir });
     expect(config.cache).toEqual(DEFAULT_CACHE);
     expect(config.cache.serializableRange.enabled).toBe(false);
+    expect(config.cache.decryptedValues.maxBytes).toBe(16 * 1024 * 1024);
+  });
+
+  it('takes the decrypted-value cache size as given, 0 switching it off', () => {
+    expect(parseConfig(doc({ decryptedValues: { maxBytes: 0 } }), { source: '', baseDir: dir }).cache.decryptedValues).toEqual({ maxBytes: 0 });
+    expect(parseConfig(doc({ decryptedValues: { maxBytes: 1024 } }), { source: '', baseDir: dir }).cache.decryptedValues).toEqual({ maxBytes: 1024 });
+    expect(issuesOf({ decryptedValues: { maxBytes: -1 } })).toEqual([expect.stringMatching(/^cache\.decryptedValues\.maxBytes: must be an integer from 0/u)]);
+    expect(issuesOf({ decryptedValues: { maxEntries: 5 } }).join('\n')).toMatch(/^cache\.decryptedValues/mu);
   });
 
   it('takes the serializable-Range cache settings as given', () => {

@@ -140,7 +140,7 @@ describe('a minimal valid config', () => {
         sendStallTimeoutMs: 30_000,
         maxRangeReadsPerIdentity: 16,
       },
-      cache: { serializableRange: { enabled: false, maxEntries: 10_000, maxStalenessMs: 1_000 } },
+      cache: { serializableRange: { enabled: false, maxEntries: 10_000, maxStalenessMs: 1_000 }, decryptedValues: { maxBytes: 16 * 1024 * 1024 } },
       gateway: { enabled: true, headersTimeoutMs: 10_000, bodyTimeoutMs: 30_000, idleTimeoutMs: 120_000, maxHeaderBytes: 16_384 },
       policy: { kind: 'file', path: pki('policy.yaml') },
     });

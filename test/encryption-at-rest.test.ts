@@ -300,6 +300,28 @@ describe('a stored value that cannot be decrypted', () => {
     expect(after).toBe(before + 1);
   });
 
+  it('remembered once opened (cache.decryptedValues): a re-read is a cache hit, and a tampered value is not served from it', async () => {
+    const hits = async (): Promise<number> => findSamples(await metrics(), 'etcdgate_encryption_decrypt_cache_hits_total', { resource: 'secrets' })[0]?.value ?? 0;
+    await ok(['put', '/secret/remembered', 'remembered-value'], through());
+    expect(await ok(['get', '/secret/remembered', '--print-value-only'], through())).toBe('remembered-value\n');
+    const first = await hits();
+    expect(await ok(['get', '/secret/remembered', '--print-value-only'], through())).toBe('remembered-value\n');
+    expect(await hits()).toBe(first + 1);
+    // The same key, other bytes: opened again, and refused.
+    const stored = await storedOf('/secret/remembered');
+    stored[stored.length - 1] = (stored[stored.length - 1] ?? 0) ^ 0x01;
+    await direct.put('/secret/remembered').value(stored);
+    expect(await failedRead('/secret/remembered')).toContain('"/secret/remembered" cannot be decrypted');
+    expect(await hits()).toBe(first + 1);
+    // The remembered bytes copied to another key: not a hit there either.
+    await ok(['put', '/secret/remembered', 'remembered-value'], through());
+    expect(await ok(['get', '/secret/remembered', '--print-value-only'], through())).toBe('remembered-value\n');
+    await direct.put('/secret/remembered-copy').value(await storedOf('/secret/remembered'));
+    expect(await failedRead('/secret/remembered-copy')).toContain('"/secret/remembered-copy" cannot be decrypted');
+    await direct.delete().key('/secret/remembered');
+    await direct.delete().key('/secret/remembered-copy');
+  });
+
   it('copied in etcd from one key to another: the read of the copy fails, the original still reads', async () => {
     await direct.put('/secret/copy').value(await storedOf('/secret/a'));
     expect(await failedRead('/secret/copy')).toContain('"/secret/copy" cannot be decrypted');

@@ -299,3 +299,103 @@ describe('keyring rules', () => {
     expect(seen).toEqual(['enc secrets aesgcm m', 'dec secrets aesgcm m', 'fail secrets authentication']);
   });
 });
+
+describe('values remembered once opened (cache.decryptedValues)', () => {
+  const CONFIG = (file: string): EncryptionConfig => ({ resources: [{ name: 'secrets', prefixes: [PREFIX], ranges: [], providers: [{ kind: 'aesgcm', keys: [{ name: 'c', file }] }] }] });
+
+  function counting(): { metrics: Metrics; seen: string[] } {
+    const seen: string[] = [];
+    return {
+      seen,
+      metrics: {
+        ...NOOP_METRICS,
+        valueDecrypted: (r, p, k) => seen.push(`dec ${r} ${p} ${k}`),
+        decryptCacheHit: (r) => seen.push(`hit ${r}`),
+        decryptionFailed: (r, reason) => seen.push(`fail ${r} ${reason}`),
+      },
+    };
+  }
+
+  const rangeOf = (key: string, stored: Buffer): Buffer => encode('etcdserverpb.RangeResponse', { kvs: [kv(key, stored)] });
+  const valueOf = (keyring: Keyring, key: string, stored: Buffer): unknown => {
+    const kvs = decode('etcdserverpb.RangeResponse', opened(keyring, 'range', rangeOf(key, stored)))['kvs'] as Record<string, unknown>[];
+    return kvs[0]?.['value'];
+  };
+
+  it('serves a re-read of the same stored bytes at the same key without a decipher, counted as decrypted and as a hit', () => {
+    const { metrics, seen } = counting();
+    const keyring = Keyring.load(CONFIG(keys.key('cache-hit')), metrics, { openedCacheBytes: 1 << 20 });
+    const stored = seal(keyring, '/secret/a', 'remember me');
+    const response = rangeOf('/secret/a', stored);
+    const first = opened(keyring, 'range', response);
+    const second = opened(keyring, 'range', response);
+    expect(second).toEqual(first);
+    expect(first.includes(b('remember me'))).toBe(true);
+    expect(seen).toEqual(['dec secrets aesgcm c', 'hit secrets', 'dec secrets aesgcm c']);
+  });
+
+  it('opens and checks again whatever differs: a tampered byte fails, the same bytes at another key fail, a new value is opened', () => {
+    const { metrics, seen } = counting();
+    const keyring = Keyring.load(CONFIG(keys.key('cache-miss')), metrics, { openedCacheBytes: 1 << 20 });
+    const stored = seal(keyring, '/secret/a', 'original');
+    expect(valueOf(keyring, '/secret/a', stored)).toEqual(b('original'));
+    seen.length = 0;
+    for (let i = 0; i < stored.length; i += 7) {
+      const tampered = Buffer.from(stored);
+      tampered[i] = (tampered[i] ?? 0) ^ 0x01;
+      const out = decryptResponse(keyring, 'range', rangeOf('/secret/a', tampered));
+      expect(out.ok).toBe(false);
+    }
+    expect(seen.some((s) => s.startsWith('hit'))).toBe(false);
+    expect(decryptResponse(keyring, 'range', rangeOf('/secret/b', stored)).ok).toBe(false);
+    // Still remembered for its own key after all that: a tampered read does not evict.
+    seen.length = 0;
+    expect(valueOf(keyring, '/secret/a', stored)).toEqual(b('original'));
+    expect(seen[0]).toBe('hit secrets');
+    const rewritten = seal(keyring, '/secret/a', 'rewritten');
+    expect(valueOf(keyring, '/secret/a', rewritten)).toEqual(b('rewritten'));
+  });
+
+  it('stays within its bytes, keeps no value over an eighth of them, and remembers nothing at 0', () => {
+    const file = keys.key('cache-bounds');
+    const bounded = counting();
+    const maxBytes = 64 * 1024;
+    const keyring = Keyring.load(CONFIG(file), bounded.metrics, { openedCacheBytes: maxBytes });
+    // 200 values of 1 KiB: about 2 KiB each with the stored form, so at most ~32 fit.
+    const stored = Array.from({ length: 200 }, (_, i) => seal(keyring, `/secret/k${i}`, 'x'.repeat(1024)));
+    stored.forEach((s, i) => opened(keyring, 'range', rangeOf(`/secret/k${i}`, s)));
+    const hitsOn = (indexes: number[]): number => {
+      bounded.seen.length = 0;
+      for (const i of indexes) opened(keyring, 'range', rangeOf(`/secret/k${i}`, stored[i] as Buffer));
+      return bounded.seen.filter((s) => s.startsWith('hit')).length;
+    };
+    // The 16 read last are remembered; the first ones were pushed out long ago.
+    expect(hitsOn(Array.from({ length: 16 }, (_, i) => 199 - i))).toBe(16);
+    expect(hitsOn(Array.from({ length: 16 }, (_, i) => i))).toBe(0);
+    // A value larger than an eighth of the cache is opened every time.
+    const big = seal(keyring, '/secret/big', 'y'.repeat(maxBytes / 8));
+    bounded.seen.length = 0;
+    opened(keyring, 'range', rangeOf('/secret/big', big));
+    opened(keyring, 'range', rangeOf('/secret/big', big));
+    expect(bounded.seen.filter((s) => s.startsWith('hit'))).toEqual([]);
+
+    const off = counting();
+    const none = Keyring.load(CONFIG(file), off.metrics, { openedCacheBytes: 0 });
+    const value = seal(none, '/secret/a', 'v');
+    opened(none, 'range', rangeOf('/secret/a', value));
+    opened(none, 'range', rangeOf('/secret/a', value));
+    expect(off.seen).toEqual(['dec secrets aesgcm c', 'dec secrets aesgcm c']);
+  });
+
+  it('belongs to its keyring: a keyring loaded again (a reload) remembers nothing', () => {
+    const file = keys.key('cache-reload');
+    const { metrics, seen } = counting();
+    const before = Keyring.load(CONFIG(file), metrics, { openedCacheBytes: 1 << 20 });
+    const stored = seal(before, '/secret/a', 'v');
+    opened(before, 'range', rangeOf('/secret/a', stored));
+    const after = Keyring.load(CONFIG(file), metrics, { openedCacheBytes: 1 << 20 });
+    seen.length = 0;
+    opened(after, 'range', rangeOf('/secret/a', stored));
+    expect(seen).toEqual(['dec secrets aesgcm c']);
+  });
+});

@@ -1,6 +1,6 @@
 /**
- * The Splice that encryption at rest rewrites messages with: its one-buffer output must
- * equal the message written field by field (WireWriter), nested splices included, and
+ * The Splice that encryption at rest rewrites messages with: its one-buffer output, and
+ * its output as parts, must equal the message written field by field (WireWriter), nested splices included, and
  * every byte it was not told to change must stay as it was.
  */
 import fc from 'fast-check';
@@ -43,6 +43,10 @@ describe('Splice', () => {
         const out = splice.finish(5);
         expect(out.length).toBe(5 + splice.length);
         expect(out.subarray(5)).toEqual(expected.finish());
+        // The same bytes as parts, none empty, adding up to the length.
+        const parts = splice.parts();
+        expect(Buffer.concat(parts)).toEqual(out.subarray(5));
+        expect(parts.every((part) => part.length > 0)).toBe(true);
       }),
     );
   });
@@ -75,6 +79,7 @@ describe('Splice', () => {
       }
       if (inner.changed) outer.replace(start, r.offset, 2, inner);
     }
+    expect(Buffer.concat(outer.parts())).toEqual(outer.finish());
     const decoded = decode('etcdserverpb.RangeResponse', outer.finish());
     const kvs = decoded['kvs'] as { key: Buffer; value: Buffer; mod_revision: unknown }[];
     expect(kvs.map((kv) => kv.key.toString())).toEqual(['/a', '/b']);

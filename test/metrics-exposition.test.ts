@@ -39,6 +39,7 @@ const FAMILIES: Record<string, { type: string; labels: string[] }> = {
   etcdgate_tls_last_reload_successful: { type: 'gauge', labels: [] },
   etcdgate_encryption_values_encrypted_total: { type: 'counter', labels: ['resource', 'provider', 'key'] },
   etcdgate_encryption_values_decrypted_total: { type: 'counter', labels: ['resource', 'provider', 'key'] },
+  etcdgate_encryption_decrypt_cache_hits_total: { type: 'counter', labels: ['resource'] },
   etcdgate_encryption_decryption_failures_total: { type: 'counter', labels: ['resource', 'reason'] },
   etcdgate_encryption_plaintext_reads_total: { type: 'counter', labels: ['resource'] },
   etcdgate_encryption_reloads_total: { type: 'counter', labels: ['result'] },

@@ -194,6 +194,15 @@ export interface CacheConfig {
     /** Age after which an entry is not served, ms (default 1000). */
     readonly maxStalenessMs: number;
   };
+  /**
+   * Values opened under encrypted prefixes, remembered with the exact stored bytes they
+   * were opened from (src/encryption/keyring.ts): a re-read of an unchanged value skips
+   * the decipher. Emptied when the keys reload.
+   */
+  readonly decryptedValues: {
+    /** Bytes remembered, stored form and plaintext counted (default 16 MiB; 0 = off). */
+    readonly maxBytes: number;
+  };
 }
 
 /** etcd's JSON/HTTP gateway on the client listener (src/gateway); see config/README.md. */

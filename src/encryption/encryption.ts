@@ -17,10 +17,10 @@ import { loadEncryptionFile } from '../config/encryption-section.js';
 import type { DecodedRequest, MethodSpec } from '../etcd/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics-types.js';
-import { Keyring } from './keyring.js';
-import { decryptResponse, encryptRequest, type ResponseKind, type ResponseOutcome, type ValueRefusal } from './transforms.js';
+import { Keyring, type KeyringOptions } from './keyring.js';
+import { decryptResponse, encryptRequest, openResponse, type OpenOutcome, type ResponseKind, type ResponseOutcome, type ValueRefusal } from './transforms.js';
 
-export type { ResponseOutcome, Undecryptable, ValueRefusal } from './transforms.js';
+export type { OpenOutcome, ResponseOutcome, Undecryptable, ValueRefusal } from './transforms.js';
 
 /** What one call needs from encryption, decided before it is forwarded. */
 export type CallPlan =
@@ -36,7 +36,7 @@ export type CallPlan =
   | {
       readonly kind: 'transform';
       readonly request: { readonly message: Buffer; readonly framed: Buffer } | undefined;
-      readonly response: (message: Buffer) => ResponseOutcome;
+      readonly response: (message: Buffer) => OpenOutcome;
     };
 
 const UNTOUCHED: CallPlan = { kind: 'untouched' };
@@ -80,7 +80,7 @@ export class Encryption {
       return { kind: 'refused', refusal: { kind: 'election', key: touched.key, resource: touched.resource } };
     }
     const kind: ResponseKind = carrier;
-    const response = (message: Buffer): ResponseOutcome => decryptResponse(ring, kind, message);
+    const response = (message: Buffer): OpenOutcome => openResponse(ring, kind, message);
     if (carrier === 'delete-range') return { kind: 'transform', request: undefined, response };
     const outcome = encryptRequest(ring, carrier, request);
     if (outcome.kind === 'refused') return outcome;
@@ -107,6 +107,8 @@ function touchedResource(ring: Keyring, decoded: DecodedRequest): { key: Buffer;
 export interface EncryptionDeps {
   readonly metrics: Metrics;
   readonly logger: Logger;
+  /** How each keyring is built (its decrypted-value cache), at start and on every reload. */
+  readonly keyring: KeyringOptions;
 }
 
 /** Encryption at rest running in a gateway: the state the proxy uses, and its reloads. */
@@ -132,7 +134,7 @@ const SETTLE_MS = 250;
 export function startEncryption(config: EncryptionConfig, deps: EncryptionDeps): RunningEncryption {
   const { metrics, logger } = deps;
   let current = config;
-  const state = new Encryption(Keyring.load(current, metrics));
+  const state = new Encryption(Keyring.load(current, metrics, deps.keyring));
   metrics.encryptionWriteKeys(state.keyring.writers());
 
   let watched: string[] = [];
@@ -155,7 +157,7 @@ export function startEncryption(config: EncryptionConfig, deps: EncryptionDeps):
     try {
       // Everything is read and checked before anything is swapped: all new, or all old.
       const next = current.file === undefined ? current : loadEncryptionFile(current.file);
-      const ring = Keyring.load(next, metrics);
+      const ring = Keyring.load(next, metrics, deps.keyring);
       current = next;
       state.replace(ring);
       metrics.encryptionWriteKeys(ring.writers());

@@ -9,7 +9,16 @@
  * Reads follow Kubernetes' rules: the stored header selects the provider and key (no
  * trial decryption); a plaintext value is accepted only when `identity` is listed; a
  * header naming a key the resource does not list fails.
+ *
+ * Values are read far more often than they change, so a keyring remembers the values it
+ * opened (OpenedValues, bounded in bytes, config cache.decryptedValues.maxBytes): read
+ * again with exactly the same stored bytes at the same etcd key, a value is served without
+ * a decipher. That answer is the decipher's own: an AEAD opens the same key, header,
+ * nonce, ciphertext and tag to the same plaintext, and any other bytes (a tampered, copied
+ * or rewritten value) miss and are opened and checked again. It holds nothing the process
+ * could not read anyway: the keys that open those values are in the same memory.
  */
+import { LRUCache } from 'lru-cache';
 import type { EncryptionConfig, EncryptionResourceConfig } from '../config/types.js';
 import { intervalsOf } from '../config/encryption-section.js';
 import type { DecryptionFailure, Metrics } from '../observability/metrics-types.js';
@@ -47,7 +56,49 @@ export class KeyringError extends Error {
 }
 
 /** The metrics a keyring reports to (a subset of Metrics). */
-export type KeyringMetrics = Pick<Metrics, 'valueEncrypted' | 'valueDecrypted' | 'decryptionFailed' | 'plaintextRead'>;
+export type KeyringMetrics = Pick<Metrics, 'valueEncrypted' | 'valueDecrypted' | 'decryptCacheHit' | 'decryptionFailed' | 'plaintextRead'>;
+
+/** How a keyring is built besides its config. */
+export interface KeyringOptions {
+  /** Bytes of opened values remembered (stored form, plaintext and key); 0 remembers none. */
+  readonly openedCacheBytes: number;
+}
+
+/** A value opened before: the stored bytes it was opened from, its plaintext, and the key that opened it. */
+interface Opened {
+  readonly stored: Buffer;
+  readonly value: Buffer;
+  readonly provider: SealingProviderKind;
+  readonly keyName: string;
+}
+
+/** What an entry costs besides its bytes (the entry, its strings and the LRU's slot), roughly. */
+const OPENED_ENTRY_OVERHEAD = 160;
+
+/** The values a keyring opened recently, by etcd key (see the top of this file). */
+class OpenedValues {
+  readonly #entries: LRUCache<string, Opened>;
+
+  constructor(maxBytes: number) {
+    this.#entries = new LRUCache<string, Opened>({
+      maxSize: maxBytes,
+      // One large value may not push out everything else.
+      maxEntrySize: Math.max(1, Math.floor(maxBytes / 8)),
+      sizeCalculation: (entry, id) => entry.stored.length + entry.value.length + id.length + OPENED_ENTRY_OVERHEAD,
+    });
+  }
+
+  /** The value opened from exactly `stored` at the etcd key `id`, if remembered. */
+  get(id: string, stored: Buffer): Opened | undefined {
+    const entry = this.#entries.get(id);
+    return entry !== undefined && entry.stored.equals(stored) ? entry : undefined;
+  }
+
+  set(id: string, stored: Buffer, value: Buffer, provider: SealingProviderKind, keyName: string): void {
+    // `stored` is a view into etcd's response: copied, so the entry does not hold the whole read buffer.
+    this.#entries.set(id, { stored: Buffer.from(stored), value, provider, keyName });
+  }
+}
 
 /** One encryption resource, ready to seal and open its values. */
 export class EncryptedResource {
@@ -58,13 +109,22 @@ export class EncryptedResource {
   /** Reading keys by `provider:name`. */
   readonly #keys: ReadonlyMap<string, SealingKey>;
   readonly #metrics: KeyringMetrics;
+  readonly #opened: OpenedValues | undefined;
 
-  constructor(name: string, writer: Writer | undefined, keys: ReadonlyMap<string, SealingKey>, acceptsPlaintext: boolean, metrics: KeyringMetrics) {
+  constructor(
+    name: string,
+    writer: Writer | undefined,
+    keys: ReadonlyMap<string, SealingKey>,
+    acceptsPlaintext: boolean,
+    metrics: KeyringMetrics,
+    opened: OpenedValues | undefined,
+  ) {
     this.name = name;
     this.#writer = writer;
     this.#keys = keys;
     this.acceptsPlaintext = acceptsPlaintext;
     this.#metrics = metrics;
+    this.#opened = opened;
   }
 
   /** Provider and key name new values are written with; `identity` writes plaintext. */
@@ -91,8 +151,19 @@ export class EncryptedResource {
     return writer.key.seal(writer.header, etcdKey, value);
   }
 
-  /** The value held in `stored` at `etcdKey`, or why it cannot be had (also counted). */
+  /**
+   * The value held in `stored` at `etcdKey`, or why it cannot be had (also counted). The
+   * value may be one remembered from an earlier read: callers copy it, never change it.
+   */
   decrypt(etcdKey: Buffer, stored: Buffer): DecryptOutcome {
+    const opened = this.#opened;
+    const id = opened === undefined ? '' : etcdKey.toString('latin1');
+    const known = opened?.get(id, stored);
+    if (known !== undefined) {
+      this.#metrics.decryptCacheHit(this.name);
+      this.#metrics.valueDecrypted(this.name, known.provider, known.keyName);
+      return { ok: true, value: known.value };
+    }
     const form = parseStoredForm(stored);
     if (form.kind === 'plaintext') {
       this.#metrics.plaintextRead(this.name);
@@ -105,6 +176,7 @@ export class EncryptedResource {
     const value = key.open(form.header, etcdKey, form.payload);
     if (value === undefined) return this.#failed('authentication', 'it does not authenticate (tampered, or sealed for another key)');
     this.#metrics.valueDecrypted(this.name, key.provider, form.keyName);
+    opened?.set(id, stored, value, key.provider, form.keyName);
     return { ok: true, value };
   }
 
@@ -148,12 +220,14 @@ export class Keyring {
    * Reads every key file named by `config` and builds the keyring.
    * @throws KeyringError listing every key file that cannot be used.
    */
-  static load(config: EncryptionConfig, metrics: KeyringMetrics): Keyring {
+  static load(config: EncryptionConfig, metrics: KeyringMetrics, options: KeyringOptions = { openedCacheBytes: 0 }): Keyring {
     const problems: string[] = [];
     const resources: EncryptedResource[] = [];
+    // One cache for the keyring: a reload starts empty, so no value outlives the keys that opened it.
+    const opened = options.openedCacheBytes > 0 ? new OpenedValues(options.openedCacheBytes) : undefined;
     const entries: { interval: ReturnType<typeof intervalsOf>[number]; source: EncryptedResource }[] = [];
     for (const resourceConfig of config.resources) {
-      const resource = buildResource(resourceConfig, problems, metrics);
+      const resource = buildResource(resourceConfig, problems, metrics, opened);
       resources.push(resource);
       for (const interval of intervalsOf(resourceConfig)) entries.push({ interval, source: resource });
     }
@@ -177,7 +251,7 @@ export class Keyring {
   }
 }
 
-function buildResource(config: EncryptionResourceConfig, problems: string[], metrics: KeyringMetrics): EncryptedResource {
+function buildResource(config: EncryptionResourceConfig, problems: string[], metrics: KeyringMetrics, opened: OpenedValues | undefined): EncryptedResource {
   const keys = new Map<string, SealingKey>();
   let writer: Writer | undefined;
   let acceptsPlaintext = false;
@@ -199,5 +273,5 @@ function buildResource(config: EncryptionResourceConfig, problems: string[], met
       if (i === 0 && k === 0) writer = { provider: provider.kind, keyName: keyConfig.name, header: storedHeader(provider.kind, keyConfig.name), key };
     });
   });
-  return new EncryptedResource(config.name, writer, keys, acceptsPlaintext, metrics);
+  return new EncryptedResource(config.name, writer, keys, acceptsPlaintext, metrics, opened);
 }

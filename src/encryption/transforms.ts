@@ -62,6 +62,13 @@ export type RequestOutcome =
 /** What becomes of a response: `message` is the original buffer when nothing changed. */
 export type ResponseOutcome = { readonly ok: true; readonly message: Buffer } | { readonly ok: false; readonly failure: Undecryptable };
 
+/**
+ * What becomes of a response, not yet written out: `rewritten` is undefined when nothing
+ * changed, else the response with its values opened (Splice.parts to send it without
+ * writing it whole, Splice.finish for one buffer).
+ */
+export type OpenOutcome = { readonly ok: true; readonly rewritten: Splice | undefined } | { readonly ok: false; readonly failure: Undecryptable };
+
 /** Request messages that carry values or value-dependent operations. */
 export type RequestKind = 'put' | 'txn' | 'range';
 /** Response messages that carry KeyValues. */
@@ -226,10 +233,16 @@ const RESPONSE_SHAPES: Readonly<Record<ResponseKind, Shape>> = {
 /** Nesting allowed in a response: a Txn response is two levels per Txn level. */
 const MAX_RESPONSE_DEPTH = 2 * MAX_TXN_DEPTH + 4;
 
-/** Opens every value under an encrypted range in a response. Never throws. */
+/** Opens every value under an encrypted range in a response, in one buffer. Never throws. */
 export function decryptResponse(ring: Keyring, kind: ResponseKind, message: Buffer): ResponseOutcome {
+  const opened = openResponse(ring, kind, message);
+  return opened.ok ? { ok: true, message: opened.rewritten?.finish() ?? message } : opened;
+}
+
+/** Opens every value under an encrypted range in a response, leaving the writing to the caller. Never throws. */
+export function openResponse(ring: Keyring, kind: ResponseKind, message: Buffer): OpenOutcome {
   try {
-    return { ok: true, message: walk(ring, message, RESPONSE_SHAPES[kind], 0)?.finish() ?? message };
+    return { ok: true, rewritten: walk(ring, message, RESPONSE_SHAPES[kind], 0) };
   } catch (error: unknown) {
     if (error instanceof Failed) return { ok: false, failure: error.failure };
     if (error instanceof DecodeError) {

@@ -112,6 +112,38 @@ export class Splice {
   }
 
   /**
+   * The rewritten message as buffers to be written one after another, with nothing
+   * copied: views of the source between edits, the new contents as they are, and small
+   * buffers for the recomputed tags and lengths. For a caller that copies what it sends
+   * anyway (the HTTP/2 output gathers small writes), this saves the message's buffer.
+   */
+  parts(): Buffer[] {
+    const out: Buffer[] = [];
+    this.#collect(out);
+    return out;
+  }
+
+  #collect(out: Buffer[]): void {
+    const source = this.#source;
+    let copied = 0;
+    for (const edit of this.#edits) {
+      if (edit.start > copied) out.push(source.subarray(copied, edit.start));
+      copied = edit.end;
+      const content = edit.content;
+      if (content === null) continue;
+      const tag = edit.field * 8 + WIRE_LEN;
+      const head = Buffer.allocUnsafe(varintLength(tag) + varintLength(edit.length));
+      writeVarint(head, writeVarint(head, 0, tag), edit.length);
+      out.push(head);
+      if (content instanceof Splice) content.#collect(out);
+      else if (Buffer.isBuffer(content)) {
+        if (content.length > 0) out.push(content);
+      } else for (const part of content) if (part.length > 0) out.push(part);
+    }
+    if (copied < source.length) out.push(source.subarray(copied));
+  }
+
+  /**
    * The rewritten message in one new buffer, after `reserve` bytes left for the caller
    * (a gRPC message prefix, so the message need not be copied again to be framed).
    */

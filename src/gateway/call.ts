@@ -108,6 +108,10 @@ export class JsonCall implements RpcCall, MessageSink {
     // etcd's response headers stay etcd's: the gateway writes its own.
   }
 
+  sendMessageParts(parts: readonly Buffer[], length: number): boolean {
+    return this.sendMessage(Buffer.concat(parts, length));
+  }
+
   sendMessage(message: Buffer): boolean {
     if (this.ended !== undefined) return true;
     if (!this.streaming) {

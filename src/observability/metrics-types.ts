@@ -114,6 +114,8 @@ export interface Metrics {
    */
   valueEncrypted(resource: string, provider: string, key: string): void;
   valueDecrypted(resource: string, provider: string, key: string): void;
+  /** A value served by the decrypted-value cache (also counted by valueDecrypted). */
+  decryptCacheHit(resource: string): void;
   decryptionFailed(resource: string, reason: DecryptionFailure): void;
   /** A plaintext value read under an encrypted prefix (allowed by `identity`, or refused). */
   plaintextRead(resource: string): void;
@@ -164,6 +166,7 @@ export const NOOP_METRICS: Metrics = Object.freeze({
   etcdMember: noop,
   valueEncrypted: noop,
   valueDecrypted: noop,
+  decryptCacheHit: noop,
   decryptionFailed: noop,
   plaintextRead: noop,
   encryptionReload: noop,

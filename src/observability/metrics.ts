@@ -262,8 +262,14 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
   });
   const decrypted = new Counter({
     name: 'etcdgate_encryption_values_decrypted_total',
-    help: 'Values decrypted on their way from etcd, by encryption resource, provider and key name.',
+    help: 'Values decrypted on their way from etcd (those served by the decrypted-value cache included), by encryption resource, provider and key name.',
     labelNames: ['resource', 'provider', 'key'] as const,
+    registers,
+  });
+  const decryptCacheHits = new Counter({
+    name: 'etcdgate_encryption_decrypt_cache_hits_total',
+    help: 'Values whose stored bytes were those of a value opened before (cache.decryptedValues): served without a decipher, by resource.',
+    labelNames: ['resource'] as const,
     registers,
   });
   const decryptionFailures = new Counter({
@@ -403,6 +409,8 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
   const keyLabels = (key: string): [string, string, string] => key.split('\u0000') as [string, string, string];
   const encryptedChild = (key: string): ReturnType<typeof encrypted.labels> => encrypted.labels(...keyLabels(key));
   const decryptedChild = (key: string): ReturnType<typeof decrypted.labels> => decrypted.labels(...keyLabels(key));
+  const decryptCacheHitChildren = new Map<string, ReturnType<typeof decryptCacheHits.labels>>();
+  const decryptCacheHitChild = (resource: string): ReturnType<typeof decryptCacheHits.labels> => decryptCacheHits.labels(resource);
   const durationChild = (method: string): ReturnType<typeof requestDuration.labels> => requestDuration.labels(method);
   const upstreamDurationChild = (method: string): ReturnType<typeof upstreamDuration.labels> => upstreamDuration.labels(method);
   const upstreamUpChild = (endpoint: string): ReturnType<typeof upstreamUp.labels> => upstreamUp.labels(endpoint);
@@ -532,6 +540,9 @@ export function createPromMetrics(options?: PromMetricsOptions): { metrics: Metr
     },
     valueDecrypted(resource: string, provider: string, key: string): void {
       cached(decryptedChildren, `${resource}\u0000${provider}\u0000${key}`, decryptedChild).inc();
+    },
+    decryptCacheHit(resource: string): void {
+      cached(decryptCacheHitChildren, resource, decryptCacheHitChild).inc();
     },
     decryptionFailed(resource: string, reason: DecryptionFailure): void {
       decryptionFailures.labels(resource, reason).inc();

@@ -42,6 +42,8 @@ export interface RpcCall {
   sendHeaders(metadata?: readonly string[]): void;
   /** Sends one response message; false when the caller should wait for onDrain. */
   sendMessage(message: Buffer): boolean;
+  /** sendMessage of a message given as parts, `length` bytes in all (a rewritten answer, not written out whole). */
+  sendMessageParts(parts: readonly Buffer[], length: number): boolean;
   /** Sends bytes that are already gRPC-framed response messages (etcd's, unchanged). */
   sendFramed(framed: Buffer): boolean;
   /** Ends the call; returns the status the client got. */

@@ -17,6 +17,7 @@ import { ResponseScanner } from '../etcd/response-scanner.js';
 import type { ResponseSummary } from '../etcd/responses.js';
 import { summarizeResponse } from '../etcd/responses.js';
 import { DecodeError, type DecodedRequest, type MethodSpec } from '../etcd/types.js';
+import type { Splice } from '../etcd/wire-splice.js';
 import type { Decision } from '../policy/types.js';
 import type { CallOutcome } from '../transport/grpc/client-call.js';
 import { frameMessage } from '../transport/grpc/message-reader.js';
@@ -230,16 +231,23 @@ export class UnaryFlow implements RpcHandler, ForwardSink {
     );
   }
 
-  /** An answer etcdgate has whole (cache hit, rewritten answer), with etcd's trailing metadata when it came from etcd. */
-  private answer(response: Buffer, trailers?: readonly string[]): void {
+  /**
+   * An answer etcdgate has whole (cache hit, rewritten answer), with etcd's trailing
+   * metadata when it came from etcd. `opened`: the answer is `response` with its values
+   * opened, sent as the splice's parts (never written out whole); the revision and count
+   * the record takes are the same in both.
+   */
+  private answer(response: Buffer, trailers?: readonly string[], opened?: Splice): void {
     const max = this.deps.maxSendBytes;
-    if (max >= 0 && response.length > max) {
-      this.complete(this.call.end({ code: Code.RESOURCE_EXHAUSTED, details: `etcdgate: response larger than server.maxSendBytes (${response.length} vs ${max})` }));
+    const length = opened?.length ?? response.length;
+    if (max >= 0 && length > max) {
+      this.complete(this.call.end({ code: Code.RESOURCE_EXHAUSTED, details: `etcdgate: response larger than server.maxSendBytes (${length} vs ${max})` }));
       return;
     }
     this.summary = summarizeResponse(this.spec.path, response);
-    this.call.sendMessage(response);
-    this.deps.gate.metrics.bytes('out', response.length);
+    if (opened === undefined) this.call.sendMessage(response);
+    else this.call.sendMessageParts(opened.parts(), length);
+    this.deps.gate.metrics.bytes('out', length);
     this.complete(this.call.end(withMetadata(OK, trailers)));
   }
 
@@ -265,7 +273,8 @@ export class UnaryFlow implements RpcHandler, ForwardSink {
     if (outcome.code === Code.OK && this.assembled !== undefined) {
       // Opened (encryption), rewritten and kept as the columns say, then answered like a
       // cache hit: the cache holds plaintext (docs/encryption.md says why).
-      let response = this.deps.services.rewrite(this.spec, this.assembled);
+      const response = this.deps.services.rewrite(this.spec, this.assembled);
+      let rewritten: Splice | undefined;
       if (this.plan.kind === 'transform') {
         const opened = this.plan.response(response);
         if (!opened.ok) {
@@ -273,10 +282,16 @@ export class UnaryFlow implements RpcHandler, ForwardSink {
           this.complete(this.call.end(undecryptableStatus(opened.failure)));
           return;
         }
-        response = opened.message;
+        rewritten = opened.rewritten;
       }
-      this.store?.(response);
-      this.answer(response, outcome.metadata);
+      if (this.store !== undefined) {
+        // The cache keeps the answer whole.
+        const whole = rewritten?.finish() ?? response;
+        this.store(whole);
+        this.answer(whole, outcome.metadata);
+        return;
+      }
+      this.answer(response, outcome.metadata, rewritten);
       return;
     }
     if (this.scanner !== undefined) this.summary = this.scanner.summary();

@@ -36,6 +36,7 @@ const CALLS: { readonly [K in keyof Metrics]: (metrics: Metrics) => void } = {
   etcdMember: (m) => m.etcdMember('https://127.0.0.1:2379', { version: '3.4.23', memberId: '8e9e05c52164694d', minimum: '3.5.33', below: true }),
   valueEncrypted: (m) => m.valueEncrypted('secrets', 'aesgcm', 'key1'),
   valueDecrypted: (m) => m.valueDecrypted('secrets', 'aesgcm', 'key1'),
+  decryptCacheHit: (m) => m.decryptCacheHit('secrets'),
   decryptionFailed: (m) => m.decryptionFailed('secrets', 'authentication'),
   plaintextRead: (m) => m.plaintextRead('secrets'),
   encryptionReload: (m) => m.encryptionReload('failure'),

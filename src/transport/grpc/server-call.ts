@@ -372,8 +372,14 @@ export class GrpcServerCall implements StreamHandler, MessageSink {
   sendMessage(message: Buffer): boolean {
     if (this.ended !== undefined) return false;
     if (!this.headersSent) this.sendHeaders();
-    this.stream.sendData(messagePrefix(message.length));
-    return this.stream.sendData(message);
+    return this.stream.sendDataParts([messagePrefix(message.length), message]);
+  }
+
+  /** Sends one response message given as parts (`length` bytes in all), written one after another. */
+  sendMessageParts(parts: readonly Buffer[], length: number): boolean {
+    if (this.ended !== undefined) return false;
+    if (!this.headersSent) this.sendHeaders();
+    return this.stream.sendDataParts([messagePrefix(length), ...parts]);
   }
 
   /** Sends bytes that are already gRPC-framed messages (as etcd sent them), unchanged. */

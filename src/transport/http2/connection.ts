@@ -740,13 +740,28 @@ export class Http2Connection implements FrameSink {
 
   sendData(stream: Http2Stream, data: Buffer, endStream: boolean): boolean {
     if (stream.localClosed || this.closed) return false;
-    if (data.length > 0) {
-      // A queue that starts now has made no progress yet: its clock starts now.
-      if (stream.queuedBytes === 0) stream.progressAt = this.now();
-      stream.queue.push(data);
-      stream.queuedBytes += data.length;
-      this.queued(data.length);
-    }
+    this.enqueue(stream, data);
+    return this.sent(stream, endStream);
+  }
+
+  /** sendData of buffers to be sent one after another, in as few DATA frames as one buffer of their length. */
+  sendDataParts(stream: Http2Stream, parts: readonly Buffer[], endStream: boolean): boolean {
+    if (stream.localClosed || this.closed) return false;
+    for (const part of parts) this.enqueue(stream, part);
+    return this.sent(stream, endStream);
+  }
+
+  private enqueue(stream: Http2Stream, data: Buffer): void {
+    if (data.length === 0) return;
+    // A queue that starts now has made no progress yet: its clock starts now.
+    if (stream.queuedBytes === 0) stream.progressAt = this.now();
+    stream.queue.push(data);
+    stream.queuedBytes += data.length;
+    this.queued(data.length);
+  }
+
+  /** After data was queued: sends what the windows allow; false once the queue is long (wait for onDrain). */
+  private sent(stream: Http2Stream, endStream: boolean): boolean {
     if (endStream) stream.endAfterQueue = true;
     this.pump(stream);
     if (stream.queuedBytes < STREAM_QUEUE_HIGH_WATER) return true;

@@ -100,6 +100,11 @@ export class Http2Stream {
     return this.connection.sendData(this, data, endStream);
   }
 
+  /** sendData of buffers to be sent one after another (framed as if they were one). */
+  sendDataParts(parts: readonly Buffer[], endStream = false): boolean {
+    return this.connection.sendDataParts(this, parts, endStream);
+  }
+
   /** Ends the stream with a trailer block, after any queued data. */
   sendTrailers(block: Buffer): void {
     this.connection.sendTrailers(this, block);
