@@ -322,6 +322,25 @@ describe('a stored value that cannot be decrypted', () => {
     await direct.delete().key('/secret/remembered-copy');
   });
 
+  it('a Range of 300 encrypted values, read twice (opened, then remembered): every plaintext, in order, both times', async () => {
+    const client = etcd3Client(gate.endpoint, stack.pki, 'root');
+    try {
+      const names = Array.from({ length: 300 }, (_, i) => `/secret/many/${String(i).padStart(3, '0')}`);
+      for (const name of names) await client.put(name).value(`many-${name}`);
+      for (let read = 0; read < 2; read++) {
+        const got = await client.getAll().prefix('/secret/many/').strings();
+        expect(Object.keys(got).sort()).toEqual(names);
+        for (const name of names) expect(got[name]).toBe(`many-${name}`);
+      }
+      // Sealed in etcd, every one.
+      const stored = await direct.getAll().prefix('/secret/many/').strings();
+      expect(Object.values(stored).filter((v) => v.includes('many-'))).toEqual([]);
+      await direct.delete().prefix('/secret/many/');
+    } finally {
+      client.close();
+    }
+  });
+
   it('copied in etcd from one key to another: the read of the copy fails, the original still reads', async () => {
     await direct.put('/secret/copy').value(await storedOf('/secret/a'));
     expect(await failedRead('/secret/copy')).toContain('"/secret/copy" cannot be decrypted');

@@ -95,8 +95,12 @@ class OpenedValues {
   }
 
   set(id: string, stored: Buffer, value: Buffer, provider: SealingProviderKind, keyName: string): void {
-    // `stored` is a view into etcd's response: copied, so the entry does not hold the whole read buffer.
-    this.#entries.set(id, { stored: Buffer.from(stored), value, provider, keyName });
+    // `stored` is a view into etcd's response: copied into a buffer of its own (Buffer.from
+    // would take a slice of Node's shared 8 KiB pool and keep all of it alive), so an entry
+    // holds what its size counts.
+    const copy = Buffer.allocUnsafeSlow(stored.length);
+    stored.copy(copy);
+    this.#entries.set(id, { stored: copy, value, provider, keyName });
   }
 }
 

@@ -30,6 +30,9 @@ import { customMetadata } from './metadata.js';
 import { Code, encodeGrpcMessage, type Status } from './status.js';
 import { parseTimeout } from './timeout.js';
 
+/** Parts of one message queued as they are; more are joined into one buffer first. */
+const MAX_QUEUED_PARTS = 32;
+
 /** Limits of one call; -1 for no size limit. */
 export interface ServerCallLimits {
   readonly maxRecvBytes: number;
@@ -375,10 +378,15 @@ export class GrpcServerCall implements StreamHandler, MessageSink {
     return this.stream.sendDataParts([messagePrefix(message.length), message]);
   }
 
-  /** Sends one response message given as parts (`length` bytes in all), written one after another. */
+  /**
+   * Sends one response message given as parts (`length` bytes in all), written one after
+   * another. Many parts (a Range of many opened values) are joined first: the stream's
+   * queue is made for a few buffers per message, not thousands.
+   */
   sendMessageParts(parts: readonly Buffer[], length: number): boolean {
     if (this.ended !== undefined) return false;
     if (!this.headersSent) this.sendHeaders();
+    if (parts.length > MAX_QUEUED_PARTS) return this.stream.sendDataParts([messagePrefix(length), Buffer.concat(parts, length)]);
     return this.stream.sendDataParts([messagePrefix(length), ...parts]);
   }
 
