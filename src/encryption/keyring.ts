@@ -227,7 +227,7 @@ export class Keyring {
   static load(config: EncryptionConfig, metrics: KeyringMetrics, options: KeyringOptions = { openedCacheBytes: 0 }): Keyring {
     const problems: string[] = [];
     const resources: EncryptedResource[] = [];
-    // One cache for the keyring: a reload starts empty, so no value outlives the keys that opened it.
+    // One cache for the keyring: a reload starts empty, so nothing opened is served past a change of keys.
     const opened = options.openedCacheBytes > 0 ? new OpenedValues(options.openedCacheBytes) : undefined;
     const entries: { interval: ReturnType<typeof intervalsOf>[number]; source: EncryptedResource }[] = [];
     for (const resourceConfig of config.resources) {
