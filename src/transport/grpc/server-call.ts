@@ -373,9 +373,7 @@ export class GrpcServerCall implements StreamHandler, MessageSink {
 
   /** Sends one response message (framed here). False once the stream's queue is long: wait for onDrain. */
   sendMessage(message: Buffer): boolean {
-    if (this.ended !== undefined) return false;
-    if (!this.headersSent) this.sendHeaders();
-    return this.stream.sendDataParts([messagePrefix(message.length), message]);
+    return this.sendMessageParts([message], message.length);
   }
 
   /**

@@ -741,14 +741,14 @@ export class Http2Connection implements FrameSink {
   sendData(stream: Http2Stream, data: Buffer, endStream: boolean): boolean {
     if (stream.localClosed || this.closed) return false;
     this.enqueue(stream, data);
-    return this.sent(stream, endStream);
+    return this.pumpQueued(stream, endStream);
   }
 
   /** sendData of buffers to be sent one after another, in as few DATA frames as one buffer of their length. */
   sendDataParts(stream: Http2Stream, parts: readonly Buffer[], endStream: boolean): boolean {
     if (stream.localClosed || this.closed) return false;
     for (const part of parts) this.enqueue(stream, part);
-    return this.sent(stream, endStream);
+    return this.pumpQueued(stream, endStream);
   }
 
   private enqueue(stream: Http2Stream, data: Buffer): void {
@@ -761,7 +761,7 @@ export class Http2Connection implements FrameSink {
   }
 
   /** After data was queued: sends what the windows allow; false once the queue is long (wait for onDrain). */
-  private sent(stream: Http2Stream, endStream: boolean): boolean {
+  private pumpQueued(stream: Http2Stream, endStream: boolean): boolean {
     if (endStream) stream.endAfterQueue = true;
     this.pump(stream);
     if (stream.queuedBytes < STREAM_QUEUE_HIGH_WATER) return true;
