@@ -99,6 +99,13 @@ const ATTACKS: readonly Attack[] = [
     params: async (context) => ({ lease: await context.lease('tenant-a'), streams: 20, perStream: 40_000 }),
     outcome: (r) => `${String(r['sent'])} renewals sent, ${String(r['responses'])} answered, ${summary(r)}`,
   },
+  {
+    name: 'refusal-flood',
+    client: 'tenant-a',
+    attack: 'refusal-flood',
+    params: () => ({ key: '/tenants/tenant-b/', creates: 200_000, holdMs: 2000 }),
+    outcome: (r) => `${String(r['sent'])} of 200000 refused watch creates taken while not reading, ${String(r['refusals'])} refusals read in ${String(r['readMs'])} ms`,
+  },
   { name: 'idle-connection', client: 'tenant-a', attack: 'idle', params: () => ({ waitMs: 10_000 }), outcome: (r) => `${goaway(r)} at ${String((r['goaway'] as { at?: number } | null)?.at)} ms` },
   { name: 'no-preface', client: 'tenant-a', attack: 'idle', params: () => ({ noPreface: true, waitMs: 15_000 }), outcome: (r) => `${goaway(r)}, closed at ${String(r['closedAt'])} ms` },
   { name: 'slow-handshakes', client: 'tenant-a', attack: 'slow-handshake', params: () => ({ connections: 200, intervalMs: 500, waitMs: 15_000 }), outcome: (r) => `${String(r['closed'])} of ${String(r['connections'])} closed after ${JSON.stringify(r['closedAfterMs'])} ms` },

@@ -40,6 +40,13 @@ function serve(call: GrpcServerCall): void {
         return;
       }
       if (call.path === '/test/Slow') return; // never answers: the deadline does
+      if (call.path === '/test/Many') {
+        // As many numbered answers as the request asks for, queued at once whatever the window.
+        const count = Number(String(messages[0] ?? '0'));
+        for (let i = 0; i < count; i++) call.sendMessage(Buffer.from(`n${i}`));
+        call.end({ code: 0, details: '' });
+        return;
+      }
       for (const message of messages) call.sendMessage(message);
       call.end({ code: 0, details: '', metadata: ['x-echo-count', String(messages.length)] });
     },
@@ -69,9 +76,9 @@ afterAll(async () => {
   await pki.remove();
 });
 
-function session(): http2.ClientHttp2Session {
+function session(settings: http2.Settings = {}): http2.ClientHttp2Session {
   const root = pki.client('root');
-  return http2.connect(`https://localhost:${port}`, { ca: readFileSync(pki.ca), cert: readFileSync(root.cert), key: readFileSync(root.key) });
+  return http2.connect(`https://localhost:${port}`, { ca: readFileSync(pki.ca), cert: readFileSync(root.cert), key: readFileSync(root.key), settings });
 }
 
 function frame(message: Buffer, compressed = false): Buffer {
@@ -194,6 +201,22 @@ describe('etcdgate HTTP/2 server with a node:http2 client', () => {
     try {
       const answer = await request(client, '/test/Slow', frame(Buffer.from('x')), { 'grpc-timeout': '200m' });
       expect(answer.headers['grpc-status']).toBe('4');
+    } finally {
+      client.close();
+    }
+  });
+
+  it('a queue of 40,000 small answers behind a 1 KiB window leaves whole and in order', async () => {
+    // Sent buffers leave the queue's front by an index, cut off in batches; partial DATA
+    // frames split buffers. Every byte must still go out once, in order.
+    const client = session({ initialWindowSize: 1024 });
+    try {
+      const count = 40_000;
+      const answer = await request(client, '/test/Many', frame(Buffer.from(String(count))));
+      expect(answer.trailers['grpc-status']).toBe('0');
+      expect(answer.messages.length).toBe(count);
+      const wrong = answer.messages.findIndex((message, i) => String(message) !== `n${i}`);
+      expect(wrong).toBe(-1);
     } finally {
       client.close();
     }

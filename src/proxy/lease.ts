@@ -65,6 +65,8 @@ export class KeepAliveFlow implements RpcHandler, OpenStream {
   private halfClosed = false;
   private renewals = 0;
   private closed = false;
+  /** etcd is slow to take renewals: the client's stream waits until they go out. */
+  private etcdBackedUp = false;
 
   constructor(
     private readonly deps: StreamDeps,
@@ -81,6 +83,10 @@ export class KeepAliveFlow implements RpcHandler, OpenStream {
         if (!relayToClient(call, message, framed)) this.upstream?.pause();
       },
       onEnd: (_upstream, outcome) => this.finish(outcome, true),
+      onDrain: () => {
+        this.etcdBackedUp = false;
+        this.updateReading();
+      },
     };
     this.upstream = openUpstream(deps.pool, spec, call, fromEtcd);
     if (this.upstream === undefined) {
@@ -99,7 +105,7 @@ export class KeepAliveFlow implements RpcHandler, OpenStream {
   onMessage(_call: RpcCall, message: Buffer, framed: Buffer | undefined): void {
     if (this.closed) return;
     this.waiting.push({ message, framed });
-    if (this.waiting.length > MAX_WAITING) this.call.pause();
+    this.updateReading();
     if (!this.checking) void this.drain();
   }
 
@@ -117,12 +123,18 @@ export class KeepAliveFlow implements RpcHandler, OpenStream {
     this.upstream?.resume();
   }
 
+  /** Reads the client's renewals while few wait for their check and etcd takes what is sent (with hysteresis). */
+  private updateReading(): void {
+    if (this.etcdBackedUp || this.waiting.length > MAX_WAITING) this.call.pause();
+    else if (this.waiting.length <= MAX_WAITING / 2) this.call.resume();
+  }
+
   /** Checks waiting renewals in order, forwarding each allowed one. */
   private async drain(): Promise<void> {
     this.checking = true;
     try {
       for (let next = this.waiting.shift(); next !== undefined && !this.closed; next = this.waiting.shift()) {
-        if (this.waiting.length <= MAX_WAITING / 2) this.call.resume();
+        this.updateReading();
         if (!(await this.renew(next.message, next.framed))) return;
       }
     } finally {
@@ -166,7 +178,10 @@ export class KeepAliveFlow implements RpcHandler, OpenStream {
     const upstream = this.upstream;
     if (upstream !== undefined) {
       const more = framed === undefined ? upstream.sendMessage(message) : upstream.sendFramed(framed);
-      if (!more) this.call.pause();
+      if (!more) {
+        this.etcdBackedUp = true;
+        this.updateReading();
+      }
     }
     return true;
   }

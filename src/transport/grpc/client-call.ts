@@ -37,6 +37,8 @@ export interface ClientCallHandler {
   onMessage(call: GrpcClientCall, message: Buffer, framed: Buffer | undefined): void;
   /** The call ended; nothing more will arrive. */
   onEnd(call: GrpcClientCall, outcome: CallOutcome): void;
+  /** A send returned false and the request queue is short again: more may be sent. */
+  onDrain?(call: GrpcClientCall): void;
 }
 
 /** Everything about a request but its messages. */
@@ -262,7 +264,7 @@ export class GrpcClientCall implements StreamHandler, MessageSink {
   }
 
   onDrain(): void {
-    // Requests etcdgate sends are single messages or small stream messages: nothing waits for this.
+    if (this.ended === undefined) this.handler.onDrain?.(this);
   }
 
   private complete(): void {

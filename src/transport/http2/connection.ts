@@ -851,6 +851,7 @@ export class Http2Connection implements FrameSink {
   private dropQueue(stream: Http2Stream): void {
     if (stream.queuedBytes > 0) this.queued(-stream.queuedBytes);
     stream.queue.length = 0;
+    stream.queueHead = 0;
     stream.queuedBytes = 0;
     stream.queueOffset = 0;
     stream.pendingTrailers = undefined;
@@ -903,13 +904,15 @@ export class Http2Connection implements FrameSink {
 
   /** Moves `count` bytes from the front of the stream's queue into the output. */
   private takeFromQueue(stream: Http2Stream, count: number): void {
+    const queue = stream.queue;
     let left = count;
     while (left > 0) {
-      const head = stream.queue[0] as Buffer;
+      const head = queue[stream.queueHead] as Buffer;
       const available = head.length - stream.queueOffset;
       if (available <= left) {
         this.output.bytesOf(stream.queueOffset === 0 ? head : head.subarray(stream.queueOffset));
-        stream.queue.shift();
+        queue[stream.queueHead] = EMPTY; // not kept alive by the array until the cut
+        stream.queueHead += 1;
         stream.queueOffset = 0;
         left -= available;
       } else {
@@ -917,6 +920,14 @@ export class Http2Connection implements FrameSink {
         stream.queueOffset += left;
         left = 0;
       }
+    }
+    if (stream.queueHead === queue.length) {
+      queue.length = 0;
+      stream.queueHead = 0;
+    } else if (stream.queueHead >= QUEUE_CUT && stream.queueHead * 2 >= queue.length) {
+      // Sent buffers cut off once they are half the array: each buffer is moved O(1) times.
+      queue.splice(0, stream.queueHead);
+      stream.queueHead = 0;
     }
     stream.queuedBytes -= count;
     stream.progressAt = this.now();
@@ -1146,6 +1157,8 @@ export class Http2Connection implements FrameSink {
 
 /** Queued bytes per stream past which sendData asks the writer to wait for onDrain. */
 const STREAM_QUEUE_HIGH_WATER = 256 * 1024;
+/** Sent buffers at the front of a stream's queue before they may be cut off (see takeFromQueue). */
+const QUEUE_CUT = 64;
 /** Bytes produced or in the socket past which DATA waits for the socket to drain. */
 const SOCKET_HIGH_WATER = 1024 * 1024;
 

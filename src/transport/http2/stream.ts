@@ -59,8 +59,14 @@ export class Http2Stream {
   /** Server role: the request's content-length (-1: none), and the DATA bytes received against it. */
   declaredLength = -1;
   receivedLength = 0;
-  /** Data waiting for window; `queueOffset` bytes of the first buffer are already sent. */
+  /**
+   * Data waiting for window: `queue[queueHead]` is the first buffer not wholly sent, and
+   * `queueOffset` bytes of it are. Sent buffers are skipped by the head and cut off in
+   * batches (Connection.takeFromQueue): a shift per buffer would move the whole array
+   * each time, quadratic in a queue of many small messages.
+   */
   readonly queue: Buffer[] = [];
+  queueHead = 0;
   queueOffset = 0;
   queuedBytes = 0;
   /** END_STREAM after the queued data (with no trailers). */
