@@ -5,13 +5,16 @@
  * etcdgate stops reading the client's stream. Before this test, nothing resumed it: the
  * stream stayed paused for good once etcd had been slow once, its later requests never
  * read. Checked on Watch: every create sent while etcd was held (4 MiB of them) is
- * answered once it is let go. (LeaseKeepAlive resumes the same way; there a held etcd
+ * answered once it is let go. And refusals waiting behind a create etcd has not answered
+ * are bounded: etcdgate stops reading the stream instead of holding every one of them.
+ * (LeaseKeepAlive resumes the same way; there a held etcd
  * also holds each renewal's lease lookup, so its queue to etcd never reaches the mark.)
  */
 import type * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decode, encode } from './support/etcd-messages.js';
 import type { TestGateway } from './support/gateway.js';
+import { findSamples, parseExposition } from './support/prometheus-text.js';
 import { rawClient, rawWatch } from './support/raw-client.js';
 import { useGatewayStack } from './support/stack.js';
 import { startStallRelay, type StallRelay } from './support/stall-relay.js';
@@ -23,7 +26,8 @@ let client: grpc.Client;
 
 beforeAll(async () => {
   relay = await startStallRelay(stack.etcd.endpoints[0] as string);
-  gate = await stack.startGateway({ upstream: [relay.endpoint] });
+  // root may watch /backpressure/ and nothing else: creates elsewhere are refused in-band.
+  gate = await stack.startGateway({ upstream: [relay.endpoint], policy: { roles: { bp: { keys: [{ prefix: '/backpressure/', access: 'readwrite' }] } }, bindings: [{ match: { cn: 'root' }, roles: ['bp'] }] } });
   client = rawClient(gate.endpoint, stack.pki, 'root');
 });
 
@@ -40,6 +44,13 @@ async function reaches(count: () => number, want: number, ms: number): Promise<v
     if (Date.now() > until) throw new Error(`reached ${count()} of ${want} in ${ms} ms`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/** etcdgate_denials_total over every label, from etcdgate's own /metrics. */
+async function denials(): Promise<number> {
+  const response = await fetch(`${gate.adminUrl}/metrics`);
+  const samples = parseExposition(await response.text());
+  return findSamples(samples, 'etcdgate_denials_total', {}).reduce((total, sample) => total + sample.value, 0);
 }
 
 /** Writes messages `from`..`to` to a client stream, respecting grpc-js's own backpressure. */
@@ -73,6 +84,43 @@ describe('a stream whose requests etcd is slow to take', () => {
       await reaches(() => created, COUNT + 1, 60_000);
       await writing;
       expect(created).toBe(COUNT + 1);
+    } finally {
+      relay.resume();
+      stream.cancel();
+    }
+  }, 120_000);
+
+  it('refused creates queued behind a create etcd has not answered: etcdgate stops reading, then answers all of them in order', async () => {
+    const COUNT = 10_000;
+    const stream = rawWatch(client);
+    const responses: { created?: boolean; canceled?: boolean; watch_id?: string }[] = [];
+    stream.on('data', (chunk: Buffer) => responses.push(decode('etcdserverpb.WatchResponse', chunk) as { created?: boolean; canceled?: boolean; watch_id?: string }));
+    const allowed = encode('etcdserverpb.WatchRequest', { create_request: { key: Buffer.from('/backpressure/held') } });
+    // 1 KiB keys: etcdgate's stream window (128 KiB) holds about 128 of them, so what it reads
+    // past its bound is small next to what it would read without one.
+    const refused = encode('etcdserverpb.WatchRequest', { create_request: { key: Buffer.from(`/denied/${'d'.repeat(1024)}`) } });
+    const deniedBefore = await denials();
+    try {
+      stream.write(allowed);
+      await reaches(() => responses.length, 1, 10_000);
+      relay.stall();
+      // etcd's answer to this create is held, so every refusal after it must wait its turn.
+      stream.write(allowed);
+      const writing = writeAll(stream, () => refused, 1, COUNT);
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      // What etcdgate read while the create was unanswered (each refusal is counted as it
+      // is read): bounded. Without the bound it read all 10,000 in this time.
+      const takenWhileHeld = (await denials()) - deniedBefore;
+      relay.resume();
+      await reaches(() => responses.length, COUNT + 2, 60_000);
+      await writing;
+      expect(takenWhileHeld).toBeLessThan(COUNT / 4);
+      // The held create's answer comes first (clients pair answers with their creates in order), then every refusal.
+      expect(responses[1]?.created).toBe(true);
+      expect(responses[1]?.canceled).not.toBe(true);
+      const refusals = responses.slice(2);
+      expect(refusals.length).toBe(COUNT);
+      expect(refusals.every((r) => r.created === true && r.canceled === true && r.watch_id === '-1')).toBe(true);
     } finally {
       relay.resume();
       stream.cancel();

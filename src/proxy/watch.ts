@@ -41,6 +41,9 @@ interface Watcher {
   slot: boolean;
 }
 
+/** Creates awaiting etcd's answer (and refusals queued behind them) past which the client's stream is not read. */
+const MAX_PENDING_CREATES = 1024;
+
 type PendingCreate = { readonly kind: 'forwarded'; readonly watcher: Watcher } | { readonly kind: 'refused'; readonly response: Buffer };
 
 /** Serves one Watch stream. */
@@ -123,13 +126,18 @@ export class WatchFlow implements RpcHandler, OpenStream {
     if (decision.allowed) {
       this.pendingCreates.push({ kind: 'forwarded', watcher });
       this.toEtcd(message, framed);
+      this.updateReading();
       return;
     }
     if (refusal.code === Code.PERMISSION_DENIED) gate.countDenial(this.caller, this.spec, decision, decoded);
     this.audit('watch.create', watcher, refusal);
     const response = encodeWatchCanceled('-1', true, refusal.message);
     if (this.pendingCreates.length === 0) this.toClient(response, undefined);
-    else this.pendingCreates.push({ kind: 'refused', response });
+    else {
+      // Waits behind a create etcd has not answered yet: held here, so counted here.
+      this.pendingCreates.push({ kind: 'refused', response });
+      this.updateReading();
+    }
   }
 
   onHalfClose(): void {
@@ -157,9 +165,9 @@ export class WatchFlow implements RpcHandler, OpenStream {
     }
   }
 
-  /** Reads the client's requests only while neither side is backed up. */
+  /** Reads the client's requests only while neither side is backed up and few creates await etcd's answer. */
   private updateReading(): void {
-    if (this.etcdBackedUp || this.clientBackedUp) this.call.pause();
+    if (this.etcdBackedUp || this.clientBackedUp || this.pendingCreates.length > MAX_PENDING_CREATES) this.call.pause();
     else this.call.resume();
   }
 
@@ -184,6 +192,7 @@ export class WatchFlow implements RpcHandler, OpenStream {
         this.revokeIfDenied(info.watchId, head.watcher, this.deps.gate.callerOf(this.caller.client).permissions);
       }
       this.flushRefusals();
+      this.updateReading();
       return;
     }
     const watcher = this.watchers.get(info.watchId);
