@@ -104,7 +104,12 @@ const ATTACKS: readonly Attack[] = [
     client: 'tenant-a',
     attack: 'refusal-flood',
     params: () => ({ key: '/tenants/tenant-b/', creates: 200_000, holdMs: 2000 }),
-    outcome: (r) => `${String(r['sent'])} of 200000 refused watch creates taken while not reading, ${String(r['refusals'])} refusals read in ${String(r['readMs'])} ms`,
+    outcome: (r) => {
+      const stream = r['stream'] as { rst: string | null; grpcStatus: string | null; grpcMessage: string | null };
+      const status = stream.grpcStatus === null ? '' : `, grpc-status ${stream.grpcStatus} "${stream.grpcMessage ?? ''}"`;
+      const end = stream.rst === null && stream.grpcStatus === null ? `${String(r['refusals'])} refusals read in ${String(r['readMs'])} ms` : `the stream ended (RST ${String(stream.rst)}${status}), ${String(r['refusals'])} refusals read`;
+      return `${String(r['sent'])} of 200000 refused watch creates taken while not reading; ${end}`;
+    },
   },
   { name: 'idle-connection', client: 'tenant-a', attack: 'idle', params: () => ({ waitMs: 10_000 }), outcome: (r) => `${goaway(r)} at ${String((r['goaway'] as { at?: number } | null)?.at)} ms` },
   { name: 'no-preface', client: 'tenant-a', attack: 'idle', params: () => ({ noPreface: true, waitMs: 15_000 }), outcome: (r) => `${goaway(r)}, closed at ${String(r['closedAt'])} ms` },
