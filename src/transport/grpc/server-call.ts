@@ -196,7 +196,7 @@ export class GrpcServerCall implements StreamHandler, MessageSink {
       if (this.paused || this.waitingForBudget) this.unconsumed += data.length;
       else this.stream.consume(data.length);
       if (this.streaming) {
-        if (this.reader.reading && !this.paused) this.armReadTimer();
+        if (this.reader.reading) this.armReadTimer();
         else this.clearReadTimer();
       }
     }
@@ -273,21 +273,15 @@ export class GrpcServerCall implements StreamHandler, MessageSink {
     if (this.ended === undefined) this.handler.onDrain(this);
   }
 
-  /**
-   * Stops reading: the stream's window stays closed until resume (backpressure to the
-   * client). A stream's read timer stops too: a message the client cannot finish while
-   * etcdgate keeps the window shut is not the client stalling.
-   */
+  /** Stops reading: the stream's window stays closed until resume (backpressure to the client). */
   pause(): void {
     this.paused = true;
-    if (this.streaming) this.clearReadTimer();
   }
 
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
     if (!this.waitingForBudget) this.flushUnconsumed();
-    if (this.streaming && this.reader.reading) this.armReadTimer();
   }
 
   private onHalfCloseInternal(): void {
