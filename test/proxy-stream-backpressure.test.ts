@@ -11,7 +11,7 @@
  * also holds each renewal's lease lookup, so its queue to etcd never reaches the mark.)
  */
 import type * as grpc from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { decode, encode } from './support/etcd-messages.js';
 import type { TestGateway } from './support/gateway.js';
 import { findSamples, parseExposition } from './support/prometheus-text.js';
@@ -36,15 +36,6 @@ afterAll(async () => {
   await gate?.stop();
   await relay?.close();
 });
-
-/** Resolves once `count()` reaches `want`, rejects after `ms` with what it reached. */
-async function reaches(count: () => number, want: number, ms: number): Promise<void> {
-  const until = Date.now() + ms;
-  while (count() < want) {
-    if (Date.now() > until) throw new Error(`reached ${count()} of ${want} in ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 /** etcdgate_denials_total over every label, from etcdgate's own /metrics. */
 async function denials(): Promise<number> {
@@ -73,7 +64,7 @@ describe('a stream whose requests etcd is slow to take', () => {
     try {
       // The stream is open at etcd before it is held.
       stream.write(create(0));
-      await reaches(() => created, 1, 10_000);
+      await vi.waitFor(() => expect(created).toBeGreaterThanOrEqual(1), { timeout: 10_000, interval: 100 });
       relay.stall();
       // 4 MiB of requests: far more than etcd's window and etcdgate's queue mark. grpc-js
       // holds what etcdgate does not read.
@@ -81,7 +72,7 @@ describe('a stream whose requests etcd is slow to take', () => {
       await new Promise((resolve) => setTimeout(resolve, 1500));
       relay.resume();
       // Before the fix, etcdgate never read this stream again: the count stopped short.
-      await reaches(() => created, COUNT + 1, 60_000);
+      await vi.waitFor(() => expect(created).toBeGreaterThanOrEqual(COUNT + 1), { timeout: 60_000, interval: 100 });
       await writing;
       expect(created).toBe(COUNT + 1);
     } finally {
@@ -102,7 +93,7 @@ describe('a stream whose requests etcd is slow to take', () => {
     const deniedBefore = await denials();
     try {
       stream.write(allowed);
-      await reaches(() => responses.length, 1, 10_000);
+      await vi.waitFor(() => expect(responses.length).toBeGreaterThanOrEqual(1), { timeout: 10_000, interval: 100 });
       relay.stall();
       // etcd's answer to this create is held, so every refusal after it must wait its turn.
       stream.write(allowed);
@@ -112,7 +103,7 @@ describe('a stream whose requests etcd is slow to take', () => {
       // is read): bounded. Without the bound it read all 10,000 in this time.
       const takenWhileHeld = (await denials()) - deniedBefore;
       relay.resume();
-      await reaches(() => responses.length, COUNT + 2, 60_000);
+      await vi.waitFor(() => expect(responses.length).toBeGreaterThanOrEqual(COUNT + 2), { timeout: 60_000, interval: 100 });
       await writing;
       expect(takenWhileHeld).toBeLessThan(COUNT / 4);
       // The held create's answer comes first (clients pair answers with their creates in order), then every refusal.
