@@ -93,6 +93,38 @@ describe('per-identity request rate', () => {
   });
 });
 
+describe('watch creates and the request rate', () => {
+  it('takes a token for every create, a denied one too: a flood of denied creates is rate limited', async () => {
+    // root may read /limits/ only: creates elsewhere are denied by policy.
+    const policy = { roles: { reader: { keys: [{ prefix: '/limits/', access: 'read' }] } }, bindings: [{ match: { cn: 'root' }, roles: ['reader'] }] };
+    const gate = await stack.startGateway({ policy, overrides: { limits: { requestsPerSecond: 1, burst: 4 } } });
+    const root = rawClient(gate.endpoint, stack.pki, 'root');
+    const create = (key: string): Buffer => encode('etcdserverpb.WatchRequest', { create_request: { key: Buffer.from(key) } });
+    try {
+      const stream = rawWatch(root);
+      const answers = collectWatch(stream, (rs) => rs.length >= 8);
+      // Opening the stream took one token; three are left for creates.
+      for (let i = 0; i < 8; i += 1) stream.write(create(`/secret/${i}`));
+      const reasons = (await answers).map((r) => {
+        expect(r).toMatchObject({ created: true, canceled: true, watch_id: '-1' });
+        return r['cancel_reason'];
+      });
+      expect(reasons[0]).toBe('etcdserver: permission denied');
+      const limited = reasons.filter((r) => r === 'etcdgate: rate limit exceeded').length;
+      // A token may refill while the creates arrive; the old code let every denied create through untaxed.
+      expect(limited).toBeGreaterThanOrEqual(3);
+      expect(reasons.slice(reasons.length - limited).every((r) => r === 'etcdgate: rate limit exceeded')).toBe(true);
+      const records = (await gate.auditRecords()).filter((r) => (r['etcdgate'] as { event_kind?: string }).event_kind === 'watch.create');
+      expect(records).toHaveLength(8);
+      expect(records.filter((r) => (r['etcd'] as { decision: { reason?: string } }).decision.reason === 'rate limited')).toHaveLength(limited);
+      stream.cancel();
+    } finally {
+      root.close();
+      await gate.stop();
+    }
+  });
+});
+
 describe('watchers per identity', () => {
   it('refuses the create past the limit in-band, and frees the slot on cancel', async () => {
     const gate = await stack.startGateway({ policy: POLICY, overrides: { limits: { maxWatchersPerIdentity: 2 } } });

@@ -112,15 +112,20 @@ export class WatchFlow implements RpcHandler, OpenStream {
     }
     this.caller = gate.callerOf(this.caller.client);
     const fingerprint = this.caller.connection.identity.fingerprint;
-    let decision = this.caller.permissions.check(decoded.accesses);
+    // Every create takes a request token before it is decided, as a unary call does at
+    // admission: a denied create costs etcdgate an answer and an audit record too.
     // Limits are answered in-band like a denial, so the caller's other watchers carry on.
+    let decision: Decision;
     let refusal: { code: number; message: string } = { code: Code.PERMISSION_DENIED, message: PERMISSION_DENIED_MESSAGE };
-    if (decision.allowed && !gate.limits.takeRequest(fingerprint)) {
+    if (!gate.limits.takeRequest(fingerprint)) {
       decision = RATE_LIMITED_DECISION;
       refusal = { code: RATE_LIMITED.code, message: RATE_LIMITED.details };
-    } else if (decision.allowed && !gate.limits.acquireWatcher(fingerprint)) {
-      decision = TOO_MANY_WATCHERS_DECISION;
-      refusal = { code: Code.RESOURCE_EXHAUSTED, message: TOO_MANY_WATCHERS_MESSAGE };
+    } else {
+      decision = this.caller.permissions.check(decoded.accesses);
+      if (decision.allowed && !gate.limits.acquireWatcher(fingerprint)) {
+        decision = TOO_MANY_WATCHERS_DECISION;
+        refusal = { code: Code.RESOURCE_EXHAUSTED, message: TOO_MANY_WATCHERS_MESSAGE };
+      }
     }
     const watcher: Watcher = { summary: decoded.summary, accesses: decoded.accesses, decision, start: gate.start(), events: 0, slot: decision.allowed };
     if (decision.allowed) {
